@@ -1,0 +1,26 @@
+"""asgi-llm: composable pure-ASGI middleware for an OpenAI-compatible LLM proxy."""
+
+from asgi_llm.app import build_app
+from asgi_llm.config import Config, ConfigManager
+from asgi_llm.context import LLMContext, Principal, Usage, get_context
+from asgi_llm.errors import ConfigError, ProxyError
+from asgi_llm.exchange import LLMLayer
+from asgi_llm.providers.app import ProviderApp
+from asgi_llm.routing.middleware import RouterMiddleware
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigManager",
+    "LLMContext",
+    "LLMLayer",
+    "Principal",
+    "ProviderApp",
+    "ProxyError",
+    "RouterMiddleware",
+    "Usage",
+    "build_app",
+    "get_context",
+]

@@ -1,0 +1,3 @@
+from asgi_llm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The `asgi-llm` command: serve, check-config, hash-key."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+
+from asgi_llm.auth.keys import hash_key
+from asgi_llm.config.loader import Config
+from asgi_llm.errors import ConfigError
+from asgi_llm.server import CONFIG_ENV, load_config, serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asgi-llm", description="OpenAI-compatible LLM proxy.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the full stack on hypercorn")
+    run.add_argument("--config", help=f"config file (default: ${CONFIG_ENV} or the embedded default)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--workers", type=int, default=1)
+    run.add_argument("--allow-unauthenticated", action="store_true",
+                     help="serve without auth on a non-loopback address")
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("path")
+    key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
+    key.add_argument("key")
+    return parser
+
+
+def summary(config: Config) -> str:
+    models = ", ".join(m.name for m in config.models) or "none"
+    deployments = sum(len(m.deployments) for m in config.models)
+    parts = [f"{len(config.models)} model(s) ({models})", f"{deployments} deployment(s)",
+             "auth: " + ("on" if config.auth else "OFF"),
+             "limits: " + ("on" if config.limits else "off"),
+             "cache: " + ("on" if config.cache else "off")]
+    return ", ".join(parts)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "hash-key":
+        print(hash_key(args.key))
+        return 0
+    if args.command == "check-config":
+        try:
+            config = Config.from_file(args.path)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"ok: {args.path}: {summary(config)}")
+        return 0
+    if args.config:
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if config.auth is None and not _is_loopback(args.host) and not args.allow_unauthenticated:
+        print(f"error: no auth is configured; refusing to serve on {args.host}. Add an auth: "
+              "section or pass --allow-unauthenticated.", file=sys.stderr)
+        return 1
+    warning = "" if config.auth else " WARNING: no auth configured, anyone who can reach it may use it."
+    print(f"asgi-llm: serving http://{args.host}:{args.port}/v1 with {config.source}: "
+          f"{summary(config)}.{warning}", file=sys.stderr, flush=True)
+    return serve(args.host, args.port, args.workers)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

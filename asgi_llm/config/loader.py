@@ -1,0 +1,142 @@
+"""Load a config snapshot from a file or a dict: formats, `${VAR}` expansion, error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import PrivateAttr, ValidationError
+
+from asgi_llm.config.schema import ConfigModel
+from asgi_llm.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
+_SECRET_FIELDS = frozenset({"api_key", "client_secret", "key_sha256"})
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """`('models', 2, 'deployments', 0, 'base_url')` -> `models[2].deployments[0].base_url`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def expand_env(value: Any, environ: Mapping[str, str], loc: tuple[Any, ...] = ()) -> Any:
+    """Expand `${VAR}` / `${VAR:-default}` inside string values (never in keys)."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set", field=field_path(loc))
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, environ, (*loc, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, environ, (*loc, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_url=False):
+        where = field_path(item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+class Config(ConfigModel):
+    """An immutable, validated config snapshot. Build with `from_file` or `from_dict`."""
+
+    _source: str | None = PrivateAttr(default=None)
+    _catalog: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        environ: Mapping[str, str] | None = None,
+        source: str | None = None,
+    ) -> Config:
+        if not isinstance(data, Mapping):
+            raise ConfigError("the top level must be a mapping", source=source)
+        try:
+            expanded = expand_env(dict(data), os.environ if environ is None else environ)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, source=source, field=exc.field) from None
+        try:
+            config = cls.model_validate(expanded)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc), source=source) from None
+        config._source = source
+        return config
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *,
+                  environ: Mapping[str, str] | None = None) -> Config:
+        path = Path(path)
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read: {exc.__class__.__name__}: {exc}", source=source) from None
+        return cls.from_dict(parse_text(text, path.suffix, source), environ=environ, source=source)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    @property
+    def catalog(self) -> Any:
+        """The model catalog of this snapshot (built once, on first use)."""
+        if self._catalog is None:
+            from asgi_llm.routing.catalog import ModelCatalog
+
+            self._catalog = ModelCatalog(self)
+        return self._catalog
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective config as a dict with every secret replaced (for admin views and logs)."""
+        return _redact(self.model_dump(mode="json"))
+
+
+def parse_text(text: str, suffix: str, source: str) -> Any:
+    suffix = suffix.lower()
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        if suffix in (".yaml", ".yml", ""):
+            return yaml.safe_load(text) or {}
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot parse: {exc}", source=source) from None
+    raise ConfigError(f"unknown config format {suffix!r} (use .yaml, .toml or .json)", source=source)
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("***" if k in _SECRET_FIELDS and v else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value

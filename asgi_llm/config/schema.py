@@ -1,0 +1,264 @@
+"""The config file's schema: immutable pydantic models, unknown keys refused.
+
+One snapshot of these is what every layer reads for the whole of a request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "mock"]
+Capability = Literal["vision", "tools", "json_mode", "streaming", "embeddings", "completions"]
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com/v1",
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Cost(Section):
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+
+
+class MockOptions(Section):
+    """Behaviour of the built-in offline `mock` provider."""
+
+    latency_ms: float = Field(0.0, ge=0, le=60_000)
+    chunk_delay_ms: float = Field(0.0, ge=0, le=10_000)
+    chunks: int = Field(8, ge=1, le=10_000)
+
+
+class Deployment(Section):
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    provider: Provider
+    model: str = Field(min_length=1, max_length=256)
+    base_url: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None  # azure
+    cost: Cost = Cost()
+    capabilities: tuple[Capability, ...] = ()
+    context_window: int | None = Field(None, gt=0)
+    weight: float = Field(1.0, gt=0)
+    timeout_s: float = Field(600.0, gt=0, le=3600)  # total, streams included
+    connect_timeout_s: float = Field(5.0, gt=0, le=600)
+    first_byte_timeout_s: float = Field(120.0, gt=0, le=3600)
+    idle_timeout_s: float = Field(60.0, gt=0, le=3600)  # between two streamed chunks
+    mock: MockOptions | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; use api_key")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        try:
+            address = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            address = None
+        if address is not None and address.is_link_local:
+            # Cloud metadata endpoints live here (169.254.169.254, fe80::/10).
+            raise ValueError("points at a link-local (metadata) address")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_provider_fields(self) -> Deployment:
+        if self.provider in ("openai-compatible", "azure") and not self.base_url:
+            raise ValueError(f"base_url is required for provider {self.provider!r}")
+        if self.provider == "azure" and not self.api_version:
+            raise ValueError("api_version is required for provider 'azure'")
+        if self.mock is not None and self.provider != "mock":
+            raise ValueError("'mock' options apply only to provider 'mock'")
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")
+
+
+class ModelConfig(Section):
+    name: str = Field(min_length=1, max_length=256)
+    aliases: tuple[str, ...] = ()
+    deployments: tuple[Deployment, ...]
+    strategy: Literal["ordered", "weighted", "cost", "latency"] | None = None
+
+    @field_validator("deployments")
+    @classmethod
+    def _check_deployments(cls, value: tuple[Deployment, ...]) -> tuple[Deployment, ...]:
+        if not value:
+            raise ValueError("a model needs at least one deployment")
+        return value
+
+
+class Cooldown(Section):
+    failures: int = Field(3, ge=1)
+    window_s: float = Field(60.0, gt=0)
+    seconds: float = Field(30.0, gt=0)
+
+
+class Routing(Section):
+    strategy: Literal["ordered", "weighted", "cost", "latency"] = "ordered"
+    retries: int = Field(2, ge=0, le=10)
+    fallbacks: dict[str, tuple[str, ...]] = {}
+    cooldown: Cooldown = Cooldown()
+
+
+class ApiKey(Section):
+    id: str = Field(min_length=1, max_length=128)
+    key_sha256: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    roles: tuple[str, ...] = ()
+    tenant: str | None = None
+
+
+class JWTConfig(Section):
+    jwks_url: str
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    algorithms: tuple[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                              "ES256", "ES384", "ES512", "EdDSA"], ...] = ("RS256",)
+    roles_claim: str = "roles"
+    tenant_claim: str | None = None
+    leeway_s: float = Field(30.0, ge=0, le=300)
+
+
+class IntrospectionConfig(Section):
+    url: str
+    client_id: str
+    client_secret: str
+    cache_ttl_s: float = Field(30.0, ge=0, le=600)
+    roles_claim: str = "roles"
+    tenant_claim: str | None = None
+
+
+class Role(Section):
+    models: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    admin: bool = False
+
+
+class AuditLog(Section):
+    path: str | None = None
+    logger: str | None = None
+
+
+class Auth(Section):
+    api_keys: tuple[ApiKey, ...] = ()
+    jwt: JWTConfig | None = None
+    oauth2_introspection: IntrospectionConfig | None = None
+    roles: dict[str, Role] = {}
+    audit_log: AuditLog | None = None
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> Auth:
+        for key in self.api_keys:
+            for role in key.roles:
+                if role not in self.roles:
+                    raise ValueError(f"api key {key.id!r} names unknown role {role!r}")
+        ids = [k.id for k in self.api_keys]
+        if len(ids) != len(set(ids)):
+            raise ValueError("api key ids must be unique")
+        return self
+
+
+class LimitRule(Section):
+    per: Literal["key", "tenant", "model", "key_model", "ip", "global"]
+    model: str | None = None
+    requests: str | None = None  # `limits` notation: "60/minute" or "10/second;600/minute"
+    tokens: str | None = None
+    concurrency: int | None = Field(None, ge=1)
+
+
+class Budget(Section):
+    per: Literal["key", "tenant", "global"]
+    usd: float = Field(gt=0)
+    period: Literal["day", "week", "month"] = "month"
+
+
+class Limits(Section):
+    storage: str = "memory://"
+    strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = "moving-window"
+    rules: tuple[LimitRule, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    strict: bool = False
+    replicas: int = Field(1, ge=1)
+    trusted_proxies: tuple[str, ...] = ()
+
+
+class Semantic(Section):
+    enabled: bool = False
+    threshold: float = Field(0.9, gt=0, le=1)
+    model: str = "all-MiniLM-L6-v2"
+
+
+class Cache(Section):
+    backend: str = "memory://"
+    ttl_s: float = Field(3600.0, gt=0)
+    namespace_by: Literal["tenant", "key", "global"] = "tenant"
+    max_entries: int = Field(10_000, ge=1)
+    semantic: Semantic = Semantic()
+
+
+class Prometheus(Section):
+    path: str = "/metrics"
+
+
+class StatsD(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8125, ge=1, le=65535)
+    prefix: str = "asgi_llm"
+
+
+class Metrics(Section):
+    prometheus: Prometheus | None = None
+    statsd: StatsD | None = None
+
+
+class Server(Section):
+    """asgi-llm's own extension: request-path limits of the exchange."""
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+
+
+class ConfigModel(Section):
+    models: tuple[ModelConfig, ...] = ()
+    routing: Routing = Routing()
+    auth: Auth | None = None
+    limits: Limits | None = None
+    cache: Cache | None = None
+    metrics: Metrics | None = None
+    server: Server = Server()
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ConfigModel:
+        seen_ids: set[str] = set()
+        names: dict[str, str] = {}
+        for model in self.models:
+            for deployment in model.deployments:
+                if deployment.id in seen_ids:
+                    raise ValueError(f"deployment id {deployment.id!r} is used twice")
+                seen_ids.add(deployment.id)
+            for name in (model.name, *model.aliases):
+                folded = name.strip().casefold()
+                if folded in names:
+                    raise ValueError(f"model name or alias {name!r} is used twice")
+                names[folded] = model.name
+        for source, targets in self.routing.fallbacks.items():
+            for name in (source, *targets):
+                if name.strip().casefold() not in names:
+                    raise ValueError(f"routing.fallbacks names unknown model {name!r}")
+        return self

@@ -1,0 +1,92 @@
+"""LLMContext: what the stack learns about one request, at `scope["state"]["llm"]`.
+
+Data flows outward on this mutable object (usage, deployment, cache status), because
+ContextVars only flow inward.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from asgi_llm.types import Headers, Scope
+
+if TYPE_CHECKING:
+    from asgi_llm.config.loader import Config
+    from asgi_llm.config.schema import Deployment
+    from asgi_llm.routing.catalog import ModelEntry
+
+
+@dataclass(slots=True)
+class Principal:
+    """Who is calling: set by AuthMiddleware (or a user's own `authenticate` hook)."""
+
+    id: str
+    tenant: str | None = None
+    roles: tuple[str, ...] = ()
+    kind: str = "api_key"  # api_key | jwt | introspection | anonymous | custom
+    admin: bool = False
+    models: tuple[str, ...] = ("*",)  # glob patterns the principal may use
+    endpoints: tuple[str, ...] = ("*",)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class Timings:
+    start: float = field(default_factory=time.perf_counter)
+    upstream_start: float | None = None
+    first_byte: float | None = None
+    end: float | None = None
+
+
+@dataclass(slots=True)
+class LLMContext:
+    request_id: str
+    config: Config
+    endpoint: str  # chat | completions | embeddings | models
+    body: bytes = b""
+    payload: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None  # as the client wrote it
+    stream: bool = False
+    include_usage: bool = False  # the client asked for the usage chunk
+    principal: Principal | None = None
+    entry: ModelEntry | None = None  # the resolved model
+    needs: frozenset[str] = frozenset()  # capabilities the request needs
+    prompt_tokens_estimate: int = 0
+    candidates: list[Deployment] = field(default_factory=list)
+    deployment: Deployment | None = None
+    attempts: int = 0
+    cache_status: str | None = None  # hit | miss | bypass
+    cache_kind: str | None = None  # exact | semantic
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    cost_usd: float | None = None
+    status: int | None = None
+    response_started: bool = False
+    completed: bool = False  # the last body message went out (ended well or not)
+    disconnected: bool = False
+    timings: Timings = field(default_factory=Timings)
+    response_headers: Headers = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        """Queue a response header; the exchange applies them all on `http.response.start`."""
+        self.response_headers.append((name, value))
+
+
+def get_context(scope: Scope) -> LLMContext | None:
+    state = scope.get("state")
+    return state.get("llm") if state is not None else None
+
+
+__all__ = ["LLMContext", "Principal", "Timings", "Usage", "get_context"]

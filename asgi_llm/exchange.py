@@ -1,0 +1,218 @@
+"""One request, one exchange: the first LLM-aware layer reads and parses the request,
+puts the LLMContext in scope, owns the error boundary and applies the response headers.
+
+Every layer subclasses `LLMLayer`, so whichever of them is outermost plays that part and
+the others find the context already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import Any
+
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager, as_manager
+from asgi_llm.context import LLMContext
+from asgi_llm.errors import InternalError, ProxyError
+from asgi_llm.request import (
+    ClientDisconnected,
+    check_content_type,
+    header,
+    match_endpoint,
+    parse_json,
+    read_body,
+    validate,
+)
+from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("asgi_llm")
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_JSON = (b"content-type", b"application/json")
+
+
+class LLMLayer:
+    """Base of every asgi-llm middleware: scope guard, context, lifespan hooks."""
+
+    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager) -> None:
+        self.app = app
+        self.configs = as_manager(config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self._owns_resources():
+                receive = self._lifespan_receive(receive)
+            await self.app(scope, receive, send)
+            return
+        state = scope.get("state")
+        ctx = state.get("llm") if state else None
+        if ctx is not None:
+            await self.handle(ctx, scope, receive, send)
+            return
+        endpoint = match_endpoint(scope)
+        if endpoint is None:
+            await self.pass_through(scope, receive, send)
+            return
+        await run_exchange(self.configs.current, endpoint, scope, receive, send, self.handle)
+
+    async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        """The layer's work on an LLM request; call `self.app` to go on inward."""
+        await self.app(scope, receive, send)
+
+    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    # Lifespan: a layer that owns clients opens them when the app starts and closes them
+    # when it stops, also when mounted inside a user's app.
+    async def startup(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    def _owns_resources(self) -> bool:
+        cls = type(self)
+        return cls.startup is not LLMLayer.startup or cls.shutdown is not LLMLayer.shutdown
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+            return message
+
+        return wrapped
+
+
+def request_id_for(scope: Scope) -> str:
+    given = header(scope, b"x-request-id")
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given.decode("ascii")
+    return os.urandom(12).hex()
+
+
+async def run_exchange(
+    config: Config,
+    endpoint: tuple[str, str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    handler: Any,
+) -> None:
+    name, method = endpoint
+    ctx = LLMContext(request_id=request_id_for(scope), config=config, endpoint=name)
+    state = scope.get("state")
+    if state is None:
+        scope["state"] = state = {}
+    state["llm"] = ctx
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            ctx.response_started = True
+            ctx.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), *response_headers(ctx)]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            ctx.completed = True
+        await send(message)
+
+    disconnected = asyncio.Event()
+    watcher: asyncio.Task[None] | None = None
+    try:
+        if scope["method"] != method:
+            raise ProxyError(f"Use {method} for this endpoint.", status=405,
+                             code="method_not_allowed")
+        if method == "POST":
+            check_content_type(scope)
+            ctx.body = await read_body(scope, receive, config.server.max_body_bytes)
+            ctx.payload = parse_json(ctx.body)
+            (ctx.model, ctx.stream, ctx.include_usage, ctx.needs,
+             ctx.prompt_tokens_estimate) = validate(name, ctx.payload)
+        watcher = asyncio.get_running_loop().create_task(
+            _watch_disconnect(receive, disconnected, ctx, asyncio.current_task())
+        )
+        await handler(ctx, scope, _replay(ctx.body, disconnected), send_with_headers)
+    except ProxyError as exc:
+        await _fail(ctx, exc, send_with_headers)
+    except ClientDisconnected:
+        ctx.disconnected = True
+    except asyncio.CancelledError:
+        if not ctx.disconnected:
+            raise
+        # Our own watcher cancelled the request because the client left: done, not an error.
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+    except Exception:
+        log.exception("unhandled error in request %s", ctx.request_id)
+        await _fail(ctx, InternalError(f"Internal error (request id {ctx.request_id})."),
+                    send_with_headers)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _fail(ctx: LLMContext, exc: ProxyError, send: Send) -> None:
+    if ctx.response_started:
+        # Too late for a status: the layer that streamed has already ended its stream.
+        log.warning("request %s failed after the response started: %s", ctx.request_id, exc.code)
+        return
+    ctx.extra["error"] = exc
+    body = exc.body()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *exc.headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def response_headers(ctx: LLMContext) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-request-id", ctx.request_id.encode())]
+    if ctx.deployment is not None:
+        headers.append((b"x-llm-deployment", ctx.deployment.id.encode()))
+        headers.append((b"x-llm-attempts", str(ctx.attempts).encode()))
+    if ctx.cache_status is not None:
+        headers.append((b"x-cache", ctx.cache_status.encode()))
+        if ctx.cache_kind is not None:
+            headers.append((b"x-cache-kind", ctx.cache_kind.encode()))
+    headers.extend(ctx.response_headers)
+    return headers
+
+
+def _replay(body: bytes, disconnected: asyncio.Event) -> Receive:
+    """Hand the body inward once, then report the disconnect when it happens."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _watch_disconnect(
+    receive: Receive, disconnected: asyncio.Event, ctx: LLMContext, task: asyncio.Task[Any] | None
+) -> None:
+    # ASGI servers below spec 2.4 tell of a gone client only through `receive`: watch it, and
+    # cancel the request so the upstream call is closed at once (LiteLLM #13774).
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+    disconnected.set()
+    # Hypercorn also reports a disconnect after every completed response: not a client leaving.
+    if not ctx.completed:
+        ctx.disconnected = True
+        if task is not None:
+            task.cancel()

@@ -1,0 +1,239 @@
+"""ProviderApp: the terminal ASGI app. One attempt against one deployment per call.
+
+A failure before the first response byte is raised (the router may try elsewhere); after
+it, a stream can only end with one error event and no `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from fnmatch import fnmatchcase
+from typing import Any
+
+import orjson
+
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager
+from asgi_llm.config.schema import Deployment
+from asgi_llm.context import LLMContext
+from asgi_llm.errors import ModelNotFound, ProxyError, UpstreamError, UpstreamTimeout
+from asgi_llm.exchange import LLMLayer
+from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
+from asgi_llm.providers.clients import Response, TransportError, UpstreamClients, is_timeout
+from asgi_llm.providers.registry import provider_for
+from asgi_llm.providers.sse import SSEError
+from asgi_llm.types import Message, Receive, Scope, Send
+
+log = logging.getLogger("asgi_llm.providers")
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+MAX_ERROR_BODY = 64 * 1024
+
+
+def stream_error_event(message: str, code: str) -> bytes:
+    error = {"message": message, "type": "upstream_error", "param": None, "code": code}
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
+
+def usage_cost(deployment: Deployment, ctx: LLMContext) -> float | None:
+    if ctx.usage is None:
+        return None
+    cost = deployment.cost
+    return (ctx.usage.prompt_tokens * cost.input_per_mtok
+            + ctx.usage.completion_tokens * cost.output_per_mtok) / 1_000_000
+
+
+async def _read_limited(response: Response, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("response too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ProviderApp(LLMLayer):
+    """Forwards OpenAI-compatible requests; serves /v1/models, /healthz and /readyz."""
+
+    def __init__(self, *, config: Config | ConfigManager, transport_factory: Any = None) -> None:
+        super().__init__(self._not_found, config=config)
+        for deployment in self.configs.current.catalog.deployments.values():
+            provider_for(deployment.provider)  # fail at construction, with the name
+        self.clients = UpstreamClients(transport_factory)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def startup(self) -> None:
+        pass  # clients are made on first use, so mounting without lifespan still works
+
+    async def shutdown(self) -> None:
+        await self.clients.aclose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path == "/healthz":
+            await _send_json(send, 200, b'{"status":"ok"}')
+        elif path == "/readyz":
+            ready = bool(self.configs.current.models)
+            await _send_json(send, 200 if ready else 503,
+                             b'{"status":"ready"}' if ready else b'{"status":"no models"}')
+        else:
+            await self._not_found(scope, receive, send)
+
+    @staticmethod
+    async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        error = ProxyError("Unknown URL.", status=404, code="unknown_url")
+        error.type = "invalid_request_error"
+        await _send_json(send, 404, error.body())
+
+    async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        if ctx.endpoint == "models":
+            await _send_json(send, 200, self._models(ctx))
+            return
+        deployment = ctx.deployment
+        if deployment is None:  # no router in front: the model's first deployment, once
+            entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+            if entry is None:
+                raise ModelNotFound(ctx.model or "")
+            ctx.entry, ctx.deployment, ctx.attempts = entry, entry.deployments[0], 1
+            deployment = ctx.deployment
+        await self.attempt(ctx, deployment, send)
+
+    def _models(self, ctx: LLMContext) -> bytes:
+        patterns = ctx.principal.models if ctx.principal is not None else ("*",)
+        data = [
+            {"id": entry.name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
+            for entry in ctx.config.catalog.entries
+            if any(fnmatchcase(entry.name, p) for p in patterns)
+        ]
+        return orjson.dumps({"object": "list", "data": data})
+
+    async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
+        provider = provider_for(deployment.provider)
+        client = self.clients.get(deployment)
+        url, headers, body = provider.build(ctx, deployment)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + deployment.timeout_s
+        ctx.timings.upstream_start = time.perf_counter()
+        response: Response | None = None
+        try:
+            async with asyncio.timeout_at(min(start + deployment.first_byte_timeout_s, deadline)) as timer:
+                try:
+                    response = await client.send(
+                        client.build_request("POST", url, headers=headers, content=body), stream=True
+                    )
+                    if response.status_code >= 400:
+                        error_body = await _read_limited(response, MAX_ERROR_BODY)
+                        raise provider.error(response.status_code, error_body, response.headers,
+                                             deployment)
+                    if ctx.stream:
+                        await self._stream(ctx, deployment, provider, response, send, timer, deadline)
+                    else:
+                        timer.reschedule(deadline)
+                        raw = await _read_limited(response, ctx.config.server.max_response_bytes)
+                        out = provider.read_response(ctx, deployment, raw)
+                        ctx.timings.first_byte = time.perf_counter()
+                        ctx.cost_usd = usage_cost(deployment, ctx)
+                        await _send_json(send, 200, out)
+                except TransportError as exc:
+                    if is_timeout(exc):
+                        raise UpstreamTimeout("The upstream did not answer in time.",
+                                              deployment=deployment.id, code="connect_timeout") from None
+                    raise UpstreamError("Could not reach the upstream.", deployment=deployment.id,
+                                        code="upstream_connection_error") from None
+                except ValueError:  # oversized body
+                    raise bad_response(deployment, "too large") from None
+        except TimeoutError:
+            code = "first_token_timeout" if ctx.timings.first_byte is None else "upstream_timeout"
+            raise UpstreamTimeout("The upstream did not answer in time.", deployment=deployment.id,
+                                  code=code) from None
+        finally:
+            if response is not None:
+                await response.aclose()
+            ctx.timings.end = time.perf_counter()
+
+    async def _stream(self, ctx: LLMContext, deployment: Deployment, provider: Provider,
+                      response: Response, send: Send, timer: asyncio.Timeout, deadline: float) -> None:
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            raise bad_response(deployment, f"expected an event stream, got {content_type[:40]!r}")
+        adapter = provider.stream(ctx, deployment)
+        chunks = response.aiter_bytes()
+        # Before the first byte reaches the client, any failure may still fail over.
+        first = b""
+        try:
+            while not first:
+                first = adapter.feed(await anext(chunks))
+        except StopAsyncIteration:
+            raise bad_response(deployment, "the stream ended before any event") from None
+        except SSEError as exc:
+            raise bad_response(deployment, str(exc)) from None
+        ctx.timings.first_byte = time.perf_counter()
+        await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEADERS)})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        await self._relay(ctx, deployment, adapter, chunks, send, timer, deadline)
+
+    async def _relay(self, ctx: LLMContext, deployment: Deployment, adapter: StreamAdapter,
+                     chunks: Any, send: Send, timer: asyncio.Timeout, deadline: float) -> None:
+        timer.reschedule(None)  # from here on: idle and total limits, not the first-byte one
+        loop = asyncio.get_running_loop()
+        idle = deployment.idle_timeout_s
+        failure: tuple[str, str] | None = None
+        try:
+            async with asyncio.timeout(None) as guard:
+                while not adapter.done:
+                    guard.reschedule(min(loop.time() + idle, deadline))
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    # A slow client is not an idle upstream: only the total cap applies to send.
+                    guard.reschedule(deadline)
+                    out = adapter.feed(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+            if not adapter.done:
+                failure = ("The upstream stream ended early.", "stream_interrupted")
+        except (TransportError, SSEError) as exc:
+            log.warning("stream from %s broke: %s", deployment.id, exc.__class__.__name__)
+            failure = ("The upstream stream was interrupted.", "stream_interrupted")
+        except TimeoutError:
+            failure = ("The upstream stream timed out.", "stream_timeout")
+        ctx.cost_usd = usage_cost(deployment, ctx)
+        if failure is not None:
+            ctx.extra["stream_failure"] = failure[1]
+            await send({"type": "http.response.body", "body": stream_error_event(*failure),
+                        "more_body": False})
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: list[Any] | None = None) -> None:
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *(headers or ())],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

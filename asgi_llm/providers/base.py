@@ -1,0 +1,111 @@
+"""What a provider is: how one attempt is written for an upstream and read back."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import orjson
+
+from asgi_llm.config.schema import Deployment
+from asgi_llm.context import LLMContext, Usage
+from asgi_llm.errors import UpstreamError, UpstreamStatus
+
+_KEYLIKE = re.compile(r"\b(sk|rk|pk|sess|key)-[A-Za-z0-9_\-]{6,}")
+MAX_ERROR_MESSAGE = 500
+
+
+class StreamAdapter(Protocol):
+    done: bool  # the stream ended well ([DONE] or the provider's own end event)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes of upstream stream in, OpenAI SSE bytes for the client out (may be empty)."""
+        ...
+
+
+class Provider(Protocol):
+    def build(self, ctx: LLMContext, deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
+        """URL, headers and body of the upstream request."""
+        ...
+
+    def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
+        """A whole non-streamed upstream body in, the OpenAI-format body out; sets ctx.usage."""
+        ...
+
+    def stream(self, ctx: LLMContext, deployment: Deployment) -> StreamAdapter:
+        ...
+
+    def error(self, status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
+        ...
+
+
+def scrub(text: str, deployment: Deployment) -> str:
+    """Remove anything key-like from upstream text before it reaches a client or a log."""
+    if deployment.api_key and deployment.api_key in text:
+        text = text.replace(deployment.api_key, "***")
+    text = _KEYLIKE.sub(lambda m: m.group(1) + "-***", text)
+    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 3] + "..."
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), 3600.0)
+
+
+def openai_error(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
+    """An upstream error answer in OpenAI's shape (OpenAI, Azure, vLLM, Ollama ...)."""
+    message, error_type, code = f"The upstream answered HTTP {status}.", None, None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            if isinstance(error.get("message"), str) and error["message"]:
+                message = error["message"]
+            error_type = error.get("type") if isinstance(error.get("type"), str) else None
+            code = error.get("code") if isinstance(error.get("code"), str) else None
+        elif isinstance(error, str):
+            message = error
+        elif isinstance(payload.get("message"), str):
+            message = payload["message"]
+    return UpstreamStatus(
+        status,
+        scrub(message, deployment),
+        deployment=deployment.id,
+        retry_after=parse_retry_after(headers.get("retry-after")),
+        error_type=error_type,
+        error_code=code,
+    )
+
+
+def usage_from(payload: Any) -> Usage | None:
+    if not isinstance(payload, dict):
+        return None
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
+    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
+    if type(prompt) is not int or type(completion) is not int:
+        return None
+    return Usage(prompt, completion)
+
+
+def bad_response(deployment: Deployment, why: str) -> UpstreamError:
+    return UpstreamError(f"The upstream sent a malformed response ({why}).",
+                         deployment=deployment.id, code="bad_upstream_response")

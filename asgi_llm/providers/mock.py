@@ -1,0 +1,137 @@
+"""The built-in `mock` provider: an offline OpenAI-compatible upstream, in process.
+
+It is an HTTP transport, so a mock deployment takes exactly the path a real one takes
+(request building, streaming, usage, failover); only the socket is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from asgi_llm.config.schema import Deployment, MockOptions
+from asgi_llm.providers.clients import AsyncBaseTransport, AsyncByteStream, Request, Response
+
+_EMBEDDING_DIM = 16
+
+
+def _last_user_text(payload: dict[str, Any]) -> str:
+    for message in reversed(payload.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    prompt = payload.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+def _words(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def reply_pieces(payload: dict[str, Any], chunks: int) -> list[str]:
+    """The deterministic reply, cut into `chunks` pieces."""
+    said = " ".join(_last_user_text(payload).split()[:24])
+    text = f"This is mock-1 answering: {said}" if said else "This is mock-1 answering."
+    words = text.split(" ")
+    size = max(1, -(-len(words) // chunks))
+    pieces = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return [p if i == 0 else " " + p for i, p in enumerate(pieces)]
+
+
+def embedding(text: str) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()[: _EMBEDDING_DIM * 2]
+    values = struct.unpack(f">{_EMBEDDING_DIM}h", digest)
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+class _Stream(AsyncByteStream):
+    def __init__(self, parts: list[bytes], delay_s: float) -> None:
+        self._parts = parts
+        self._delay = delay_s
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self._parts:
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            yield part
+
+
+class MockTransport(AsyncBaseTransport):
+    def __init__(self, deployment: Deployment) -> None:
+        self.model = deployment.model
+        self.options = deployment.mock or MockOptions()
+
+    async def handle_async_request(self, request: Request) -> Response:
+        options = self.options
+        if options.latency_ms:
+            await asyncio.sleep(options.latency_ms / 1000)
+        payload = orjson.loads(request.content or b"{}")
+        path = request.url.path
+        if path.endswith("/embeddings"):
+            return self._json(self._embeddings(payload))
+        kind = "completions" if path.endswith("/v1/completions") or path == "/completions" else "chat"
+        pieces = reply_pieces(payload, options.chunks)
+        prompt_tokens = _words(_last_user_text(payload))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
+                 "total_tokens": prompt_tokens + len(pieces)}
+        created = int(time.time())
+        ident = "mock-" + hashlib.sha256(request.content or b"").hexdigest()[:24]
+        if payload.get("stream"):
+            events = [self._chunk(kind, ident, created, piece, i == 0, None)
+                      for i, piece in enumerate(pieces)]
+            events.append(self._chunk(kind, ident, created, "", False, "stop"))
+            if (payload.get("stream_options") or {}).get("include_usage"):
+                events.append({"id": ident, "object": self._object(kind, True), "created": created,
+                               "model": self.model, "choices": [], "usage": usage})
+            parts = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+            return Response(200, headers={"content-type": "text/event-stream"},
+                            stream=_Stream(parts, options.chunk_delay_ms / 1000))
+        text = "".join(pieces)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
+        if kind == "chat":
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        return self._json({"id": ident, "object": self._object(kind, False), "created": created,
+                           "model": self.model, "choices": [choice], "usage": usage})
+
+    def _embeddings(self, payload: dict[str, Any]) -> dict[str, Any]:
+        given = payload.get("input")
+        inputs = [given] if isinstance(given, str) else list(given or [])
+        data = [{"object": "embedding", "index": i, "embedding": embedding(str(text))}
+                for i, text in enumerate(inputs)]
+        tokens = sum(_words(str(text)) for text in inputs)
+        return {"object": "list", "data": data, "model": self.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _chunk(self, kind: str, ident: str, created: int, piece: str, first: bool,
+               finish: str | None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+        if kind == "chat":
+            choice["delta"] = ({"role": "assistant", "content": piece} if first
+                               else ({"content": piece} if piece else {}))
+        else:
+            choice["text"] = piece
+        return {"id": ident, "object": self._object(kind, True), "created": created,
+                "model": self.model, "choices": [choice]}
+
+    @staticmethod
+    def _object(kind: str, stream: bool) -> str:
+        if kind == "chat":
+            return "chat.completion.chunk" if stream else "chat.completion"
+        return "text_completion"
+
+    @staticmethod
+    def _json(payload: dict[str, Any]) -> Response:
+        return Response(200, headers={"content-type": "application/json"},
+                        content=orjson.dumps(payload))

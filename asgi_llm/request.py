@@ -1,0 +1,272 @@
+"""Read, parse and check an LLM request once: body cap, JSON limits, fields and needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from asgi_llm.errors import BodyTooLarge, InvalidRequest, ProxyError, UnsupportedMediaType
+from asgi_llm.types import Receive, Scope
+
+# route path -> (endpoint name, method)
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "/v1/chat/completions": ("chat", "POST"),
+    "/v1/completions": ("completions", "POST"),
+    "/v1/embeddings": ("embeddings", "POST"),
+    "/v1/models": ("models", "GET"),
+}
+MAX_DEPTH = 64
+MAX_MESSAGES = 10_000
+MAX_TOOLS = 512
+MAX_N = 128
+MAX_INPUTS = 4096
+MAX_TOKENS = 10_000_000
+
+# Fields that would redirect the call or smuggle credentials: refused wherever they appear
+# outside the message/tool payloads (LiteLLM CVE-2024-6587).
+FORBIDDEN_FIELDS = frozenset(
+    {
+        "api_base", "base_url", "api_key", "api_version", "azure_endpoint", "azure_ad_token",
+        "custom_llm_provider", "deployment_id", "fallbacks",
+        "organization", "api_type", "aws_secret_access_key", "aws_access_key_id",
+        "vertex_credentials", "litellm_params", "mock_response",
+    }
+)
+_PAYLOAD_FIELDS = frozenset({"messages", "tools", "functions", "response_format", "prompt", "input",
+                             "tool_choice", "logit_bias"})
+
+
+class ClientDisconnected(Exception):
+    """The client went away while we were still reading its request."""
+
+
+class ParseError(InvalidRequest):
+    pass
+
+
+def route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root):]
+    return path
+
+
+def match_endpoint(scope: Scope) -> tuple[str, str] | None:
+    return ENDPOINTS.get(route_path(scope))
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, cap: int) -> bytes:
+    length = header(scope, b"content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise InvalidRequest("Invalid content-length header.", code="invalid_request") from None
+        if declared > cap:
+            raise BodyTooLarge(f"Request body exceeds {cap} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > cap:
+                raise BodyTooLarge(f"Request body exceeds {cap} bytes.")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def check_content_type(scope: Scope) -> None:
+    value = header(scope, b"content-type")
+    if value is None:
+        return
+    media = value.split(b";", 1)[0].strip().lower()
+    if media != b"application/json" and not media.endswith(b"+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json.")
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise ParseError("The request body is empty; a JSON object is required.", code="invalid_json")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc).split(":", 1)[0]
+        if "depth" in reason or "recursion" in reason:
+            raise ParseError("The JSON body is nested too deeply.", code="json_too_deep") from None
+        if "UTF-8" in reason or "surrogate" in reason:
+            raise ParseError("The body is not valid UTF-8 JSON.", code="invalid_utf8") from None
+        raise ParseError(f"The body is not valid JSON ({reason}).", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise ParseError("The JSON body must be an object.", code="invalid_json")
+    if _depth_exceeds(payload, MAX_DEPTH):
+        raise ParseError("The JSON body is nested too deeply.", code="json_too_deep")
+    return payload
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _find_forbidden(payload: dict[str, Any]) -> str | None:
+    stack: list[tuple[dict[str, Any] | list[Any], str]] = [(payload, "")]
+    while stack:
+        item, where = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, value in pairs:
+            if isinstance(key, str):
+                if key in FORBIDDEN_FIELDS:
+                    return f"{where}{key}"
+                if not where and key in _PAYLOAD_FIELDS:
+                    continue
+            if isinstance(value, (dict, list)):
+                stack.append((value, f"{where}{key}."))
+    return None
+
+
+def _int_field(payload: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise InvalidRequest(f"'{name}' must be an integer.", param=name, code="invalid_type")
+    if not low <= value <= high:
+        raise InvalidRequest(f"'{name}' must be between {low} and {high}.", param=name,
+                             code="param_too_large" if value > high else "invalid_value")
+    return value
+
+
+def _text_length(content: Any) -> tuple[int, bool]:
+    """Characters of text in a message content, and whether it carries an image."""
+    if isinstance(content, str):
+        return len(content), False
+    if isinstance(content, list):
+        total, image = 0, False
+        for part in content:
+            if isinstance(part, dict):
+                kind = part.get("type")
+                if kind == "text" and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+                elif kind in ("image_url", "image", "input_image"):
+                    image = True
+        return total, image
+    return 0, False
+
+
+def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, frozenset[str], int]:
+    """Check the fields every layer relies on.
+
+    Returns (model, stream, include_usage, needs, estimated prompt tokens).
+    """
+    model = payload.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("'model' is required and must be a non-empty string.", param="model",
+                             code="missing_model" if model is None else "invalid_type")
+    if len(model) > 256:
+        raise InvalidRequest("'model' is too long.", param="model", code="param_too_large")
+    forbidden = _find_forbidden(payload)
+    if forbidden is not None:
+        raise InvalidRequest(f"The field '{forbidden}' is not accepted: upstreams are chosen by the proxy.",
+                             param=forbidden, code="unsupported_parameter")
+    stream = payload.get("stream", False)
+    if stream is None:
+        stream = False
+    if type(stream) is not bool:
+        raise InvalidRequest("'stream' must be a boolean.", param="stream", code="invalid_type")
+    include_usage = False
+    options = payload.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise InvalidRequest("'stream_options' must be an object.", param="stream_options",
+                                 code="invalid_type")
+        include_usage = options.get("include_usage") is True
+    _int_field(payload, "n", 1, MAX_N)
+    _int_field(payload, "max_tokens", 1, MAX_TOKENS)
+    _int_field(payload, "max_completion_tokens", 1, MAX_TOKENS)
+    needs: set[str] = set()
+    chars = 0
+    if endpoint == "chat":
+        messages = payload.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' must be a non-empty array.", param="messages",
+                                 code="missing_messages" if messages is None else "invalid_type")
+        if len(messages) > MAX_MESSAGES:
+            raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted.", param="messages",
+                                 code="too_many_messages")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise InvalidRequest(f"messages[{index}] must be an object with a 'role'.",
+                                     param=f"messages[{index}]", code="invalid_type")
+            length, image = _text_length(message.get("content"))
+            chars += length
+            if image:
+                needs.add("vision")
+        tools = payload.get("tools")
+        if tools is not None:
+            if not isinstance(tools, list):
+                raise InvalidRequest("'tools' must be an array.", param="tools", code="invalid_type")
+            if len(tools) > MAX_TOOLS:
+                raise InvalidRequest(f"At most {MAX_TOOLS} tools are accepted.", param="tools",
+                                     code="param_too_large")
+            if tools:
+                needs.add("tools")
+        response_format = payload.get("response_format")
+        if isinstance(response_format, dict) and str(response_format.get("type", "")).startswith("json"):
+            needs.add("json_mode")
+    elif endpoint == "completions":
+        prompt = payload.get("prompt")
+        if isinstance(prompt, str):
+            chars = len(prompt)
+        elif isinstance(prompt, list) and prompt and len(prompt) <= MAX_INPUTS:
+            chars = sum(len(p) for p in prompt if isinstance(p, str))
+        else:
+            raise InvalidRequest("'prompt' must be a string or a non-empty array.", param="prompt",
+                                 code="invalid_type")
+    elif endpoint == "embeddings":
+        if stream:
+            raise InvalidRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
+        given = payload.get("input")
+        if isinstance(given, str):
+            chars = len(given)
+        elif isinstance(given, list) and given and len(given) <= MAX_INPUTS:
+            chars = sum(len(p) for p in given if isinstance(p, str))
+        else:
+            raise InvalidRequest(f"'input' must be a string or an array of 1 to {MAX_INPUTS} items.",
+                                 param="input", code="invalid_type")
+    return model, stream, include_usage, frozenset(needs), chars // 4 + 1
+
+
+__all__ = [
+    "ENDPOINTS",
+    "ClientDisconnected",
+    "ProxyError",
+    "check_content_type",
+    "match_endpoint",
+    "parse_json",
+    "read_body",
+    "route_path",
+    "validate",
+]
