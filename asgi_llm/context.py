@@ -68,7 +68,8 @@ class LLMContext:
     attempts: int = 0
     cache_status: str | None = None  # hit | miss | bypass
     cache_kind: str | None = None  # exact | semantic
-    usage: Usage | None = None
+    usage: Usage | None = None  # from the upstream (or the cache); None if it never said
+    streamed_chunks: int = 0  # content events relayed to the client (to charge cut streams)
     finish_reason: str | None = None
     cost_usd: float | None = None
     status: int | None = None

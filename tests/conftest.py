@@ -67,6 +67,27 @@ async def mock_client(asgi_client: Callable[..., Any]) -> AsyncIterator[httpx2.A
         yield client
 
 
-def redis_url() -> str | None:
-    """The shared-state tests' Redis, or None (they skip locally, fail in CI)."""
-    return os.environ.get("ASGI_LLM_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_HOST = os.environ.get("ASGI_LLM_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("ASGI_LLM_REDIS_PORT", "6379"))
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    """`redis://host:port` of the real Redis the shared-state tests use.
+
+    Locally they skip with a reason when none answers; with ASGI_LLM_REQUIRE_REDIS=1 (CI)
+    they fail instead. Each component's tests use their own database number.
+    """
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("ASGI_LLM_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis required (ASGI_LLM_REQUIRE_REDIS=1) but {REDIS_HOST}:{REDIS_PORT} "
+                        f"does not answer: {exc}")
+        pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT}: {exc}")
+    finally:
+        client.close()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}"

@@ -59,6 +59,7 @@ class OpenAIStream:
                     continue
             elif any(marker in data for marker in _CONTENT_FILTER):
                 self.ctx.finish_reason = "content_filter"
+            self.ctx.streamed_chunks += 1
             out.append(b"data: " + data + b"\n\n")
         return b"".join(out)
 
