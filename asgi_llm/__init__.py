@@ -1,6 +1,7 @@
 """asgi-llm: composable pure-ASGI middleware for an OpenAI-compatible LLM proxy."""
 
 from asgi_llm.app import build_app
+from asgi_llm.auth import AuthMiddleware
 from asgi_llm.config import Config, ConfigManager
 from asgi_llm.context import LLMContext, Principal, Usage, get_context
 from asgi_llm.errors import ConfigError, ProxyError
@@ -11,6 +12,7 @@ from asgi_llm.routing.middleware import RouterMiddleware
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthMiddleware",
     "Config",
     "ConfigError",
     "ConfigManager",

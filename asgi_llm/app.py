@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgi_llm.admin.middleware import AdminMiddleware
+from asgi_llm.auth.middleware import AuthMiddleware
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
@@ -14,11 +16,15 @@ from asgi_llm.types import ASGIApp
 
 def build_app(config: Config | ConfigManager | None = None, *,
               transport_factory: Any = None) -> ASGIApp:
-    """Metrics, Auth, RateLimit, Cache, Router, then ProviderApp (outermost first).
+    """Metrics, Auth, Admin, RateLimit, Cache, Router, then ProviderApp (outermost first).
 
-    Layers whose config section is absent are left out.
+    Every layer is present whatever the config says, and does nothing while its section is
+    absent: a live reload can turn a feature on or off without rebuilding the stack.
     """
     manager = as_manager(config if config is not None else default_config())
     app: ASGIApp = ProviderApp(config=manager, transport_factory=transport_factory)
     app = RouterMiddleware(app, config=manager)
-    return app
+    admin = AdminMiddleware(app, config=manager)
+    auth = AuthMiddleware(admin, config=manager)
+    admin.auth = auth
+    return auth

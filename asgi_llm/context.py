@@ -7,6 +7,7 @@ ContextVars only flow inward.
 from __future__ import annotations
 
 import time
+from fnmatch import fnmatchcase
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,16 @@ class Principal:
     admin: bool = False
     models: tuple[str, ...] = ("*",)  # glob patterns the principal may use
     endpoints: tuple[str, ...] = ("*",)
+
+    def may_use(self, entry: ModelEntry) -> bool:
+        """Whether a served model is in the allow-list (its name or any alias matches)."""
+        if "*" in self.models:
+            return True
+        names = (entry.name, *entry.aliases)
+        return any(fnmatchcase(name, pattern) for pattern in self.models for name in names)
+
+    def may_call(self, endpoint: str) -> bool:
+        return "*" in self.endpoints or endpoint in self.endpoints
 
 
 @dataclass(slots=True)

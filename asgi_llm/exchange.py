@@ -18,6 +18,7 @@ from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import InternalError, ProxyError
 from asgi_llm.request import (
+    INFERENCE,
     ClientDisconnected,
     check_content_type,
     header,
@@ -129,9 +130,12 @@ async def run_exchange(
         if method == "POST":
             check_content_type(scope)
             ctx.body = await read_body(scope, receive, config.server.max_body_bytes)
-            ctx.payload = parse_json(ctx.body)
-            (ctx.model, ctx.stream, ctx.include_usage, ctx.needs,
-             ctx.prompt_tokens_estimate) = validate(name, ctx.payload)
+            if name in INFERENCE:
+                ctx.payload = parse_json(ctx.body)
+                (ctx.model, ctx.stream, ctx.include_usage, ctx.needs,
+                 ctx.prompt_tokens_estimate) = validate(name, ctx.payload)
+            elif ctx.body.strip():
+                ctx.payload = parse_json(ctx.body)
         watcher = asyncio.get_running_loop().create_task(
             _watch_disconnect(receive, disconnected, ctx, asyncio.current_task())
         )

@@ -9,13 +9,21 @@ import orjson
 from asgi_llm.errors import BodyTooLarge, InvalidRequest, ProxyError, UnsupportedMediaType
 from asgi_llm.types import Receive, Scope
 
-# route path -> (endpoint name, method)
+# route path -> (endpoint name, method). Inference endpoints carry a JSON request that is
+# parsed and checked; the others are listings and the admin API.
 ENDPOINTS: dict[str, tuple[str, str]] = {
     "/v1/chat/completions": ("chat", "POST"),
     "/v1/completions": ("completions", "POST"),
     "/v1/embeddings": ("embeddings", "POST"),
     "/v1/models": ("models", "GET"),
+    "/admin/config": ("admin.config", "GET"),
+    "/admin/config/reload": ("admin.config.reload", "POST"),
+    "/admin/cache": ("admin.cache", "DELETE"),
+    "/admin/usage": ("admin.usage", "GET"),
+    "/admin/keys": ("admin.keys", "POST"),
+    "/admin/keys/revoke": ("admin.keys.revoke", "POST"),
 }
+INFERENCE = frozenset({"chat", "completions", "embeddings"})
 MAX_DEPTH = 64
 MAX_MESSAGES = 10_000
 MAX_TOOLS = 512

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,10 +43,40 @@ def assert_error_shape(response: Any, status: int, code: str | None = None) -> d
     return body["error"]
 
 
+async def run_lifespan_shutdown(app: Any) -> None:
+    """Drive an app through lifespan startup and shutdown, as a server does at exit.
+
+    In-process clients (httpx2.ASGITransport) never send lifespan events, so without this the
+    pools a layer opened lazily would be left for the garbage collector.
+    """
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        message = next(messages, None)
+        if message is None:
+            await done.wait()
+            return {"type": "lifespan.shutdown"}
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            done.set()
+
+    try:
+        await asyncio.wait_for(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send), 10)
+    except Exception:  # noqa: BLE001 - apps without lifespan support raise: nothing to close
+        pass
+
+
 @pytest.fixture
-def asgi_client() -> Callable[..., Any]:
-    """Factory: an httpx2 client speaking to the full stack in process (no streaming)."""
-    clients: list[httpx2.AsyncClient] = []
+async def asgi_client() -> AsyncIterator[Callable[..., httpx2.AsyncClient]]:
+    """Factory: an httpx2 client speaking to an app in process (no streaming, no sockets).
+
+    Pass a config dict or Config (the full stack is built) or an `app`. At teardown every app
+    gets a lifespan shutdown, so its clients and files are closed.
+    """
+    made: list[tuple[httpx2.AsyncClient, Any]] = []
 
     def make(config: dict[str, Any] | Config | None = None, app: Any = None) -> httpx2.AsyncClient:
         if app is None:
@@ -54,11 +85,13 @@ def asgi_client() -> Callable[..., Any]:
             app = build_app(config)
         client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app),
                                     base_url="http://proxy.test")
-        clients.append(client)
+        made.append((client, app))
         return client
 
     yield make
-    # ASGITransport has no lifespan: nothing to close but the clients themselves.
+    for client, app in made:
+        await client.aclose()
+        await run_lifespan_shutdown(app)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import PrivateAttr, ValidationError
@@ -16,6 +16,7 @@ from pydantic import PrivateAttr, ValidationError
 from asgi_llm.config.schema import ConfigModel
 from asgi_llm.errors import ConfigError
 
+T = TypeVar("T")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
 _SECRET_FIELDS = frozenset({"api_key", "client_secret", "key_sha256"})
 
@@ -69,6 +70,7 @@ class Config(ConfigModel):
 
     _source: str | None = PrivateAttr(default=None)
     _catalog: Any = PrivateAttr(default=None)
+    _derived: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def from_dict(
@@ -114,6 +116,17 @@ class Config(ConfigModel):
 
             self._catalog = ModelCatalog(self)
         return self._catalog
+
+    def derive(self, name: str, build: Callable[[Config], T]) -> T:
+        """What a layer computes from this snapshot (parsed rules, key tables), built once.
+
+        It lives and dies with the snapshot, so a reload never serves stale derived state.
+        """
+        try:
+            return self._derived[name]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._derived[name] = build(self)
+            return value
 
     def redacted(self) -> dict[str, Any]:
         """The effective config as a dict with every secret replaced (for admin views and logs)."""

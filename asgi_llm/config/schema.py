@@ -124,15 +124,30 @@ class ApiKey(Section):
     tenant: str | None = None
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
 class JWTConfig(Section):
     jwks_url: str
-    issuer: str = Field(min_length=1)
+    issuer: str = Field(min_length=1)  # required: a JWT config without iss/aud does not load
     audience: str = Field(min_length=1)
+    # Public-key algorithms only, pinned here: never taken from a token's header.
     algorithms: tuple[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                              "ES256", "ES384", "ES512", "EdDSA"], ...] = ("RS256",)
+                              "ES256", "ES384", "ES512", "EdDSA"], ...] = Field(("RS256",),
+                                                                                 min_length=1)
     roles_claim: str = "roles"
     tenant_claim: str | None = None
-    leeway_s: float = Field(30.0, ge=0, le=300)
+    subject_claim: str = "sub"
+    leeway_s: float = Field(30.0, ge=0, le=60)
+    jwks_ttl_s: float = Field(600.0, ge=1)  # refresh period of the key set
+    jwks_min_refresh_s: float = Field(30.0, ge=0)  # an unknown kid refetches at most this often
+    jwks_max_stale_s: float = Field(3600.0, ge=0)  # serve cached keys this long while the IdP is down
+
+    _check_url = field_validator("jwks_url")(classmethod(lambda cls, v: _http_url(v)))
 
 
 class IntrospectionConfig(Section):
@@ -140,8 +155,20 @@ class IntrospectionConfig(Section):
     client_id: str
     client_secret: str
     cache_ttl_s: float = Field(30.0, ge=0, le=600)
+    negative_cache_ttl_s: float = Field(5.0, ge=0, le=60)
     roles_claim: str = "roles"
     tenant_claim: str | None = None
+    subject_claim: str = "sub"
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+
+class KeyStore(Section):
+    """Keys shared by a fleet in Redis: created and revoked through the admin API."""
+
+    url: str = Field(pattern=r"^(redis|rediss|unix)://")
+    prefix: str = "asgi_llm"
+    cache_ttl_s: float = Field(5.0, ge=0, le=300)  # bound on revocation latency per replica
 
 
 class Role(Section):
@@ -157,6 +184,7 @@ class AuditLog(Section):
 
 class Auth(Section):
     api_keys: tuple[ApiKey, ...] = ()
+    key_store: KeyStore | None = None
     jwt: JWTConfig | None = None
     oauth2_introspection: IntrospectionConfig | None = None
     roles: dict[str, Role] = {}
@@ -176,10 +204,32 @@ class Auth(Section):
 
 class LimitRule(Section):
     per: Literal["key", "tenant", "model", "key_model", "ip", "global"]
-    model: str | None = None
+    model: str | None = None  # glob on the resolved model name; the rule applies only there
     requests: str | None = None  # `limits` notation: "60/minute" or "10/second;600/minute"
     tokens: str | None = None
     concurrency: int | None = Field(None, ge=1)
+
+    @field_validator("requests", "tokens")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import limits  # the notation is the `limits` library's: let it judge
+
+        try:
+            items = limits.parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '60/minute' or "
+                             f"'10/second;600/minute'") from None
+        if not items or any(item.amount < 1 for item in items):
+            raise ValueError(f"{value!r} must allow at least 1 per window")
+        return value
+
+    @model_validator(mode="after")
+    def _check_some_limit(self) -> LimitRule:
+        if self.requests is None and self.tokens is None and self.concurrency is None:
+            raise ValueError("a rule needs at least one of requests, tokens, concurrency")
+        return self
 
 
 class Budget(Section):
@@ -196,20 +246,66 @@ class Limits(Section):
     strict: bool = False
     replicas: int = Field(1, ge=1)
     trusted_proxies: tuple[str, ...] = ()
+    # asgi-llm's extensions (docs/limits.md): storage key prefix (fleets sharing one Redis
+    # keep apart by it), the deadline of one storage round trip before the local fallback,
+    # and the completion tokens reserved when a request names no max_tokens.
+    key_prefix: str = Field("asgi-llm", min_length=1, max_length=64,
+                            pattern=r"^[A-Za-z0-9_.:\-]+$")
+    timeout_s: float = Field(0.5, gt=0, le=30)
+    default_max_tokens: int = Field(1024, ge=1)
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.removeprefix("async+")
+        if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+cluster",
+                          "redis+sentinel"):
+            raise ValueError("must be memory:// or a Redis `limits` storage URI "
+                             "(redis://, rediss://, redis+unix://, redis+cluster://, "
+                             "redis+sentinel://)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
 
 class Semantic(Section):
+    """The semantic tier (extra `semantic`): off unless enabled. See docs/caching.md."""
+
     enabled: bool = False
     threshold: float = Field(0.9, gt=0, le=1)
     model: str = "all-MiniLM-L6-v2"
+    model_path: str | None = None  # a local sentence-transformers dir; default: the packaged model
+    guards: bool = True  # numbers, negations, order and names that differ veto a hit
+    index: Literal["exact", "hnsw"] = "exact"
+    max_entries: int = Field(100_000, ge=1)  # per replica, all namespaces together
+    embedding_cache_entries: int = Field(10_000, ge=0)
+    batch_window_ms: float = Field(2.0, ge=0, le=100)
+    max_batch: int = Field(32, ge=1, le=512)
+    threads: int = Field(1, ge=1, le=64)  # torch threads: 1 keeps p99 low on small boxes
 
 
 class Cache(Section):
-    backend: str = "memory://"
+    backend: str = Field("memory://", pattern=r"^(memory|redis|rediss)://")
     ttl_s: float = Field(3600.0, gt=0)
     namespace_by: Literal["tenant", "key", "global"] = "tenant"
     max_entries: int = Field(10_000, ge=1)
     semantic: Semantic = Semantic()
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # memory:// only
+    max_entry_bytes: int = Field(1024 * 1024, ge=1024)  # larger answers are not stored
+    max_ttl_s: float = Field(7 * 86400.0, gt=0)  # cap on a request's x-cache-ttl
+    key_prefix: str = Field("asgi_llm:cache", pattern=r"^[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*$")
+    timeout_s: float = Field(0.25, gt=0, le=10)  # per Redis operation; then bypass
+    max_temperature: float | None = Field(None, ge=0, le=2)  # None: cache every request
+    single_flight: bool = True
+    flight_wait_s: float = Field(30.0, gt=0, le=600)  # a follower waits this long for the leader
 
 
 class Prometheus(Section):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
 from asgi_llm.providers.clients import Response, TransportError, UpstreamClients, is_timeout
 from asgi_llm.providers.registry import provider_for
 from asgi_llm.providers.sse import SSEError
+from asgi_llm.request import INFERENCE
 from asgi_llm.types import Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.providers")
@@ -110,6 +110,9 @@ class ProviderApp(LLMLayer):
         if ctx.endpoint == "models":
             await _send_json(send, 200, self._models(ctx))
             return
+        if ctx.endpoint not in INFERENCE:  # e.g. an admin path with no admin layer mounted
+            await self._not_found(scope, receive, send)
+            return
         deployment = ctx.deployment
         if deployment is None:  # no router in front: the model's first deployment, once
             entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
@@ -120,11 +123,11 @@ class ProviderApp(LLMLayer):
         await self.attempt(ctx, deployment, send)
 
     def _models(self, ctx: LLMContext) -> bytes:
-        patterns = ctx.principal.models if ctx.principal is not None else ("*",)
+        principal = ctx.principal
         data = [
             {"id": entry.name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
             for entry in ctx.config.catalog.entries
-            if any(fnmatchcase(entry.name, p) for p in patterns)
+            if principal is None or principal.may_use(entry)
         ]
         return orjson.dumps({"object": "list", "data": data})
 

@@ -32,6 +32,16 @@ def is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, (asyncio.TimeoutError, TimeoutError))
 
 
+def make_client(*, connect_timeout: float = 5.0, timeout: float = 10.0) -> httpx2.AsyncClient:
+    """A general-purpose client (JWKS, token introspection): every phase bounded."""
+    return httpx2.AsyncClient(
+        transport=AiohttpTransport(limits=POOL_LIMITS, trust_env=False),
+        timeout=httpx2.Timeout(timeout, connect=connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
 class UpstreamClients:
     """A lazily filled pool of clients keyed by deployment id."""
 

@@ -1,0 +1,145 @@
+"""AdminMiddleware: config view and reload, cache purge, usage, fleet keys.
+
+Placed just inside AuthMiddleware, which has already required an admin role. Every admin
+action is audited before it is done; if the audit log cannot be written, it is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from asgi_llm.auth.audit import AuditUnavailable
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager
+from asgi_llm.context import LLMContext, Principal
+from asgi_llm.errors import InvalidRequest, PermissionDenied, ProxyError, ServiceUnavailable
+from asgi_llm.exchange import LLMLayer
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
+
+_JSON = (b"content-type", b"application/json")
+
+
+class AdminMiddleware(LLMLayer):
+    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager, auth: Any = None,
+                 cache: Any = None, limiter: Any = None) -> None:
+        super().__init__(app, config=config)
+        self.auth = auth
+        self.cache = cache
+        self.limiter = limiter
+
+    async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        if not ctx.endpoint.startswith("admin"):
+            await self.app(scope, receive, send)
+            return
+        principal = ctx.principal
+        if principal is None or not principal.admin:
+            raise PermissionDenied("The admin API needs an admin role.", code="endpoint_not_allowed")
+        action = ctx.endpoint.removeprefix("admin.")
+        self._audit(ctx, scope, principal, action, "requested")
+        status, body = await getattr(self, "_" + action.replace(".", "_"))(ctx, scope, principal)
+        self._audit(ctx, scope, principal, action, "done" if status < 400 else "failed")
+        payload = orjson.dumps(body)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_JSON, (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _audit(self, ctx: LLMContext, scope: Scope, principal: Principal, action: str,
+               outcome: str) -> None:
+        audit = self.auth.audit_log(ctx.config) if self.auth is not None else None
+        if audit is None:
+            return
+        try:
+            audit.record({"request_id": ctx.request_id, "principal": principal.id,
+                          "tenant": principal.tenant, "method": scope["method"],
+                          "path": scope["path"], "admin_action": action, "outcome": outcome},
+                         required=True)
+        except AuditUnavailable:
+            raise ServiceUnavailable("The audit log is unavailable; admin actions are refused.",
+                                     code="audit_unavailable") from None
+
+    async def _config(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        last = self.configs.last_reload
+        return 200, {
+            "source": ctx.config.source,
+            "config": self.configs.current.redacted(),
+            "last_reload": None if last is None else
+            {"ok": last.ok, "error": last.error, "at": last.at, "source": last.source},
+        }
+
+    async def _config_reload(self, ctx: LLMContext, scope: Scope,
+                             principal: Principal) -> tuple[int, Any]:
+        result = self.configs.reload()
+        if result.ok:
+            return 200, {"reloaded": True, "source": result.source}
+        return 409, {"reloaded": False, "error": result.error, "source": result.source}
+
+    async def _cache(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        if self.cache is None:
+            return 404, {"error": _error("No cache layer is mounted.", "cache_not_configured")}
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        namespace = (query.get("namespace") or [None])[0]
+        model = (query.get("model") or [None])[0]
+        removed = await self.cache.purge(namespace=namespace, model=model)
+        return 200, {"purged": removed, "namespace": namespace, "model": model}
+
+    async def _usage(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        if self.limiter is None:
+            return 404, {"error": _error("No rate-limit layer is mounted.", "limits_not_configured")}
+        return 200, await self.limiter.usage_report()
+
+    async def _keys(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        store = self._store(ctx)
+        payload = ctx.payload
+        key_id, roles, tenant = payload.get("id"), payload.get("roles", []), payload.get("tenant")
+        if not isinstance(key_id, str) or not key_id or len(key_id) > 128:
+            raise InvalidRequest("'id' must be a non-empty string.", param="id")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidRequest("'roles' must be an array of role names.", param="roles")
+        if tenant is not None and not isinstance(tenant, str):
+            raise InvalidRequest("'tenant' must be a string.", param="tenant")
+        self._check_grants(ctx.config, principal, roles)
+        try:
+            key = await store.create(key_id, tuple(roles), tenant)
+        except ValueError as exc:
+            return 409, {"error": _error(str(exc), "key_exists")}
+        return 201, {"id": key_id, "key": key, "roles": roles, "tenant": tenant}
+
+    async def _keys_revoke(self, ctx: LLMContext, scope: Scope,
+                           principal: Principal) -> tuple[int, Any]:
+        key_id = ctx.payload.get("id")
+        if not isinstance(key_id, str) or not key_id:
+            raise InvalidRequest("'id' must be a non-empty string.", param="id")
+        await self._store(ctx).revoke(key_id)
+        return 200, {"revoked": key_id}
+
+    def _store(self, ctx: LLMContext) -> Any:
+        store = self.auth.key_store(ctx.config) if self.auth is not None else None
+        if store is None:
+            raise ProxyError("No key store is configured (auth.key_store).", status=404,
+                             code="key_store_not_configured")
+        return store
+
+    @staticmethod
+    def _check_grants(config: Config, principal: Principal, roles: list[str]) -> None:
+        """A principal can never mint a key that holds more than it holds itself."""
+        defined = config.auth.roles if config.auth else {}
+        for name in roles:
+            role = defined.get(name)
+            if role is None:
+                raise InvalidRequest(f"Unknown role {name!r}.", param="roles")
+            wider = (
+                (role.admin and not principal.admin)
+                or ("*" not in principal.models and not set(role.models) <= set(principal.models))
+                or ("*" not in principal.endpoints
+                    and not set(role.endpoints) <= set(principal.endpoints))
+            )
+            if wider:
+                raise PermissionDenied(f"Role {name!r} grants more than you hold.",
+                                       code="grant_not_allowed")
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"message": message, "type": "invalid_request_error", "param": None, "code": code}

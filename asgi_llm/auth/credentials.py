@@ -1,0 +1,50 @@
+"""Where a credential may come from: `Authorization: Bearer`, `api-key`, `x-api-key`.
+
+Never from the query string: a key there ends up in every access log on the way.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from asgi_llm.errors import AuthenticationFailed, InvalidRequest
+from asgi_llm.types import Scope
+
+MAX_CREDENTIAL_BYTES = 8192
+_HEADERS = (b"authorization", b"api-key", b"x-api-key")
+_QUERY_NAMES = frozenset({"api_key", "api-key", "key", "apikey", "access_token", "token"})
+
+
+def extract_credential(scope: Scope) -> str:
+    query = scope.get("query_string", b"")
+    if query and any(name.lower() in _QUERY_NAMES
+                     for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)):
+        raise AuthenticationFailed("Credentials in the URL are not accepted; send them in a header.",
+                                   code="invalid_api_key")
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in scope["headers"]:
+        if name in _HEADERS:
+            found.setdefault(name, []).append(value)
+    if not found:
+        raise AuthenticationFailed("No API key provided.", code="missing_api_key")
+    if any(len(values) > 1 for values in found.values()):
+        raise InvalidRequest("More than one credential header was sent.", code="duplicate_credentials")
+    values = set()
+    for name, (value,) in found.items():
+        if name == b"authorization":
+            scheme, _, rest = value.partition(b" ")
+            if scheme.lower() != b"bearer":
+                raise AuthenticationFailed("Use 'Authorization: Bearer <key>'.", code="invalid_api_key")
+            value = rest
+        values.add(value.strip())
+    if len(values) > 1:
+        raise InvalidRequest("Different credentials were sent in different headers.",
+                             code="duplicate_credentials")
+    (token,) = values
+    if not token:
+        raise AuthenticationFailed("No API key provided.", code="missing_api_key")
+    if len(token) > MAX_CREDENTIAL_BYTES or not token.isascii() or not token.isalnum() and any(
+        c < 0x21 or c > 0x7E for c in token
+    ):
+        raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+    return token.decode("ascii")

@@ -1,0 +1,206 @@
+"""AuthMiddleware: who is calling (API key, JWT, introspection, or your own hook) and what
+they may use. Second in the default stack, just inside Metrics.
+
+It authorizes the model the client named, resolved through the catalog (so no spelling or
+alias can dodge the allow-list); the router authorizes every fallback again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgi_llm.auth.audit import AuditLog, open_audit
+from asgi_llm.auth.credentials import extract_credential
+from asgi_llm.auth.introspection import Introspector
+from asgi_llm.auth.jwt import JWTVerifier, looks_like_jwt
+from asgi_llm.auth.keys import ConfigKeys, RedisKeyStore, hash_key
+from asgi_llm.auth.roles import RoleBook, roles_from_claim
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager
+from asgi_llm.context import LLMContext, Principal
+from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenied, ProxyError
+from asgi_llm.exchange import LLMLayer
+from asgi_llm.providers.clients import make_client
+from asgi_llm.request import INFERENCE
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
+
+Authenticate = Callable[[Scope], Awaitable[Principal | None]]
+
+
+class AuthMiddleware(LLMLayer):
+    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
+                 authenticate: Authenticate | None = None) -> None:
+        super().__init__(app, config=config)
+        self.authenticate = authenticate
+        self._http: Any = None
+        self._verifiers: dict[Any, JWTVerifier] = {}
+        self._introspectors: dict[Any, Introspector] = {}
+        self._stores: dict[Any, RedisKeyStore] = {}
+        self._audits: dict[tuple[str | None, str | None], AuditLog] = {}
+
+    # -- lifespan ------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        for store in self._stores.values():
+            await store.aclose()
+        for audit in self._audits.values():
+            audit.close()
+
+    # -- the request ---------------------------------------------------------------------
+    async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = ctx.config.auth
+        if settings is None and self.authenticate is None:
+            if ctx.endpoint.startswith("admin"):
+                raise PermissionDenied("The admin API needs auth to be configured.",
+                                       code="endpoint_not_allowed")
+            await self.app(scope, receive, send)
+            return
+        audit = self.audit_log(ctx.config)
+        try:
+            principal = await self._identify(ctx, scope)
+            ctx.principal = principal
+            self._authorize(ctx, principal)
+        except ProxyError as exc:
+            if audit is not None:
+                audit.record(_event(ctx, scope, "deny", exc.code))
+            raise
+        if audit is not None:
+            audit.record(_event(ctx, scope, "allow", None))
+        await self.app(scope, receive, send)
+
+    async def _identify(self, ctx: LLMContext, scope: Scope) -> Principal:
+        if self.authenticate is not None:
+            principal = await self.authenticate(scope)
+            if principal is None:
+                raise AuthenticationFailed("Not authenticated.", code="missing_api_key")
+            return principal
+        settings = ctx.config.auth
+        assert settings is not None
+        token = extract_credential(scope)
+        state = ctx.config.derive("auth", _AuthState)
+        digest = hash_key(token)
+        record = state.keys.lookup(digest)
+        store = self.key_store(ctx.config)
+        if store is not None:
+            record = await store.lookup(digest, record)
+        if record is not None:
+            return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles,
+                                         kind="api_key")
+        if settings.jwt is not None and looks_like_jwt(token):
+            claims = await self._verifier(ctx.config).verify(token)
+            return self._from_claims(state, claims, settings.jwt.subject_claim,
+                                     settings.jwt.roles_claim, settings.jwt.tenant_claim, "jwt")
+        if settings.oauth2_introspection is not None:
+            spec = settings.oauth2_introspection
+            claims = await self._introspector(ctx.config).introspect(token)
+            return self._from_claims(state, claims, spec.subject_claim, spec.roles_claim,
+                                     spec.tenant_claim, "introspection")
+        raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+
+    @staticmethod
+    def _from_claims(state: _AuthState, claims: dict[str, Any], subject: str, roles_claim: str,
+                     tenant_claim: str | None, kind: str) -> Principal:
+        sub = claims.get(subject)
+        if not isinstance(sub, str) or not sub:
+            raise AuthenticationFailed("The token names no subject.", code="invalid_token")
+        tenant = claims.get(tenant_claim) if tenant_claim else None
+        return state.roles.principal(f"{kind}:{sub}"[:200],
+                                     tenant=tenant if isinstance(tenant, str) else None,
+                                     roles=roles_from_claim(claims.get(roles_claim)), kind=kind)
+
+    @staticmethod
+    def _authorize(ctx: LLMContext, principal: Principal) -> None:
+        if ctx.endpoint.startswith("admin"):
+            if not principal.admin:
+                raise PermissionDenied("The admin API needs an admin role.",
+                                       code="endpoint_not_allowed")
+            return
+        if not principal.may_call(ctx.endpoint):
+            raise PermissionDenied(f"Your role does not allow the {ctx.endpoint} endpoint.",
+                                   code="endpoint_not_allowed")
+        if ctx.endpoint in INFERENCE:
+            entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+            if entry is None:
+                raise ModelNotFound(ctx.model or "")
+            if not principal.may_use(entry):
+                raise PermissionDenied("You are not allowed to use this model.", param="model",
+                                       code="model_not_allowed")
+            ctx.entry = entry
+
+    # -- per-config resources (created on first use, closed at shutdown) ------------------
+    def audit_log(self, config: Config) -> AuditLog | None:
+        settings = config.auth.audit_log if config.auth else None
+        if settings is None:
+            return None
+        key = (settings.path, settings.logger)
+        audit = self._audits.get(key)
+        if audit is None:
+            audit = self._audits[key] = open_audit(settings.path, settings.logger)
+        return audit
+
+    def key_store(self, config: Config) -> RedisKeyStore | None:
+        spec = config.auth.key_store if config.auth else None
+        if spec is None:
+            return None
+        store = self._stores.get(spec)
+        if store is None:
+            store = self._stores[spec] = RedisKeyStore(spec)
+        return store
+
+    def _client(self) -> Any:
+        if self._http is None:
+            self._http = make_client(connect_timeout=3.0, timeout=5.0)
+        return self._http
+
+    def _verifier(self, config: Config) -> JWTVerifier:
+        spec = config.auth.jwt  # type: ignore[union-attr]
+        verifier = self._verifiers.get(spec)
+        if verifier is None:
+            verifier = self._verifiers[spec] = JWTVerifier(spec, self._fetch_json)
+        return verifier
+
+    def _introspector(self, config: Config) -> Introspector:
+        spec = config.auth.oauth2_introspection  # type: ignore[union-attr]
+        introspector = self._introspectors.get(spec)
+        if introspector is None:
+            introspector = self._introspectors[spec] = Introspector(spec, self._post_form)
+        return introspector
+
+    async def _fetch_json(self, url: str) -> Any:
+        response = await self._client().get(url)
+        response.raise_for_status()
+        return response.json()
+
+    async def _post_form(self, url: str, data: dict[str, str], auth: tuple[str, str]) -> tuple[int, Any]:
+        response = await self._client().post(url, data=data, auth=auth,
+                                             headers={"accept": "application/json"})
+        return response.status_code, response.json() if response.status_code == 200 else None
+
+
+class _AuthState:
+    """What auth derives from one config snapshot."""
+
+    def __init__(self, config: Config) -> None:
+        settings = config.auth
+        assert settings is not None
+        self.keys = ConfigKeys(settings)
+        self.roles = RoleBook(settings.roles)
+
+
+def _event(ctx: LLMContext, scope: Scope, outcome: str, reason: str | None) -> dict[str, Any]:
+    principal = ctx.principal
+    return {
+        "request_id": ctx.request_id,
+        "principal": principal.id if principal else None,
+        "tenant": principal.tenant if principal else None,
+        "kind": principal.kind if principal else None,
+        "method": scope["method"],
+        "path": scope["path"],
+        "endpoint": ctx.endpoint,
+        "model": ctx.entry.name if ctx.entry else (ctx.model[:256] if ctx.model else None),
+        "outcome": outcome,
+        "reason": reason,
+    }

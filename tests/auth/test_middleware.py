@@ -1,0 +1,170 @@
+"""AuthMiddleware in the full stack: keys, RBAC, model allow-list, admin, audit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asgi_llm import Config
+from tests.auth.conftest import KEYS, auth_config, bearer
+from tests.conftest import assert_error_shape
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def chat(model):
+    return {**CHAT, "model": model}
+
+
+@pytest.fixture
+def client(asgi_client, tmp_path):
+    config = auth_config(audit_log={"path": str(tmp_path / "audit.jsonl")})
+    return asgi_client(config)
+
+
+async def test_no_key_is_401(client):
+    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini")), 401,
+                       "missing_api_key")
+    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini"),
+                                         headers=bearer("sk-wrong")), 401, "invalid_api_key")
+
+
+@pytest.mark.parametrize("payload", ["' OR pg_sleep(8)--", "*", "sk-\r\nx", "../../etc/passwd"])
+async def test_injection_payloads_as_keys_are_plain_401(client, payload):
+    response = await client.post("/v1/chat/completions", json=chat("mini"),
+                                 headers={"x-api-key": payload.replace("\r\n", "")})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("model", ["mini", "gpt-4o-mini", "GPT-4o-Mini", " mini ", "claude-haiku"])
+async def test_allowed_models_in_any_spelling(client, model):
+    response = await client.post("/v1/chat/completions", json=chat(model), headers=bearer(KEYS["alice"]))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "GPT-4O", "embed-small"])
+async def test_other_models_are_403(client, model):
+    response = await client.post("/v1/chat/completions", json=chat(model), headers=bearer(KEYS["alice"]))
+    error = assert_error_shape(response, 403, "model_not_allowed")
+    assert KEYS["alice"] not in response.text and "gpt-4o-mini" not in error["message"]
+
+
+async def test_unknown_model_is_404_for_an_authenticated_caller(client):
+    response = await client.post("/v1/chat/completions", json=chat("gpt-9"), headers=bearer(KEYS["alice"]))
+    assert_error_shape(response, 404, "model_not_found")
+
+
+async def test_endpoints_are_granted_by_role(client):
+    response = await client.post("/v1/embeddings", json={"model": "embed-small", "input": "x"},
+                                 headers=bearer(KEYS["alice"]))
+    assert_error_shape(response, 403, "endpoint_not_allowed")
+    response = await client.post("/v1/embeddings", json={"model": "embed-small", "input": "x"},
+                                 headers=bearer(KEYS["bob"]))
+    assert response.status_code == 200
+
+
+async def test_models_list_shows_only_allowed(client):
+    ids = {m["id"] for m in (await client.get("/v1/models", headers=bearer(KEYS["alice"]))).json()["data"]}
+    assert ids == {"gpt-4o-mini", "claude-haiku"}
+    ids = {m["id"] for m in (await client.get("/v1/models", headers=bearer(KEYS["root"]))).json()["data"]}
+    assert ids == {"gpt-4o-mini", "claude-haiku", "gpt-4o", "embed-small"}
+
+
+async def test_a_key_with_no_role_gets_nothing(client):
+    response = await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer(KEYS["nobody"]))
+    assert_error_shape(response, 403)
+
+
+async def test_admin_api_needs_admin(client):
+    response = await client.get("/admin/config", headers=bearer(KEYS["alice"]))
+    assert_error_shape(response, 403, "endpoint_not_allowed")
+    response = await client.get("/admin/config", headers=bearer(KEYS["root"]))
+    assert response.status_code == 200
+    body = response.text
+    assert "sha256:" not in body  # digests are redacted too
+    assert json.loads(body)["config"]["auth"]["api_keys"][0]["key_sha256"] == "***"
+
+
+async def test_admin_api_without_auth_is_refused(asgi_client):
+    client = asgi_client({"models": [{"name": "m", "deployments": [
+        {"id": "m", "provider": "mock", "model": "m"}]}]})
+    assert_error_shape(await client.get("/admin/config"), 403, "endpoint_not_allowed")
+
+
+async def test_audit_log_has_one_line_per_decision_and_no_secrets(client, tmp_path):
+    await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer(KEYS["alice"]))
+    await client.post("/v1/chat/completions", json=chat("gpt-4o"), headers=bearer(KEYS["alice"]))
+    await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer("sk-wrong-key-123"))
+    await client.get("/admin/config", headers=bearer(KEYS["root"]))
+    text = (tmp_path / "audit.jsonl").read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["outcome"] for line in lines[:3]] == ["allow", "deny", "deny"]
+    assert lines[0]["principal"] == "alice" and lines[0]["tenant"] == "team-a"
+    assert lines[0]["model"] == "gpt-4o-mini"
+    assert lines[1]["reason"] == "model_not_allowed"
+    assert lines[2]["reason"] == "invalid_api_key" and lines[2]["principal"] is None
+    assert any(line.get("admin_action") == "config" for line in lines)
+    for secret in [*KEYS.values(), "sk-wrong-key-123", "sha256:"]:
+        assert secret not in text
+
+
+async def test_unwritable_audit_log_refuses_admin_actions(asgi_client, tmp_path):
+    (tmp_path / "dir").mkdir()
+    client = asgi_client(auth_config(audit_log={"path": str(tmp_path / "dir")}))  # a directory
+    response = await client.get("/admin/config", headers=bearer(KEYS["root"]))
+    assert_error_shape(response, 503, "audit_unavailable")
+    # the data plane keeps serving when the audit sink fails
+    response = await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer(KEYS["alice"]))
+    assert response.status_code == 200
+
+
+async def test_principal_is_visible_to_a_users_endpoint():
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    import httpx2
+
+    from asgi_llm import AuthMiddleware
+
+    async def mine(request: Request) -> JSONResponse:
+        principal = request.state.llm.principal
+        return JSONResponse({"id": principal.id, "tenant": principal.tenant})
+
+    async def public(request: Request) -> JSONResponse:
+        return JSONResponse({"public": True})
+
+    config = Config.from_dict(auth_config())
+    app = Starlette(routes=[Route("/v1/chat/completions", mine, methods=["POST"]),
+                            Route("/public", public)],
+                    middleware=[Middleware(AuthMiddleware, config=config)])
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post("/v1/chat/completions", json=chat("mini"), headers=bearer(KEYS["alice"]))
+        assert response.json() == {"id": "alice", "tenant": "team-a"}
+        assert (await c.post("/v1/chat/completions", json=chat("mini"))).status_code == 401
+        assert (await c.get("/public")).json() == {"public": True}  # not an LLM path: untouched
+
+
+async def test_custom_authenticate_hook():
+    import httpx2
+
+    from asgi_llm import AuthMiddleware, Principal, ProviderApp, RouterMiddleware
+
+    async def from_session(scope):
+        for name, value in scope["headers"]:
+            if name == b"x-session" and value == b"valid":
+                return Principal(id="session-user", tenant="t", models=("gpt-4o-mini",),
+                                 endpoints=("chat",))
+        return None
+
+    config = Config.from_dict(auth_config())
+    app = AuthMiddleware(RouterMiddleware(ProviderApp(config=config), config=config), config=config,
+                         authenticate=from_session)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        ok = await c.post("/v1/chat/completions", json=chat("mini"), headers={"x-session": "valid"})
+        assert ok.status_code == 200
+        assert (await c.post("/v1/chat/completions", json=chat("gpt-4o"),
+                             headers={"x-session": "valid"})).status_code == 403
+        assert (await c.post("/v1/chat/completions", json=chat("mini"))).status_code == 401
