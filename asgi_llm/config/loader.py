@@ -104,28 +104,33 @@ class Config(ConfigModel):
             raise ConfigError(f"cannot read: {exc.__class__.__name__}: {exc}", source=source) from None
         return cls.from_dict(parse_text(text, path.suffix, source), environ=environ, source=source)
 
+    # Private attributes are read through `__pydantic_private__` directly: pydantic's
+    # __getattr__ fallback costs microseconds, and these are read on every request.
     @property
     def source(self) -> str | None:
-        return self._source
+        return self.__pydantic_private__["_source"]  # type: ignore[index]
 
     @property
     def catalog(self) -> Any:
         """The model catalog of this snapshot (built once, on first use)."""
-        if self._catalog is None:
+        private = self.__pydantic_private__
+        catalog = private["_catalog"]  # type: ignore[index]
+        if catalog is None:
             from asgi_llm.routing.catalog import ModelCatalog
 
-            self._catalog = ModelCatalog(self)
-        return self._catalog
+            catalog = private["_catalog"] = ModelCatalog(self)  # type: ignore[index]
+        return catalog
 
     def derive(self, name: str, build: Callable[[Config], T]) -> T:
         """What a layer computes from this snapshot (parsed rules, key tables), built once.
 
         It lives and dies with the snapshot, so a reload never serves stale derived state.
         """
+        derived = self.__pydantic_private__["_derived"]  # type: ignore[index]
         try:
-            return self._derived[name]  # type: ignore[no-any-return]
+            return derived[name]  # type: ignore[no-any-return]
         except KeyError:
-            value = self._derived[name] = build(self)
+            value = derived[name] = build(self)
             return value
 
     def redacted(self) -> dict[str, Any]:
