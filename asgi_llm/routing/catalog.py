@@ -24,6 +24,10 @@ class ModelEntry:
     aliases: tuple[str, ...]
     deployments: tuple[Deployment, ...]
     strategy: str
+    # Precomputed for the router's filters: declared capabilities per deployment (None when a
+    # deployment declares none), and the smallest declared context window.
+    capabilities: tuple[frozenset[str] | None, ...] = ()
+    min_context: int | None = None
 
 
 def normalize_model_name(name: str) -> str | None:
@@ -58,8 +62,12 @@ class ModelCatalog:
 
     @staticmethod
     def _entry(model: ModelConfig, default_strategy: str) -> ModelEntry:
-        return ModelEntry(model.name, model.aliases, model.deployments,
-                          model.strategy or default_strategy)
+        windows = [d.context_window for d in model.deployments if d.context_window is not None]
+        return ModelEntry(
+            model.name, model.aliases, model.deployments, model.strategy or default_strategy,
+            tuple(frozenset(d.capabilities) if d.capabilities else None for d in model.deployments),
+            min(windows) if windows else None,
+        )
 
     def resolve(self, name: str) -> ModelEntry | None:
         entry = self._by_name.get(name)  # fast path: the exact spelling

@@ -1,18 +1,38 @@
-"""RouterMiddleware: resolves the model, picks deployments, drives the attempts.
+"""RouterMiddleware: resolves the model, picks and orders deployments, drives the attempts.
 
 Sits just outside ProviderApp; each attempt is one call of the inner app with
-`ctx.deployment` set. Failover happens only while no response byte has been sent.
+`ctx.deployment` set. Failover happens only while no response byte has been sent: to the
+next candidate (jittered backoff when coming back to one, a 429's retry-after honoured up to
+`max_retry_after_s`), then along the model's fallback chain, each fallback model authorized
+again for the caller. A retry budget keeps a full outage from multiplying the load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections.abc import Callable
 
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager
+from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
-from asgi_llm.errors import ModelNotFound, UpstreamError, UpstreamStatus, UpstreamTimeout
+from asgi_llm.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    UpstreamError,
+    UpstreamStatus,
+    UpstreamTimeout,
+)
 from asgi_llm.exchange import LLMLayer
-from asgi_llm.types import Receive, Scope, Send
+from asgi_llm.request import INFERENCE
+from asgi_llm.routing.catalog import ModelEntry
+from asgi_llm.routing.filters import capable
+from asgi_llm.routing.health import CooldownTracker
+from asgi_llm.routing.latency import LatencyTracker
+from asgi_llm.routing.strategies import STRATEGIES, RoutingState
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 BACKOFF_BASE_S = 0.025
 BACKOFF_MAX_S = 0.25
@@ -25,38 +45,148 @@ def final_error(errors: list[UpstreamError]) -> UpstreamError:
         return last
     if isinstance(last, UpstreamStatus) and last.status == 429:
         return last  # passed on with its retry-after
-    error = UpstreamError(
+    return UpstreamError(
         f"All {len(errors)} upstream attempts failed (last: {last.message})",
         deployment=last.deployment,
         code=last.code if last.status == 502 else "upstream_unavailable",
     )
-    return error
 
 
 class RouterMiddleware(LLMLayer):
+    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
+                 rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(app, config=config)
+        routing = self.configs.current.routing
+        self.cooldowns = CooldownTracker(clock)
+        self.latency = LatencyTracker(routing.latency.decay_s, clock)
+        self.rng = rng or random.Random()
+        self.active = 0  # requests in the router now
+        self.retrying = 0  # of those, requests past their first attempt
+        self.configs.listeners.append(self._config_changed)
+
+    def _config_changed(self, old: Config, new: Config) -> None:
+        keep = set(new.catalog.deployments)
+        self.cooldowns.forget(keep)
+        self.latency.forget(keep)
+        self.latency.decay_s = new.routing.latency.decay_s
+
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
-        if ctx.endpoint == "models":
+        if ctx.endpoint not in INFERENCE:
             await self.app(scope, receive, send)
             return
-        entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+        catalog = ctx.config.catalog
+        entry = ctx.entry or catalog.resolve(ctx.model or "")
         if entry is None:
             raise ModelNotFound(ctx.model or "")
-        ctx.entry = entry
-        ctx.candidates = candidates = list(entry.deployments)
-        budget = 1 + ctx.config.routing.retries
+        plan, refusal = self._plan(ctx, entry)
+        if not plan:
+            raise InvalidRequest(f"The request cannot be served: {refusal}.",
+                                 code="request_exceeds_limit" if "token" in (refusal or "")
+                                 else "unsupported_capability")
         errors: list[UpstreamError] = []
-        for attempt in range(budget):
-            deployment = candidates[attempt % len(candidates)]
-            if attempt >= len(candidates):
-                # Coming back to a deployment already tried: jittered backoff first.
-                delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - len(candidates)))
-                await asyncio.sleep(random.uniform(0, delay))
-            ctx.deployment, ctx.attempts = deployment, attempt + 1
-            try:
-                await self.app(scope, receive, send)
-                return
-            except UpstreamError as exc:
-                if ctx.response_started or not exc.retryable:
-                    raise
-                errors.append(exc)
-        raise final_error(errors)
+        self.active += 1
+        retrying = False
+        try:
+            for model, deployment in plan:
+                if ctx.attempts and not retrying:
+                    if not self._may_retry():
+                        break
+                    retrying = True
+                    self.retrying += 1
+                ctx.entry = model
+                if model is not entry:
+                    ctx.extra["fallback_model"] = model.name
+                if await self._attempt(ctx, deployment, errors, scope, receive, send):
+                    return
+            raise final_error(errors) if errors else UpstreamError(
+                "No upstream attempt could be made.", code="upstream_unavailable")
+        finally:
+            self.active -= 1
+            if retrying:
+                self.retrying -= 1
+
+    def _plan(self, ctx: LLMContext, entry: ModelEntry) -> tuple[list[tuple[ModelEntry, Deployment]],
+                                                                 str | None]:
+        """The attempts, in order: each candidate of the model, then each candidate of every
+        fallback model the caller may use, then the model's candidates again; 1 + retries long."""
+        catalog = ctx.config.catalog
+        routing = ctx.config.routing
+        chain = [entry, *(catalog.resolve(name) for name in catalog.fallbacks.get(entry.name, ()))]
+        groups: list[tuple[ModelEntry, list[Deployment]]] = []
+        refusal: str | None = None
+        for position, model in enumerate(chain):
+            if model is None:
+                continue
+            if position and ctx.principal is not None and not ctx.principal.may_use(model):
+                continue  # a fallback the caller may not use is never tried
+            candidates, why = capable(model, ctx, routing.default_max_tokens)
+            if candidates:
+                groups.append((model, self._order(ctx, model, candidates)))
+            else:
+                refusal = refusal or why
+        plan = [(model, d) for model, ordered in groups for d in ordered]
+        if plan:
+            model, ordered = groups[0]
+            budget = 1 + routing.retries
+            plan += [(model, ordered[i % len(ordered)]) for i in range(max(0, budget - len(plan)))]
+            plan = plan[:budget]
+            ctx.candidates = [d for _, d in plan]
+        return plan, refusal
+
+    def _may_retry(self) -> bool:
+        routing = self.configs.current.routing
+        return self.retrying < max(routing.min_retries_in_flight, routing.retry_budget * self.active)
+
+    def _order(self, ctx: LLMContext, model: ModelEntry, candidates: list[Deployment]) -> list[Deployment]:
+        """Healthy candidates in strategy order; if every one is cooling down, the one back
+        soonest first (never none)."""
+        healthy, cooling = self.cooldowns.split(candidates)
+        routing = ctx.config.routing
+        state = RoutingState(self.latency, self.rng, routing.latency.explore, routing.default_max_tokens)
+        if healthy:
+            return STRATEGIES[model.strategy](healthy, ctx, state)
+        return self.cooldowns.soonest_back(cooling)
+
+    async def _attempt(self, ctx: LLMContext, deployment: Deployment, errors: list[UpstreamError],
+                       scope: Scope, receive: Receive, send: Send) -> bool:
+        routing = ctx.config.routing
+        previous = next((e for e in reversed(errors) if e.deployment == deployment.id), None)
+        if previous is not None:
+            # Coming back to a deployment that already failed this request: wait a little.
+            delay = self.rng.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** len(errors)))
+            if previous.retry_after:
+                if previous.retry_after > routing.max_retry_after_s:
+                    return False
+                delay = previous.retry_after
+            await asyncio.sleep(delay)
+        ctx.deployment = deployment
+        ctx.attempts += 1
+        self.latency.started(deployment.id)
+        ctx.timings.upstream_start = ctx.timings.first_byte = None
+        sample: float | None = None  # latency is learnt from successes and timeouts only
+        try:
+            await self.app(scope, receive, send)
+            sample = _latency(ctx)
+        except UpstreamError as exc:
+            if isinstance(exc, UpstreamTimeout) and ctx.timings.upstream_start is not None:
+                sample = time.perf_counter() - ctx.timings.upstream_start
+            if ctx.response_started or not exc.retryable:
+                raise
+            retry_after = exc.retry_after if isinstance(exc, UpstreamStatus) and exc.status == 429 else None
+            self.cooldowns.failure(deployment.id, routing.cooldown, retry_after)
+            errors.append(exc)
+            return False
+        finally:
+            self.latency.finished(deployment.id, sample)
+        self.cooldowns.success(deployment.id)
+        return True
+
+
+def _latency(ctx: LLMContext) -> float | None:
+    """Time to first token for streams, total upstream time for the rest."""
+    timings = ctx.timings
+    done = timings.first_byte if ctx.stream else timings.end
+    if timings.upstream_start is None or done is None:
+        return None
+    return done - timings.upstream_start

@@ -1,0 +1,36 @@
+"""Which deployments can serve this request at all: capabilities and context window."""
+
+from __future__ import annotations
+
+from asgi_llm.config.schema import Deployment
+from asgi_llm.context import LLMContext
+from asgi_llm.routing.catalog import ModelEntry
+
+
+def requested_output_tokens(ctx: LLMContext, default: int) -> int:
+    payload = ctx.payload
+    value = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    return value if type(value) is int else default
+
+
+def capable(entry: ModelEntry, ctx: LLMContext, default_output: int) -> tuple[
+        list[Deployment], str | None]:
+    """Deployments able to take the request, and why none could (for the 400)."""
+    needs = ctx.needs
+    wanted = ctx.prompt_tokens_estimate + requested_output_tokens(ctx, default_output)
+    if not needs and (entry.min_context is None or wanted <= entry.min_context):
+        return list(entry.deployments), None  # the common case: nothing to filter
+    kept: list[Deployment] = []
+    reason = None
+    for deployment, declared in zip(entry.deployments, entry.capabilities, strict=True):
+        # A deployment that declares no capabilities is taken to support what it is sent.
+        if needs and declared is not None and not needs <= declared:
+            missing = ", ".join(sorted(needs - declared))
+            reason = f"no deployment of this model supports {missing}"
+            continue
+        if deployment.context_window is not None and wanted > deployment.context_window:
+            reason = (f"the request needs about {wanted} tokens, more than the context window of "
+                      "every deployment of this model")
+            continue
+        kept.append(deployment)
+    return kept, (None if kept else reason)
