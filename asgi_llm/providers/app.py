@@ -146,6 +146,9 @@ class ProviderApp(LLMLayer):
                     response = await client.send(
                         client.build_request("POST", url, headers=headers, content=body), stream=True
                     )
+                    if 300 <= response.status_code < 400:
+                        # Never followed: a redirect could point the provider key anywhere.
+                        raise bad_response(deployment, "a redirect, which is not followed")
                     if response.status_code >= 400:
                         error_body = await _read_limited(response, MAX_ERROR_BODY)
                         raise provider.error(response.status_code, error_body, response.headers,
