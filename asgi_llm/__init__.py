@@ -7,6 +7,7 @@ from asgi_llm.context import LLMContext, Principal, Usage, get_context
 from asgi_llm.errors import ConfigError, ProxyError
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.app import ProviderApp
+from asgi_llm.ratelimit import RateLimitMiddleware
 from asgi_llm.routing.middleware import RouterMiddleware
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "Principal",
     "ProviderApp",
     "ProxyError",
+    "RateLimitMiddleware",
     "RouterMiddleware",
     "Usage",
     "build_app",

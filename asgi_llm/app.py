@@ -10,6 +10,7 @@ from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.providers.app import ProviderApp
+from asgi_llm.ratelimit.middleware import RateLimitMiddleware
 from asgi_llm.routing.middleware import RouterMiddleware
 from asgi_llm.types import ASGIApp
 
@@ -24,7 +25,8 @@ def build_app(config: Config | ConfigManager | None = None, *,
     manager = as_manager(config if config is not None else default_config())
     app: ASGIApp = ProviderApp(config=manager, transport_factory=transport_factory)
     app = RouterMiddleware(app, config=manager)
-    admin = AdminMiddleware(app, config=manager)
+    limiter = RateLimitMiddleware(app, config=manager)
+    admin = AdminMiddleware(limiter, config=manager, limiter=limiter)
     auth = AuthMiddleware(admin, config=manager)
     admin.auth = auth
     return auth

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,6 +15,50 @@ import pytest
 from asgi_llm import Config, build_app
 
 ERROR_KEYS = {"message", "type", "param", "code"}
+
+# What key material looks like in any log line (THREATS H12): provider/client keys, digests,
+# JWTs, Authorization values, and the literal secrets the tests configure.
+SECRET_PATTERNS = re.compile(
+    r"sk-(?!\*\*\*)[A-Za-z0-9_\-]{6,}|sha256:[0-9a-f]{16,}|eyJ[\w-]{10,}\.[\w-]{10,}\."
+    r"|Bearer\s+[^\s*]|azure-secret-key|proxy-secret|s3cret"
+)
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is not our concern here
+            text = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + repr(record.exc_info[1])
+        self.lines.append(f"{record.name}: {text}")
+
+
+def find_secrets(text: str) -> list[str]:
+    return SECRET_PATTERNS.findall(text)
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs() -> Any:
+    """Every test runs with the asgi_llm loggers at DEBUG; no line may carry key material."""
+    capture = _Capture()
+    logger = logging.getLogger("asgi_llm")
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture)
+        logger.setLevel(previous)
+    leaked = [line for line in capture.lines if find_secrets(line)]
+    assert not leaked, f"key material in logs: {leaked[:3]}"
 
 
 def mock_model(name: str = "mock-1", **mock: Any) -> dict[str, Any]:

@@ -53,14 +53,22 @@ class ProxyServer:
             except httpx2.TransportError:
                 pass
             time.sleep(0.05)
-        self.stop()
+        self._stop_process()
         raise RuntimeError(f"proxy did not become ready:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        self._stop_process()
+        from tests.conftest import find_secrets
+
+        leaked = find_secrets(self.log())
+        assert not leaked, f"key material in the server log: {leaked[:3]}"
+
+    def _stop_process(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import orjson
 
 from asgi_llm.config.schema import Deployment
-from asgi_llm.context import LLMContext, Usage
+from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
 from asgi_llm.providers.base import bad_response, openai_error, usage_from
 from asgi_llm.providers.sse import DONE, SSEDecoder, event_data
@@ -102,7 +102,7 @@ class OpenAIProvider:
             raise bad_response(deployment, "not JSON") from None
         if not isinstance(payload, dict) or ("choices" not in payload and "data" not in payload):
             raise bad_response(deployment, "no choices")
-        ctx.usage = usage_from(payload) or Usage()
+        ctx.usage = usage_from(payload)  # None when the upstream did not say: limits estimate
         choices = payload.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")

@@ -1,0 +1,62 @@
+"""Budgets: USD spend per key/tenant per calendar period (UTC), priced from the cost table.
+
+Spend is kept in integer micro-dollars (no float drift across thousands of increments), in
+one hash per (scope, period) in the same store as the rate counters, so a fleet shares it.
+A request is admitted while its scope has spent less than the cap, and its real cost is
+charged when the response ends; the cap can thus be passed by at most the cost of the
+requests in flight when it is reached.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from asgi_llm.config.schema import Budget
+from asgi_llm.context import LLMContext
+
+MICROS = 1_000_000
+
+
+def period_bounds(period: str, now_s: float) -> tuple[str, int]:
+    """(label, end in epoch ms) of the calendar period holding `now_s`, in UTC."""
+    now = datetime.fromtimestamp(now_s, UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        label, end = day.strftime("%Y-%m-%d"), day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())  # ISO weeks start on Monday
+        year, week, _ = start.isocalendar()
+        label, end = f"{year}-W{week:02d}", start + timedelta(days=7)
+    else:
+        start = day.replace(day=1)
+        label = start.strftime("%Y-%m")
+        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else \
+            start.replace(month=start.month + 1)
+    return label, int(end.timestamp() * 1000)
+
+
+def budget_key(prefix: str, budget: Budget, label: str) -> str:
+    return f"{prefix}:budget:{budget.per}:{budget.period}:{label}"
+
+
+def to_micros(usd: float) -> int:
+    """USD to micro-USD, rounded up: a fraction of a micro-dollar still costs."""
+    return math.ceil(usd * MICROS - 1e-9) if usd > 0 else 0
+
+
+def request_cost(ctx: LLMContext, prompt_tokens: int, completion_tokens: int) -> float:
+    """What the request cost: the provider layer's figure, or priced from the cost table."""
+    if ctx.cache_status == "hit":
+        return 0.0
+    if ctx.cost_usd is not None:
+        return ctx.cost_usd
+    deployment = ctx.deployment
+    if deployment is None:
+        return 0.0
+    cost = deployment.cost
+    return (prompt_tokens * cost.input_per_mtok
+            + completion_tokens * cost.output_per_mtok) / MICROS
+
+
+__all__ = ["MICROS", "budget_key", "period_bounds", "request_cost", "to_micros"]

@@ -1,0 +1,260 @@
+"""RateLimitMiddleware: requests, tokens, concurrency and budgets, before and after the call.
+
+Sits after Auth (it counts the principal Auth found; with no auth, the client address) and
+before Cache and Router. One request goes:
+1. admission, one atomic check-and-take in the store: a request slot in every request
+   window, a reservation of estimated prompt tokens + `max_tokens` (or the configured
+   default) in every token window, a concurrency lease, and a budget check;
+2. the inner app;
+3. settlement in a `finally` (so also on errors, cut streams and client disconnects): token
+   reservations rewritten to what was really used (or delivered), leases released, the real
+   cost charged to the budgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager
+from asgi_llm.context import LLMContext
+from asgi_llm.errors import InvalidRequest, RateLimited
+from asgi_llm.exchange import LLMLayer
+from asgi_llm.ratelimit.budgets import (
+    MICROS,
+    budget_key,
+    period_bounds,
+    request_cost,
+    to_micros,
+)
+from asgi_llm.ratelimit.identity import client_address
+from asgi_llm.ratelimit.limiter import Limiter, Outcome
+from asgi_llm.ratelimit.memory import MemoryStore
+from asgi_llm.ratelimit.rules import Checks, Plan, build_checks, compile_plan
+from asgi_llm.ratelimit.store import Decision, Settlement
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
+
+LIMITED_ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
+_HEADER_NAMES = {kind: tuple(f"x-ratelimit-{what}-{kind}".encode()
+                             for what in ("limit", "remaining", "reset"))
+                 for kind in ("requests", "tokens")}
+
+
+def format_reset(ms: int) -> str:
+    """OpenAI's duration style for `x-ratelimit-reset-*`: `250ms`, `1.5s`, `6m0s`, `1h2m3s`."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = ms / 1000
+    hours, rest = divmod(int(seconds), 3600)
+    minutes = rest // 60
+    secs = seconds - hours * 3600 - minutes * 60
+    text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"
+    if minutes or hours:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
+
+
+def completion_reserve(ctx: LLMContext, default: int) -> int:
+    """Completion tokens to reserve: the request's own cap, else the configured default."""
+    if ctx.endpoint == "embeddings":
+        return 0
+    payload = ctx.payload
+    cap = payload.get("max_completion_tokens") or payload.get("max_tokens") or default
+    n = payload.get("n")
+    return int(cap) * (n if type(n) is int and n > 1 else 1)
+
+
+def delivered_tokens(ctx: LLMContext, prompt_estimate: int) -> tuple[int, int]:
+    """(prompt, completion) tokens to charge once the response is over.
+
+    The upstream's usage when it said; otherwise, for a stream that was cut or left by the
+    client, the prompt estimate plus one token per content event delivered; nothing for a
+    request that failed before any answer (or was served from the cache).
+    """
+    if ctx.cache_status == "hit":
+        return 0, 0
+    if ctx.usage is not None:
+        return ctx.usage.prompt_tokens, ctx.usage.completion_tokens
+    if ctx.response_started or ctx.disconnected or ctx.streamed_chunks:
+        return prompt_estimate, ctx.streamed_chunks
+    return 0, 0
+
+
+class RateLimitMiddleware(LLMLayer):
+    """Rate limits, token limits, concurrency and USD budgets (`limits:` config section)."""
+
+    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(app, config=config)
+        self._clock = clock
+        self._limiters: dict[tuple[str, str, float], Limiter] = {}
+        plan = self._plan(self.configs.current)  # a bad section fails here, with its name
+        if plan is not None:
+            self._limiter(plan)  # as does a storage this install cannot reach
+
+    # -- lifespan ------------------------------------------------------------------------
+    async def startup(self) -> None:
+        plan = self._plan(self.configs.current)
+        if plan is not None:
+            await self._limiter(plan).warm_up()
+
+    async def shutdown(self) -> None:
+        limiters, self._limiters = list(self._limiters.values()), {}
+        for limiter in limiters:
+            await limiter.aclose()
+
+    # -- per snapshot --------------------------------------------------------------------
+    @staticmethod
+    def _plan(config: Config) -> Plan | None:
+        return config.derive("ratelimit.plan", compile_plan)
+
+    def _limiter(self, plan: Plan) -> Limiter:
+        key = (plan.storage, plan.prefix, plan.timeout_s)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = Limiter(plan.storage, prefix=plan.prefix, timeout_s=plan.timeout_s,
+                              clock=self._clock)
+            self._limiters[key] = limiter
+        return limiter
+
+    # -- the request ---------------------------------------------------------------------
+    async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        plan = self._plan(ctx.config)
+        if plan is None or ctx.endpoint not in LIMITED_ENDPOINTS:
+            await self.app(scope, receive, send)
+            return
+        entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+        names = (entry.name, *entry.aliases) if entry is not None else ()
+        prompt = ctx.prompt_tokens_estimate
+        reserve = prompt + completion_reserve(ctx, plan.default_max_tokens)
+        checks = build_checks(plan, secrets.token_hex(8), ctx.principal,
+                              client_address(scope, plan.trusted), names, reserve, self._clock())
+        admission = checks.admission
+        if not (admission.windows or admission.slots or admission.budgets):
+            await self.app(scope, receive, send)
+            return
+        for window, rate in zip(admission.windows, checks.rates, strict=True):
+            if window.kind == "tokens" and window.cost > window.limit:
+                # It would wait for ever: say so once (THREATS L4).
+                raise InvalidRequest(
+                    f"This request may use up to {window.cost} tokens, more than the limit of "
+                    f"{rate.text}; lower max_tokens or shorten the prompt.",
+                    param="max_tokens", code="request_exceeds_limit")
+        limiter = self._limiter(plan)
+        info: dict[str, Any] = {"degraded": False, "reserved_tokens": reserve}
+        ctx.extra["ratelimit"] = info
+        outcome = await limiter.admit(admission, plan)
+        info["degraded"] = outcome.degraded
+        info["store"] = "local" if outcome.degraded else ("redis" if limiter.shared else "memory")
+        self._queue_headers(ctx, outcome)
+        if not outcome.decision.allowed:
+            info["rejected"] = outcome.decision.reason
+            raise self._rejection(outcome, checks)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            settlement = self._settlement(ctx, outcome, prompt, info)
+            if settlement:
+                if isinstance(outcome.store, MemoryStore):
+                    outcome.store.settle_now(settlement, plan.strategy)  # no await: atomic
+                else:
+                    # Shielded: a second cancellation must not lose a lease or a charge.
+                    await asyncio.shield(limiter.settle(outcome, settlement, plan))
+
+    def _queue_headers(self, ctx: LLMContext, outcome: Outcome) -> None:
+        decision = outcome.decision
+        for kind in ("requests", "tokens"):
+            pick: tuple[int, int, int] | None = None  # (remaining, limit, reset)
+            for window, state in zip(outcome.admission.windows, decision.states, strict=True):
+                if window.kind == kind and (pick is None or state.remaining < pick[0]):
+                    pick = (state.remaining, window.limit, state.reset_ms)
+            if pick is None:
+                continue
+            remaining, limit, reset = pick
+            names = _HEADER_NAMES[kind]
+            ctx.add_header(names[0], str(limit).encode())
+            ctx.add_header(names[1], str(remaining).encode())
+            ctx.add_header(names[2], format_reset(reset).encode())
+
+    def _rejection(self, outcome: Outcome, checks: Checks) -> RateLimited:
+        decision: Decision = outcome.decision
+        retry_after = max(1.0, decision.retry_ms / 1000)
+        if decision.reason == "budget":
+            return RateLimited("You have used up your spend budget for this period.",
+                               retry_after=retry_after, code="insufficient_quota")
+        if decision.reason == "concurrency":
+            return RateLimited("Too many requests in flight; wait for one to finish.",
+                               retry_after=retry_after)
+        window = outcome.admission.windows[decision.failed]
+        rate = checks.rates[decision.failed]
+        scope = " (local limit while the shared limiter is unavailable)" if outcome.degraded else ""
+        return RateLimited(f"Rate limit reached for {window.kind}: {rate.text}{scope}. "
+                           f"Retry after {int(retry_after + 0.999)}s.", retry_after=retry_after)
+
+    def _settlement(self, ctx: LLMContext, outcome: Outcome, prompt_estimate: int,
+                    info: dict[str, Any]) -> Settlement:
+        admission = outcome.admission
+        settlement = Settlement(admission.id, outcome.decision.now_ms)
+        settlement.slots = list(admission.slots)
+        prompt, completion = delivered_tokens(ctx, prompt_estimate)
+        actual = prompt + completion
+        info["charged_tokens"] = actual
+        for window in admission.windows:
+            if window.kind == "tokens" and actual != window.cost:
+                settlement.windows.append((window, actual))
+        if admission.budgets:
+            usd = request_cost(ctx, prompt, completion)
+            info["charged_usd"] = usd
+            micros = to_micros(usd)
+            settlement.budgets = [(hold, micros) for hold in admission.budgets if micros > 0]
+        return settlement
+
+    # -- for the metrics and admin layers -------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Gauges and counters of the limiter in force (the `ratelimit_degraded` metric)."""
+        plan = self._plan(self.configs.current)
+        if plan is None:
+            return {"enabled": False}
+        limiter = self._limiter(plan)
+        return {"enabled": True, "shared": limiter.shared, "degraded": limiter.degraded,
+                "degraded_admissions": limiter.degraded_admissions,
+                "store_failures": limiter.store_failures}
+
+    async def usage_report(self) -> dict[str, Any]:
+        """Spend and what remains per key/tenant in the current period of every budget.
+
+        Raises ServiceUnavailable (503) when the shared store does not answer: spend figures
+        are never guessed.
+        """
+        plan = self._plan(self.configs.current)
+        if plan is None or not plan.budgets:
+            return {"budgets": []}
+        limiter = self._limiter(plan)
+        now = self._clock()
+        report = []
+        for budget in plan.budgets:
+            label, ends_ms = period_bounds(budget.period, now)
+            spend = await limiter.budget_spend(budget_key(plan.prefix, budget, label))
+            limit = to_micros(budget.usd)
+            usage = [
+                {"id": who, "spent_usd": micros / MICROS,
+                 "remaining_usd": max(0, limit - micros) / MICROS}
+                for who, micros in sorted(spend.items())
+            ]
+            report.append({
+                "per": budget.per, "usd": budget.usd, "period": budget.period,
+                "period_label": label,
+                "resets_at": datetime.fromtimestamp(ends_ms / 1000, UTC).isoformat(),
+                "usage": usage,
+            })
+        return {"budgets": report}
+
+
+__all__ = ["RateLimitMiddleware", "completion_reserve", "delivered_tokens", "format_reset"]
