@@ -16,7 +16,7 @@ from typing import Any
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.context import LLMContext
-from asgi_llm.errors import InternalError, ProxyError
+from asgi_llm.errors import ConfigError, InternalError, ProxyError
 from asgi_llm.request import (
     INFERENCE,
     ClientDisconnected,
@@ -38,9 +38,32 @@ _JSON = (b"content-type", b"application/json")
 class LLMLayer:
     """Base of every asgi-llm middleware: scope guard, context, lifespan hooks."""
 
+    # Layers this one must sit inside of (outer to it), by class name: checked when the stack
+    # is built, so a mis-ordered stack fails at start-up with a message, not at request time.
+    must_be_inside: tuple[str, ...] = ()
+
     def __init__(self, app: ASGIApp, *, config: Config | ConfigManager) -> None:
         self.app = app
         self.configs = as_manager(config)
+        self._check_order()
+
+    def _check_order(self) -> None:
+        inner: Any = self.app
+        for _ in range(64):  # walk the layers built inside this one (Starlette's too)
+            if inner is None:
+                return
+            name = type(inner).__name__
+            if name in self.order_requirements():
+                raise ConfigError(
+                    f"{type(self).__name__} is placed outside {name}, but it needs what {name} "
+                    f"finds ({self.order_requirements()[name]}): put {name} before it (outer) in "
+                    "the middleware list."
+                )
+            inner = getattr(inner, "app", None)
+
+    def order_requirements(self) -> dict[str, str]:
+        """{outer layer class name: why}; override to depend on the config."""
+        return {name: "the request's context" for name in self.must_be_inside}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

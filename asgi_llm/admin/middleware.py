@@ -23,6 +23,8 @@ _JSON = (b"content-type", b"application/json")
 
 
 class AdminMiddleware(LLMLayer):
+    must_be_inside = ("AuthMiddleware",)
+
     def __init__(self, app: ASGIApp, *, config: Config | ConfigManager, auth: Any = None,
                  cache: Any = None, limiter: Any = None) -> None:
         super().__init__(app, config=config)

@@ -90,6 +90,8 @@ def delivered_tokens(ctx: LLMContext, prompt_estimate: int) -> tuple[int, int]:
 class RateLimitMiddleware(LLMLayer):
     """Rate limits, token limits, concurrency and USD budgets (`limits:` config section)."""
 
+    must_be_inside = ("AuthMiddleware",)  # it counts the principal Auth finds
+
     def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(app, config=config)
