@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--allow-unauthenticated", action="store_true",
                      help="serve without auth on a non-loopback address")
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    run.add_argument("--no-access-log", action="store_true", help="no line per request")
+    run.add_argument("--drain-timeout", type=float, default=10.0,
+                     help="seconds streams may run on after SIGTERM before they are ended")
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("path")
     key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
@@ -77,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warning = "" if config.auth else " WARNING: no auth configured, anyone who can reach it may use it."
     print(f"asgi-llm: serving http://{args.host}:{args.port}/v1 with {config.source}: "
           f"{summary(config)}.{warning}", file=sys.stderr, flush=True)
-    return serve(args.host, args.port, args.workers)
+    return serve(args.host, args.port, args.workers, drain_timeout=args.drain_timeout,
+                 access_log=not args.no_access_log, log_format=args.log_format,
+                 log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,19 @@
-"""Run the full stack on hypercorn: `asgi-llm serve`."""
+"""Run the full stack on hypercorn: `asgi-llm serve`.
+
+One worker runs in this process; more are spawned processes sharing the listening sockets.
+On SIGTERM or SIGINT a worker stops accepting, lets requests finish for up to
+`drain_timeout` seconds, then ends the streams still running with an error event (no
+`[DONE]`), so clients learn the stream was cut rather than hang.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import multiprocessing
 import os
+import signal
+from typing import Any
 
 from asgi_llm.app import build_app
 from asgi_llm.config.default import default_config
@@ -17,32 +28,125 @@ def load_config(path: str | None = None) -> Config:
     return Config.from_file(path) if path else default_config()
 
 
+MAX_HEADER_BYTES = 16 * 1024
+
+
 def app_from_env() -> ASGIApp:
-    """The app each hypercorn worker builds (the config path travels in the environment)."""
-    return build_app(load_config())
+    """The app each worker builds (the config path travels in the environment)."""
+    return HeaderLimit(build_app(load_config()))
+
+
+class HeaderLimit:
+    """Refuses requests whose headers exceed a size (431) before any layer reads them.
+
+    h11 caps only *incomplete* header blocks; a complete 1 MB block arriving in one read
+    would pass."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and sum(
+            len(k) + len(v) for k, v in scope["headers"]
+        ) > self.max_bytes:
+            body = b'{"error":{"message":"Request headers are too large.","type":"invalid_request_error","param":null,"code":"headers_too_large"}}'
+            await send({"type": "http.response.start", "status": 431,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def serve(host: str, port: int, workers: int = 1, *, graceful_timeout: float = 10.0) -> int:
+def hypercorn_config(host: str, port: int, *, drain_timeout: float, access_log: bool) -> Any:
     from hypercorn.config import Config as HypercornConfig
-    from hypercorn.run import run
+
+    from asgi_llm.logs import AccessLogger
 
     hc = HypercornConfig()
     hc.bind = [bind_address(host, port)]
-    hc.application_path = "asgi_llm.server:app_from_env()"
-    # One worker runs in this process; more are spawned by hypercorn, each loading the app.
-    hc.workers = 0 if workers <= 1 else workers
-    try:
-        import uvloop  # noqa: F401
-
-        hc.worker_class = "uvloop"
-    except ImportError:
-        hc.worker_class = "asyncio"
-    hc.accesslog = None
-    hc.errorlog = "-"
+    hc.logger_class = AccessLogger
+    # Logger objects, not paths: hypercorn then adds no handlers of its own, and every line
+    # goes through the formatter `asgi_llm.logs.configure` installs.
+    hc.accesslog = logging.getLogger("hypercorn.access") if access_log else None
+    hc.errorlog = logging.getLogger("hypercorn.error")
     hc.keep_alive_timeout = 75
-    hc.graceful_timeout = graceful_timeout
-    return run(hc)
+    # Hypercorn waits this long for connections after the drain: room for the error events.
+    hc.graceful_timeout = drain_timeout + 2
+    hc.h11_max_incomplete_size = 2 * MAX_HEADER_BYTES  # slow or huge header blocks
+    return hc
+
+
+def find_layer(app: Any, name: str) -> Any:
+    for _ in range(64):
+        if app is None:
+            return None
+        if hasattr(app, name):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
+async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str,
+                       log_level: str) -> None:
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.utils import wrap_app
+
+    from asgi_llm.logs import configure
+
+    configure(log_format, log_level)
+    app = app_from_env()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        provider = find_layer(app, "drain")
+        if provider is not None:
+            provider.drain(drain_timeout)
+
+    await worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets,
+                       shutdown_trigger=shutdown_trigger)
+
+
+def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve_worker(hc, sockets, drain_timeout, log_format, log_level))
+
+
+def serve(host: str, port: int, workers: int = 1, *, drain_timeout: float = 10.0,
+          access_log: bool = True, log_format: str = "text", log_level: str = "info") -> int:
+    hc = hypercorn_config(host, port, drain_timeout=drain_timeout, access_log=access_log)
+    sockets = hc.create_sockets()
+    args = (hc, sockets, drain_timeout, log_format, log_level)
+    if workers <= 1:
+        run_worker(*args)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=run_worker, args=args, daemon=False) for _ in range(workers)]
+    for process in processes:
+        process.start()
+
+    def forward(signum: int, frame: Any) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    return max((p.exitcode or 0) for p in processes)

@@ -65,6 +65,17 @@ class ProviderApp(LLMLayer):
         for deployment in self.configs.current.catalog.deployments.values():
             provider_for(deployment.provider)  # fail at construction, with the name
         self.clients = UpstreamClients(transport_factory)
+        self._streams: set[asyncio.Task[Any]] = set()  # tasks relaying a stream now
+        self._ending = False
+
+    def drain(self, timeout: float) -> None:
+        """Server shutdown: streams still running after `timeout` end with an error event."""
+        asyncio.get_running_loop().call_later(timeout, self._end_streams)
+
+    def _end_streams(self) -> None:
+        self._ending = True
+        for task in list(self._streams):
+            task.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -198,7 +209,20 @@ class ProviderApp(LLMLayer):
         ctx.timings.first_byte = time.perf_counter()
         await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEADERS)})
         await send({"type": "http.response.body", "body": first, "more_body": True})
-        await self._relay(ctx, deployment, adapter, chunks, send, timer, deadline)
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        try:
+            await self._relay(ctx, deployment, adapter, chunks, send, timer, deadline)
+        except asyncio.CancelledError:
+            if not self._ending or ctx.disconnected:
+                raise
+            task.uncancel()  # our own drain: end the stream in words, not by a dropped socket
+            ctx.extra["stream_failure"] = "server_shutdown"
+            await send({"type": "http.response.body", "more_body": False, "body": stream_error_event(
+                "The server is shutting down; retry the request.", "server_shutdown")})
+        finally:
+            self._streams.discard(task)
 
     async def _relay(self, ctx: LLMContext, deployment: Deployment, adapter: StreamAdapter,
                      chunks: Any, send: Send, timer: asyncio.Timeout, deadline: float) -> None:

@@ -1,0 +1,84 @@
+"""`asgi-llm serve` as an operator sees it: drain on SIGTERM, access log, workers, limits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+
+import httpx2
+
+from tests.conftest import upstream_model
+from tests.fakes.upstream import Behavior, FakeUpstream
+from tests.harness import ProxyServer
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def test_sigterm_drains_then_ends_long_streams_with_an_error_event(tmp_path):
+    with FakeUpstream("slow") as up:
+        up.default = Behavior(chunks=40, chunk_delay_s=0.1)  # 4 s: outlives the drain
+        server = ProxyServer({"models": [upstream_model("m", up.base_url)]}, tmp_path,
+                             extra_args=("--drain-timeout", "1"))
+        results: dict[str, str] = {}
+
+        def read(name: str, chunks: int) -> None:
+            up_body = {"model": "m", "messages": USER, "stream": True}
+            with httpx2.stream("POST", server.base_url + "/chat/completions", json=up_body,
+                               timeout=15) as response:
+                results[name] = response.read().decode()
+
+        up.script(Behavior(chunks=5, chunk_delay_s=0.1))  # 0.5 s: finishes within the drain
+        short = threading.Thread(target=read, args=("short", 5))
+        short.start()
+        time.sleep(0.05)
+        long = threading.Thread(target=read, args=("long", 40))
+        long.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        short.join(10)
+        long.join(10)
+        server.process.wait(10)
+        server.stop()
+        assert results["short"].rstrip().endswith("data: [DONE]")
+        assert '"code":"server_shutdown"' in results["long"] and "[DONE]" not in results["long"]
+        assert time.monotonic() - started < 5
+        # new connections are refused once draining started
+        try:
+            httpx2.get(server.root_url + "/healthz", timeout=1)
+            raise AssertionError("still accepting after SIGTERM")
+        except httpx2.TransportError:
+            pass
+
+
+def test_json_access_log_has_one_line_per_request_and_no_query(tmp_path):
+    with ProxyServer(None, tmp_path, extra_args=("--log-format", "json")) as server:
+        httpx2.get(server.root_url + "/v1/models?api_key=sk-leakme-123456&x=1")
+        httpx2.post(server.base_url + "/chat/completions", json={"model": "mock-1", "messages": USER})
+        time.sleep(0.2)
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "asgi_llm.access" and line["path"] != "/healthz"]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("GET", "/v1/models", 200), ("POST", "/v1/chat/completions", 200)]
+    assert all(a["request_id"] for a in access)
+    assert "leakme" not in server.log()
+
+
+def test_two_workers_share_the_port(tmp_path):
+    with ProxyServer(None, tmp_path, workers=2) as server:
+        for _ in range(20):
+            response = httpx2.post(server.base_url + "/chat/completions",
+                                   json={"model": "mock-1", "messages": USER})
+            assert response.status_code == 200
+
+
+def test_oversized_headers_are_refused(tmp_path):
+    with ProxyServer(None, tmp_path) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            reply = sock.recv(100)
+        assert reply.startswith(b"HTTP/1.1 431")
+        assert httpx2.get(server.root_url + "/healthz").status_code == 200
