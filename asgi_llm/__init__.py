@@ -6,6 +6,7 @@ from asgi_llm.config import Config, ConfigManager
 from asgi_llm.context import LLMContext, Principal, Usage, get_context
 from asgi_llm.errors import ConfigError, ProxyError
 from asgi_llm.exchange import LLMLayer
+from asgi_llm.lifespan import lifespan
 from asgi_llm.providers.app import ProviderApp
 from asgi_llm.ratelimit import RateLimitMiddleware
 from asgi_llm.routing.middleware import RouterMiddleware
@@ -27,4 +28,5 @@ __all__ = [
     "Usage",
     "build_app",
     "get_context",
+    "lifespan",
 ]

@@ -90,28 +90,14 @@ def assert_error_shape(response: Any, status: int, code: str | None = None) -> d
 
 
 async def run_lifespan_shutdown(app: Any) -> None:
-    """Drive an app through lifespan startup and shutdown, as a server does at exit.
-
-    In-process clients (httpx2.ASGITransport) never send lifespan events, so without this the
-    pools a layer opened lazily would be left for the garbage collector.
-    """
-    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
-    done = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        message = next(messages, None)
-        if message is None:
-            await done.wait()
-            return {"type": "lifespan.shutdown"}
-        return message
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-            done.set()
+    """In-process clients (httpx2.ASGITransport) never send lifespan events: drive them at
+    teardown, as a server does at exit, so lazily opened pools and files get closed."""
+    from asgi_llm.lifespan import lifespan
 
     try:
-        await asyncio.wait_for(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send), 10)
-    except Exception:  # noqa: BLE001 - apps without lifespan support raise: nothing to close
+        async with lifespan(app):
+            pass
+    except Exception:  # noqa: BLE001 - a user's app without lifespan support: nothing to close
         pass
 
 
