@@ -152,7 +152,12 @@ async def run_exchange(
                              code="method_not_allowed")
         if method == "POST":
             check_content_type(scope)
-            ctx.body = await read_body(scope, receive, config.server.max_body_bytes)
+            try:
+                async with asyncio.timeout(config.server.body_timeout_s):
+                    ctx.body = await read_body(scope, receive, config.server.max_body_bytes)
+            except TimeoutError:
+                raise ProxyError("The request body did not arrive in time.", status=408,
+                                 code="request_timeout") from None
             if name in INFERENCE:
                 ctx.payload = parse_json(ctx.body)
                 (ctx.model, ctx.stream, ctx.include_usage, ctx.needs,

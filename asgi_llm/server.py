@@ -15,6 +15,8 @@ import os
 import signal
 from typing import Any
 
+import orjson
+
 from asgi_llm.app import build_app
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
@@ -33,30 +35,44 @@ MAX_HEADER_BYTES = 16 * 1024
 
 def app_from_env() -> ASGIApp:
     """The app each worker builds (the config path travels in the environment)."""
-    return HeaderLimit(build_app(load_config()))
+    return RequestGuard(build_app(load_config()))
 
 
-class HeaderLimit:
-    """Refuses requests whose headers exceed a size (431) before any layer reads them.
+class RequestGuard:
+    """What the HTTP server lets through but a proxy should not (outermost, standalone only):
 
-    h11 caps only *incomplete* header blocks; a complete 1 MB block arriving in one read
-    would pass."""
+    - headers larger than `max_bytes` (431): h11 caps only *incomplete* header blocks;
+    - `Content-Length` together with `Transfer-Encoding` (400, connection closed): h11 follows
+      the chunked framing, a proxy in front may follow the length, and the difference is how
+      requests are smuggled.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and sum(
-            len(k) + len(v) for k, v in scope["headers"]
-        ) > self.max_bytes:
-            body = b'{"error":{"message":"Request headers are too large.","type":"invalid_request_error","param":null,"code":"headers_too_large"}}'
-            await send({"type": "http.response.start", "status": 431,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            if sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
+                await _refuse(send, 431, "Request headers are too large.", "headers_too_large")
+                return
+            names = {k for k, _ in headers}
+            if b"transfer-encoding" in names and b"content-length" in names:
+                await _refuse(send, 400, "Content-Length and Transfer-Encoding together are refused.",
+                              "ambiguous_framing")
+                return
         await self.app(scope, receive, send)
+
+
+async def _refuse(send: Any, status: int, message: str, code: str) -> None:
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    body = orjson.dumps({"error": error})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})  # nothing pipelined after it is read
+    await send({"type": "http.response.body", "body": body})
 
 
 def bind_address(host: str, port: int) -> str:

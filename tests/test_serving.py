@@ -82,3 +82,34 @@ def test_oversized_headers_are_refused(tmp_path):
             reply = sock.recv(100)
         assert reply.startswith(b"HTTP/1.1 431")
         assert httpx2.get(server.root_url + "/healthz").status_code == 200
+
+
+def test_slow_body_gets_408_and_the_server_keeps_serving(tmp_path):
+    with ProxyServer({"models": [{"name": "m", "deployments": [
+            {"id": "m", "provider": "mock", "model": "m"}]}], "server": {"body_timeout_s": 0.5}},
+            tmp_path) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"mo")
+            sock.settimeout(5)
+            reply = sock.recv(200)
+        assert reply.startswith(b"HTTP/1.1 408")
+        assert httpx2.get(server.root_url + "/healthz").status_code == 200
+
+
+def test_smuggling_attempts_are_refused(tmp_path):
+    with ProxyServer(None, tmp_path) as server:
+        for attack in (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin/config HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+            b"Content-Length: 40\r\n\r\nabcd",
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(attack)
+                sock.settimeout(5)
+                reply = sock.recv(4096)
+            assert reply.startswith((b"HTTP/1.1 4", b"HTTP/1.1 501")), reply[:60]  # 501: unknown TE
+            assert reply.count(b"HTTP/1.1") == 1  # no second, smuggled response
+        assert httpx2.get(server.root_url + "/healthz").status_code == 200

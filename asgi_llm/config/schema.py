@@ -294,11 +294,13 @@ class Semantic(Section):
     threshold: float = Field(0.9, gt=0, le=1)
     model: str = "all-MiniLM-L6-v2"
     model_path: str | None = None  # a local sentence-transformers dir; default: the packaged model
+    backend: Literal["onnx", "torch"] = "onnx"  # same vectors; onnx is ~4x faster on CPU
+    onnx_cache_dir: str | None = None  # where the exported graph is kept (~/.cache/asgi-llm)
     guards: bool = True  # numbers, negations, order and names that differ veto a hit
     index: Literal["exact", "hnsw"] = "exact"
     max_entries: int = Field(100_000, ge=1)  # per replica, all namespaces together
     embedding_cache_entries: int = Field(10_000, ge=0)
-    batch_window_ms: float = Field(2.0, ge=0, le=100)
+    batch_window_ms: float = Field(0.0, ge=0, le=100)  # 0: batch whatever queued meanwhile
     max_batch: int = Field(32, ge=1, le=512)
     threads: int = Field(1, ge=1, le=64)  # torch threads: 1 keeps p99 low on small boxes
 
@@ -320,24 +322,61 @@ class Cache(Section):
 
 
 class Prometheus(Section):
-    path: str = "/metrics"
+    """`GET <path>` answers in the Prometheus text format (docs/observability.md)."""
+
+    path: str = Field("/metrics", pattern=r"^/[A-Za-z0-9_.\-/]*$", max_length=128)
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        from asgi_llm.request import ENDPOINTS  # the LLM and admin routes keep their paths
+
+        if value in ENDPOINTS or value in ("/healthz", "/readyz"):
+            raise ValueError(f"{value!r} is already a route of the proxy")
+        return value
 
 
 class StatsD(Section):
-    host: str = "127.0.0.1"
+    """UDP datagrams with DogStatsD tags; never blocks, drops (and counts) when it cannot send."""
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
     port: int = Field(8125, ge=1, le=65535)
-    prefix: str = "asgi_llm"
+    prefix: str = Field("asgi_llm", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=64)
+    tags: dict[str, str] = {}  # constant tags on every metric, e.g. {env: prod, service: llm}
+    max_packet_bytes: int = Field(1432, ge=512, le=65_000)  # below the path MTU: no fragments
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or len(key) > 64 or not all(c.isalnum() or c in "_.-/" for c in key):
+                raise ValueError(f"tag name {key!r} must be 1-64 letters, digits, _ . - /")
+        return value
 
 
 class Metrics(Section):
     prometheus: Prometheus | None = None
     statsd: StatsD | None = None
+    # Distinct values one label may take (model, deployment, error code) before further new
+    # values are counted as `other`: a bound on series whatever the config or upstream says.
+    max_label_values: int = Field(500, ge=1, le=100_000)
+
+
+class Reload(Section):
+    """Live config: the file watcher and the fleet's Redis reload channel (docs/configuration.md)."""
+
+    watch: bool = True  # poll the config file (and its symlink target) and reload on change
+    poll_interval_s: float = Field(0.5, ge=0.05, le=60)
+    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    channel: str = Field("asgi_llm:config", min_length=1, max_length=128,
+                         pattern=r"^[A-Za-z0-9_.:\-]+$")
 
 
 class Server(Section):
     """asgi-llm's own extension: request-path limits of the exchange."""
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a slow (slowloris) body gets 408
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
 
 
@@ -348,6 +387,7 @@ class ConfigModel(Section):
     limits: Limits | None = None
     cache: Cache | None = None
     metrics: Metrics | None = None
+    reload: Reload = Reload()
     server: Server = Server()
 
     @model_validator(mode="after")
