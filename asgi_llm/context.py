@@ -7,8 +7,8 @@ ContextVars only flow inward.
 from __future__ import annotations
 
 import time
-from fnmatch import fnmatchcase
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from asgi_llm.types import Headers, Scope
