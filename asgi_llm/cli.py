@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     run.add_argument("--no-access-log", action="store_true", help="no line per request")
+    run.add_argument("--keep-alive-timeout", type=float, default=20.0,
+                     help="seconds an idle client connection is kept open")
     run.add_argument("--drain-timeout", type=float, default=10.0,
                      help="seconds streams may run on after SIGTERM before they are ended")
     check = commands.add_parser("check-config", help="validate a config file")
@@ -84,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{summary(config)}.{warning}", file=sys.stderr, flush=True)
     return serve(args.host, args.port, args.workers, drain_timeout=args.drain_timeout,
                  access_log=not args.no_access_log, log_format=args.log_format,
-                 log_level=args.log_level)
+                 log_level=args.log_level, keep_alive=args.keep_alive_timeout)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "/v1/completions": ("completions", "POST"),
     "/v1/embeddings": ("embeddings", "POST"),
     "/v1/models": ("models", "GET"),
+    "/v1/messages": ("messages", "POST"),  # Anthropic's format, translated at the exchange
     "/admin/config": ("admin.config", "GET"),
     "/admin/config/reload": ("admin.config.reload", "POST"),
     "/admin/cache": ("admin.cache", "DELETE"),
     "/admin/usage": ("admin.usage", "GET"),
+    "/admin/stats": ("admin.stats", "GET"),
     "/admin/keys": ("admin.keys", "POST"),
     "/admin/keys/revoke": ("admin.keys.revoke", "POST"),
 }

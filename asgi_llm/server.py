@@ -12,7 +12,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 from typing import Any
 
 import orjson
@@ -23,6 +25,7 @@ from asgi_llm.config.loader import Config
 from asgi_llm.types import ASGIApp
 
 CONFIG_ENV = "ASGI_LLM_CONFIG"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def load_config(path: str | None = None) -> Config:
@@ -79,7 +82,8 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def hypercorn_config(host: str, port: int, *, drain_timeout: float, access_log: bool) -> Any:
+def hypercorn_config(host: str, port: int, *, drain_timeout: float, access_log: bool,
+                     keep_alive: float = 20.0) -> Any:
     from hypercorn.config import Config as HypercornConfig
 
     from asgi_llm.logs import AccessLogger
@@ -91,7 +95,9 @@ def hypercorn_config(host: str, port: int, *, drain_timeout: float, access_log: 
     # goes through the formatter `asgi_llm.logs.configure` installs.
     hc.accesslog = logging.getLogger("hypercorn.access") if access_log else None
     hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.keep_alive_timeout = 75
+    # Hypercorn holds a connection the client closed while idle until this runs out (its
+    # task and fd linger): long values pile up sockets under connection churn.
+    hc.keep_alive_timeout = keep_alive
     # Hypercorn waits this long for connections after the drain: room for the error events.
     hc.graceful_timeout = drain_timeout + 2
     hc.h11_max_incomplete_size = 2 * MAX_HEADER_BYTES  # slow or huge header blocks
@@ -121,6 +127,16 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    layer = find_layer(app, "configs")
+    if layer is not None:  # SIGHUP: reload the config file (validated; the old one stays if bad)
+        reloads: set[asyncio.Task[Any]] = set()
+
+        def reload() -> None:
+            task = loop.create_task(layer.configs.reload_async(origin="signal"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
@@ -144,13 +160,20 @@ def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log
 
 
 def serve(host: str, port: int, workers: int = 1, *, drain_timeout: float = 10.0,
-          access_log: bool = True, log_format: str = "text", log_level: str = "info") -> int:
-    hc = hypercorn_config(host, port, drain_timeout=drain_timeout, access_log=access_log)
+          access_log: bool = True, log_format: str = "text", log_level: str = "info",
+          keep_alive: float = 20.0) -> int:
+    hc = hypercorn_config(host, port, drain_timeout=drain_timeout, access_log=access_log,
+                          keep_alive=keep_alive)
     sockets = hc.create_sockets()
     args = (hc, sockets, drain_timeout, log_format, log_level)
     if workers <= 1:
         run_worker(*args)
         return 0
+    # Prometheus totals across workers: prometheus-client's multiprocess mode, one fresh
+    # directory of per-process files for this run (set before any worker imports it).
+    metrics_dir = None
+    if not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="asgi-llm-metrics-")
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=run_worker, args=args, daemon=False) for _ in range(workers)]
     for process in processes:
@@ -159,10 +182,15 @@ def serve(host: str, port: int, workers: int = 1, *, drain_timeout: float = 10.0
     def forward(signum: int, frame: Any) -> None:
         for process in processes:
             if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
+                os.kill(process.pid, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
+    signal.signal(signal.SIGHUP, forward)
+    try:
+        for process in processes:
+            process.join()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return max((p.exitcode or 0) for p in processes)

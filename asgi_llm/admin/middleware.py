@@ -6,6 +6,9 @@ action is audited before it is done; if the audit log cannot be written, it is r
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -86,6 +89,12 @@ class AdminMiddleware(LLMLayer):
         model = (query.get("model") or [None])[0]
         removed = await self.cache.purge(namespace=namespace, model=model)
         return 200, {"purged": removed, "namespace": namespace, "model": model}
+
+    async def _stats(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        """Process health for operators and the soak test."""
+        tasks = asyncio.all_tasks()
+        kinds = Counter(getattr(t.get_coro(), "__qualname__", "?") for t in tasks)
+        return 200, {"pid": os.getpid(), "tasks": len(tasks), "task_kinds": dict(kinds.most_common(8))}
 
     async def _usage(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         if self.limiter is None:
