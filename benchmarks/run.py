@@ -1,0 +1,395 @@
+"""Run the benchmark: the proxy's own cost against the same upstream called directly.
+
+    python -m benchmarks.run            # default: c=1,16,64 x 2 rounds x 5 s (~3-4 min)
+    python -m benchmarks.run --quick    # 1 round x 2 s (< 1 min)
+
+One nginx upstream, the floors (benchmarks.floors) and the proxy (``asgi-llm serve``,
+when the console script exists) are all started first and stay up for the whole run.
+For each connection count, each round runs every target in turn (a warm-up, then the
+measured wrk run), the order rotating by one target each round; each cell reports the
+median over the rounds. Results go to stdout, ``benchmarks/results/<UTC stamp>.md`` and
+a JSON file for plotting. Every process started here is stopped on exit, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx2
+
+from benchmarks import load
+from benchmarks.procs import (
+    CpuMeter,
+    ProcessGroup,
+    free_port,
+    install_signal_handlers,
+    tail,
+    wait_for_port,
+    wait_until_quiet,
+)
+from benchmarks.report import Cell, machine_facts, markdown, summarize
+from benchmarks.upstream import (
+    CHAT_COMPLETION,
+    CHAT_PATH,
+    MODEL,
+    REQUEST_BODY,
+    REQUEST_HEADERS,
+    SSE_BODY,
+    SSE_PATH,
+    STREAM_REQUEST_BODY,
+    Upstream,
+    start_upstream,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+FLOOR_KINDS = ("httpx2", "aiohttp", "httpx2-aiohttp")
+DEFAULT_TARGETS = ("direct", *(f"floor-{k}" for k in FLOOR_KINDS), "proxy")
+# Not run by default: the same floors on the standard asyncio loop (uvloop comparison).
+EXTRA_TARGETS = tuple(f"floor-{k}-asyncio" for k in FLOOR_KINDS)
+SSE_MODEL = f"{MODEL}-sse"
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    path: str  # request path wrk POSTs to
+    body: str
+    argv: list[str] | None = None  # None: the upstream itself, nothing to start
+    expect_exact: str | None = None  # smoke check: the body must be exactly this
+    script: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+
+# --- targets ---------------------------------------------------------------------------
+
+
+def find_proxy_script() -> Path | None:
+    for candidate in (
+        Path(sys.executable).parent / "asgi-llm",
+        ROOT / ".venv/bin/asgi-llm",
+    ):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def proxy_config(upstream: Upstream, sse: bool) -> str:
+    """The proxy's config: one model on the nginx upstream (plus a streaming one for --sse)."""
+
+    def model(name: str, deployment_id: str, prefix: str) -> str:
+        return f"""\
+  - name: {name}
+    deployments:
+      - id: {deployment_id}
+        provider: openai-compatible
+        model: {MODEL}
+        base_url: {upstream.url}{prefix}/v1
+        api_key: sk-bench
+"""
+
+    sse_model = model(SSE_MODEL, "nginx-sse", "/sse") if sse else ""
+    return "models:\n" + model(MODEL, "nginx", "") + sse_model
+
+
+def build_targets(
+    names: list[str], upstream: Upstream, workdir: Path, sse: bool, notes: list[str]
+) -> list[Target]:
+    python = sys.executable
+    floor_path, floor_body = (SSE_PATH, STREAM_REQUEST_BODY) if sse else (CHAT_PATH, REQUEST_BODY)
+    expected = SSE_BODY if sse else CHAT_COMPLETION
+    targets = []
+    for name in names:
+        if name == "direct":
+            targets.append(Target(name, upstream.port, floor_path, floor_body, None, expected))
+        elif name.startswith("floor-"):
+            loop_name = "asyncio" if name.endswith("-asyncio") else "uvloop"
+            kind = name.removeprefix("floor-").removesuffix("-asyncio")
+            port = free_port()
+            argv = [python, "-m", "benchmarks.floors", kind, "--port", str(port)]
+            argv += ["--upstream", upstream.url, "--loop", loop_name]
+            targets.append(Target(name, port, floor_path, floor_body, argv, expected))
+        elif name == "proxy":
+            script = find_proxy_script()
+            if script is None:
+                notes.append("proxy: skipped, `.venv/bin/asgi-llm` does not exist (not installed yet).")
+                continue
+            config = workdir / "proxy.yaml"
+            config.write_text(proxy_config(upstream, sse))
+            port = free_port()
+            argv = [str(script), "serve", "--config", str(config)]
+            argv += ["--host", "127.0.0.1", "--port", str(port)]
+            body = STREAM_REQUEST_BODY.replace(f'"{MODEL}"', f'"{SSE_MODEL}"') if sse else REQUEST_BODY
+            targets.append(Target(name, port, CHAT_PATH, body, argv, None))
+    return targets
+
+
+def smoke_check(target: Target) -> str | None:
+    """One real request; returns why the target is unusable, or None when it is fine."""
+    try:
+        resp = httpx2.post(target.url, content=target.body, headers=REQUEST_HEADERS, timeout=10)
+    except httpx2.HTTPError as exc:
+        return f"request failed: {exc!r}"
+    if resp.status_code != 200:
+        return f"answered {resp.status_code}: {resp.text[:300]}"
+    if target.expect_exact is not None and resp.text != target.expect_exact:
+        return f"body differs from the upstream's: {resp.text[:300]}"
+    if target.expect_exact is None and "chat.completion" not in resp.text:
+        return f"not a chat completion: {resp.text[:300]}"
+    return None
+
+
+def start_targets(
+    procs: ProcessGroup, targets: list[Target], cpus: str | None, notes: list[str]
+) -> list[Target]:
+    """Start every target's server, wait for it and check one request; drop the proxy if
+    it fails (it is work in progress), fail the run for anything else."""
+    started = [(t, procs.start(t.name, t.argv, cpus=cpus, cwd=ROOT) if t.argv else None) for t in targets]
+    usable = []
+    for target, child in started:
+        try:
+            if child is not None:
+                wait_for_port(child, target.port, timeout=30)
+            problem = smoke_check(target)
+            if problem and child is not None and child.alive() and problem.startswith("answered"):
+                problem += f"\n{tail(child.log, 5)}"
+        except RuntimeError as exc:
+            problem = str(exc)
+        if problem is None:
+            usable.append(target)
+        elif target.name == "proxy":
+            notes.append(f"proxy: skipped, it did not come up: {problem}")
+            if child is not None:
+                procs.stop(child)
+        else:
+            raise RuntimeError(f"{target.name}: {problem}")
+    return usable
+
+
+# --- measuring -------------------------------------------------------------------------
+
+
+def measure(
+    targets: list[Target],
+    args: argparse.Namespace,
+    wrk_cpus: str | None,
+    meter: CpuMeter,
+) -> dict[int, dict[str, Cell]]:
+    cells = {c: {t.name: Cell(t.name, c) for t in targets} for c in args.connections}
+    total = len(args.connections) * args.rounds * len(targets)
+    done = 0
+    for conns in args.connections:
+        for rnd in range(args.rounds):
+            shift = rnd % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                done += 1
+                cell = cells[conns][target.name]
+                assert target.script is not None
+                try:
+                    if args.warmup > 0:
+                        load.run_wrk(target.url, target.script, conns, args.warmup, cpus=wrk_cpus)
+                    started = meter.start()
+                    result = load.run_wrk(target.url, target.script, conns, args.duration, cpus=wrk_cpus)
+                    result.other_cpu_pct = meter.other_cpu_percent(started)
+                except (RuntimeError, ValueError) as exc:
+                    cell.error = str(exc)
+                    print(
+                        f"[{done}/{total}] c={conns} {target.name}: ERROR {exc}",
+                        flush=True,
+                    )
+                    continue
+                cell.runs.append(result)
+                errs = f"  errors={result.errors}" if result.errors else ""
+                if result.other_cpu_pct is not None and result.other_cpu_pct >= 5:
+                    errs += f"  (others used {result.other_cpu_pct:.0f}% CPU)"
+                print(
+                    f"[{done}/{total}] c={conns:<3} round {rnd + 1}/{args.rounds}  {target.name:<28}"
+                    f" {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
+                    f"  p99 {result.p99_ms:7.2f} ms{errs}",
+                    flush=True,
+                )
+    return cells
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0].strip()
+    )
+
+    def int_list(text: str) -> list[int]:
+        return [int(x) for x in text.split(",") if x.strip()]
+
+    def name_list(text: str) -> list[str]:
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        unknown = set(names) - set(DEFAULT_TARGETS + EXTRA_TARGETS)
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown target(s) {sorted(unknown)}; known: {', '.join(DEFAULT_TARGETS + EXTRA_TARGETS)}"
+            )
+        return names
+
+    parser.add_argument(
+        "--targets",
+        type=name_list,
+        default=list(DEFAULT_TARGETS),
+        help=f"comma-separated, default {','.join(DEFAULT_TARGETS)}; also {','.join(EXTRA_TARGETS)}",
+    )
+    parser.add_argument("--connections", type=int_list, default=[1, 16, 64], help="default 1,16,64")
+    parser.add_argument("--duration", type=int, help="seconds per measured run (default 5, quick 2)")
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up before each run (default 1)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 2, quick 1)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s: under a minute")
+    parser.add_argument(
+        "--sse",
+        action="store_true",
+        help="streaming workload (20-chunk event stream) instead of the JSON one",
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin wrk to CPU 1 and the servers to CPU 0",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPU idle",
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("auto", "nginx", "aiohttp"),
+        default="auto",
+        help="nginx when installed (auto), or the aiohttp fallback",
+    )
+    parser.add_argument("--json", type=Path, help="JSON output (default: next to the .md)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where the .md goes")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (2 if args.quick else 5)
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.warmup = 1 if args.warmup is None else args.warmup
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install_signal_handlers()
+    command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)])
+    pin = args.pin and (os.cpu_count() or 1) >= 2
+    server_cpus, wrk_cpus = ("0", "1") if pin else (None, None)
+    pinning = (
+        "wrk pinned to CPU 1 (taskset), nginx and the Python servers to CPU 0" if pin else "no CPU pinning"
+    )
+    notes: list[str] = []
+    if args.wait_quiet > 0:
+        busy = wait_until_quiet(args.wait_quiet)
+        if busy >= 5:
+            notes.append(f"the machine did not get quiet in {args.wait_quiet} s ({busy:.0f}% CPU busy).")
+    load_before = os.getloadavg()[0]
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y-%m-%d-%H%M%S")
+
+    with (
+        tempfile.TemporaryDirectory(prefix="asgi-llm-bench-") as tmp,
+        ProcessGroup(Path(tmp)) as procs,
+    ):
+        workdir = Path(tmp)
+        try:
+            upstream = start_upstream(procs, workdir, server_cpus, sys.executable, args.upstream)
+            if upstream.kind.startswith("aiohttp"):
+                notes.append(f"upstream: {upstream.kind}, not nginx.")
+            targets = build_targets(args.targets, upstream, workdir, args.sse, notes)
+            targets = start_targets(procs, targets, server_cpus, notes)
+            for target in targets:
+                target.script = load.write_script(
+                    workdir / f"{target.name}.lua", target.body, REQUEST_HEADERS
+                )
+            cells_n = len(args.connections) * args.rounds * len(targets)
+            eta = cells_n * (args.duration + args.warmup)
+            print(
+                f"{len(targets)} targets ({', '.join(t.name for t in targets)}), {cells_n} runs, "
+                f"~{eta // 60}m{eta % 60:02d}s; {pinning}",
+                flush=True,
+            )
+            for note in notes:
+                print(f"note: {note}", flush=True)
+            t0 = time.monotonic()
+            cells = measure(targets, args, wrk_cpus, CpuMeter(procs))
+            elapsed = time.monotonic() - t0
+            for target in targets:
+                child = next((c for c in procs.children if c.name == target.name), None)
+                if child is not None and not child.alive():
+                    notes.append(f"{target.name} died during the run: {tail(child.log, 5)}")
+            machine = machine_facts(upstream)
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping every server started here", file=sys.stderr)
+            return 130
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    workload = (
+        f"POST {SSE_PATH} (stream: true; {len(SSE_BODY)}-byte event stream, 20 chunks + usage + [DONE])"
+        if args.sse
+        else f"POST {CHAT_PATH} (non-streaming; {len(REQUEST_BODY)}-byte request, "
+        f"{len(CHAT_COMPLETION)}-byte chat.completion response)"
+    )
+    meta = {
+        "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command,
+        "machine": machine,
+        "workload": workload,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "pinning": pinning,
+        "measure_seconds": round(elapsed, 1),
+        "loadavg_1m_before": round(load_before, 2),
+        "notes": notes,
+    }
+    table = summarize(cells)
+    report = markdown(table, meta)
+    print("\n" + report)
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    md_path = args.out_dir / f"{stamp}.md"
+    md_path.write_text(report)
+    json_path = args.json or md_path.with_suffix(".json")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(
+        json.dumps(
+            {"meta": meta, "results": {str(c): rows for c, rows in table.items()}},
+            indent=2,
+        )
+    )
+    print(f"wrote {_rel(md_path)} and {_rel(json_path)}")
+    return 0
+
+
+def _rel(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd()))
+    return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
