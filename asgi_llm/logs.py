@@ -54,6 +54,8 @@ def configure(log_format: str = "text", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx2 logs every request at INFO (with the upstream URL): not for a proxy's log.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     for name in ("hypercorn.error", "hypercorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

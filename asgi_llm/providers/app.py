@@ -144,7 +144,7 @@ class ProviderApp(LLMLayer):
 
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
-        client = self.clients.get(deployment)
+        transport = self.clients.transport(deployment)
         url, headers, body = provider.build(ctx, deployment)
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -154,9 +154,8 @@ class ProviderApp(LLMLayer):
         try:
             async with asyncio.timeout_at(min(start + deployment.first_byte_timeout_s, deadline)) as timer:
                 try:
-                    response = await client.send(
-                        client.build_request("POST", url, headers=headers, content=body), stream=True
-                    )
+                    response = await transport.handle_async_request(
+                        self.clients.request(deployment, url, headers, body))
                     if 300 <= response.status_code < 400:
                         # Never followed: a redirect could point the provider key anywhere.
                         raise bad_response(deployment, "a redirect, which is not followed")
