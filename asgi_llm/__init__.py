@@ -7,6 +7,7 @@ from asgi_llm.context import LLMContext, Principal, Usage, get_context
 from asgi_llm.errors import ConfigError, ProxyError
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.lifespan import lifespan
+from asgi_llm.metrics import MetricsMiddleware
 from asgi_llm.providers.app import ProviderApp
 from asgi_llm.ratelimit import RateLimitMiddleware
 from asgi_llm.routing.middleware import RouterMiddleware
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigManager",
     "LLMContext",
     "LLMLayer",
+    "MetricsMiddleware",
     "Principal",
     "ProviderApp",
     "ProxyError",

@@ -9,6 +9,8 @@ from asgi_llm.auth.middleware import AuthMiddleware
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
+from asgi_llm.config.watch import LiveConfig
+from asgi_llm.metrics.middleware import MetricsMiddleware
 from asgi_llm.providers.app import ProviderApp
 from asgi_llm.ratelimit.middleware import RateLimitMiddleware
 from asgi_llm.routing.middleware import RouterMiddleware
@@ -20,7 +22,9 @@ def build_app(config: Config | ConfigManager | None = None, *,
     """Metrics, Auth, Admin, RateLimit, Cache, Router, then ProviderApp (outermost first).
 
     Every layer is present whatever the config says, and does nothing while its section is
-    absent: a live reload can turn a feature on or off without rebuilding the stack.
+    absent: a live reload can turn a feature on or off without rebuilding the stack. Around
+    them all, LiveConfig watches the config file (and the Redis reload channel) while the
+    app runs, on lifespan startup to shutdown.
     """
     manager = as_manager(config if config is not None else default_config())
     app: ASGIApp = ProviderApp(config=manager, transport_factory=transport_factory)
@@ -29,4 +33,4 @@ def build_app(config: Config | ConfigManager | None = None, *,
     admin = AdminMiddleware(limiter, config=manager, limiter=limiter)
     auth = AuthMiddleware(admin, config=manager)
     admin.auth = auth
-    return auth
+    return LiveConfig(MetricsMiddleware(auth, config=manager), config=manager)

@@ -147,9 +147,24 @@ def parse_text(text: str, suffix: str, source: str) -> Any:
             return json.loads(text)
         if suffix in (".yaml", ".yml", ""):
             return yaml.safe_load(text) or {}
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot parse: {exc}", source=source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse YAML: {_yaml_problem(exc)}", source=source) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"cannot parse JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                          source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot parse TOML: {exc}", source=source) from None
     raise ConfigError(f"unknown config format {suffix!r} (use .yaml, .toml or .json)", source=source)
+
+
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The problem and its position, never the offending line itself (it may hold a secret)."""
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1} column {mark.column + 1}" if mark else problem
 
 
 def _redact(value: Any) -> Any:
@@ -157,4 +172,6 @@ def _redact(value: Any) -> Any:
         return {k: ("***" if k in _SECRET_FIELDS and v else _redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v) for v in value]
+    if isinstance(value, str) and "@" in value:
+        return _URL_PASSWORD.sub(r"\1:***@", value)  # redis://user:pass@host -> user:***@
     return value

@@ -67,6 +67,25 @@ class ProviderApp(LLMLayer):
         self.clients = UpstreamClients(transport_factory)
         self._streams: set[asyncio.Task[Any]] = set()  # tasks relaying a stream now
         self._ending = False
+        self._in_flight: dict[str, int] = {}  # attempts running per deployment
+        self._retiring: set[str] = set()  # removed by a reload: closed once idle
+        self.configs.listeners.append(self._config_changed)
+
+    def _config_changed(self, old: Config, new: Config) -> None:
+        removed = set(old.catalog.deployments) - set(new.catalog.deployments)
+        changed = {d for d in set(old.catalog.deployments) & set(new.catalog.deployments)
+                   if old.catalog.deployments[d] != new.catalog.deployments[d]}
+        self._retiring |= removed | changed  # a changed deployment gets a fresh pool too
+        for deployment_id in list(self._retiring):
+            self._retire_if_idle(deployment_id)
+
+    def _retire_if_idle(self, deployment_id: str) -> None:
+        if deployment_id in self._retiring and not self._in_flight.get(deployment_id):
+            self._retiring.discard(deployment_id)
+            try:
+                asyncio.get_running_loop().create_task(self.clients.close(deployment_id))
+            except RuntimeError:  # no loop (a reload outside the server): close on next use
+                pass
 
     def drain(self, timeout: float) -> None:
         """Server shutdown: streams still running after `timeout` end with an error event."""
@@ -145,6 +164,7 @@ class ProviderApp(LLMLayer):
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
         transport = self.clients.transport(deployment)
+        self._in_flight[deployment.id] = self._in_flight.get(deployment.id, 0) + 1
         url, headers, body = provider.build(ctx, deployment)
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -188,6 +208,10 @@ class ProviderApp(LLMLayer):
             if response is not None:
                 await response.aclose()
             ctx.timings.end = time.perf_counter()
+            self._in_flight[deployment.id] -= 1
+            if not self._in_flight[deployment.id]:
+                del self._in_flight[deployment.id]
+                self._retire_if_idle(deployment.id)
 
     async def _stream(self, ctx: LLMContext, deployment: Deployment, provider: Provider,
                       response: Response, send: Send, timer: asyncio.Timeout, deadline: float) -> None:

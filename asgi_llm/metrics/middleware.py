@@ -1,0 +1,316 @@
+"""MetricsMiddleware: the facts of every finished LLM request, to every exporter.
+
+Outermost in the default stack, so it sees every outcome, refusals by auth and limits
+included. When it is the layer that runs the request's exchange it records after the
+exchange, once the status and any error are final; further in, it records in the `finally`
+around the inner app. Telemetry fails open: nothing here can fail or slow a request past
+a few microseconds, and an exporter that raises is logged and counted.
+
+Serves `metrics.prometheus.path` (GET) in the Prometheus text format; every other non-LLM
+path passes through untouched, so mounted in a user's app it counts only LLM traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from asgi_llm.config.loader import Config
+from asgi_llm.config.manager import ConfigManager, ReloadResult
+from asgi_llm.config.schema import Metrics, StatsD
+from asgi_llm.context import LLMContext, get_context
+from asgi_llm.exchange import LLMLayer, run_exchange
+from asgi_llm.metrics.exporter import Exporter, ProxyState
+from asgi_llm.metrics.record import RecordBuilder
+from asgi_llm.request import match_endpoint, route_path
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("asgi_llm.metrics")
+
+STATE_EVERY_S = 1.0  # gauges (degraded backends, cooling deployments) sampled this often
+_ERROR_LOG_EVERY_S = 60.0
+
+
+class MetricsMiddleware(LLMLayer):
+    """Records LLM requests for Prometheus (`metrics.prometheus`), StatsD (`metrics.statsd`)
+    and any `exporters` given here (these always receive, whatever the config says)."""
+
+    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
+                 exporters: Iterable[Exporter] = (), registry: Any = None) -> None:
+        super().__init__(app, config=config)
+        self.custom: tuple[Exporter, ...] = tuple(exporters)
+        self._registry = registry
+        self._prometheus: Any = None  # made the first time a snapshot asks for it
+        self._statsd: dict[tuple[Any, ...], Any] = {}
+        self._builders: dict[int, RecordBuilder] = {}
+        self._key = f"metrics.exporters.{id(self)}"
+        self.in_flight = 0
+        self.failures = 0  # records or exports that raised (fail-open counter)
+        self._last_error_log = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.configs.reload_observers.append(self._on_reload)
+
+    # -- exporters per snapshot -------------------------------------------------------
+    def exporters(self, config: Config) -> tuple[Exporter, ...]:
+        try:
+            return config.derive(self._key, self._build_exporters)
+        except Exception:  # fail open: a sink that cannot be built is no reason to fail
+            self._failed("setup", None)
+            return self.custom
+
+    def _build_exporters(self, config: Config) -> tuple[Exporter, ...]:
+        settings = config.metrics
+        built: list[Exporter] = []
+        if settings is not None and settings.prometheus is not None:
+            built.append(self.prometheus)
+        if settings is not None and settings.statsd is not None:
+            built.append(self._statsd_for(settings.statsd))
+        return (*built, *self.custom)
+
+    @property
+    def prometheus(self) -> Any:
+        """This layer's PrometheusExporter (its `registry` holds the series)."""
+        if self._prometheus is None:
+            from asgi_llm.metrics.prometheus import PrometheusExporter
+
+            self._prometheus = PrometheusExporter(self._registry)
+        return self._prometheus
+
+    def _statsd_for(self, settings: StatsD) -> Any:
+        key = (settings.host, settings.port, settings.prefix, tuple(sorted(settings.tags.items())),
+               settings.max_packet_bytes)
+        exporter = self._statsd.get(key)
+        if exporter is None:
+            from asgi_llm.metrics.statsd import StatsDExporter
+
+            for old in self._statsd.values():  # a reload moved the agent: close the old socket
+                old.sender.close()
+            exporter = StatsDExporter(settings.host, settings.port, prefix=settings.prefix,
+                                      tags=settings.tags, max_packet_bytes=settings.max_packet_bytes)
+            self._statsd = {key: exporter}
+        return exporter
+
+    def _builder(self, settings: Metrics | None) -> RecordBuilder:
+        limit = settings.max_label_values if settings is not None else 500
+        builder = self._builders.get(limit)
+        if builder is None:
+            builder = self._builders[limit] = RecordBuilder(limit)
+        return builder
+
+    # -- the request path -------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and get_context(scope) is None:
+            endpoint = match_endpoint(scope)
+            if endpoint is not None:
+                config = self.configs.current
+                exporters = self.exporters(config)
+                if not exporters:
+                    await run_exchange(config, endpoint, scope, receive, send, self._inward)
+                    return
+                # We run the exchange: record after it, when status and error are final.
+                self._started(exporters)
+                try:
+                    await run_exchange(config, endpoint, scope, receive, send, self._inward)
+                finally:
+                    ctx = get_context(scope)
+                    if ctx is not None:
+                        self._finished(exporters, ctx, None)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _inward(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        # Another layer runs the exchange (we are mounted further in): it renders the error
+        # only after we return, so catch it here on its way out.
+        exporters = self.exporters(ctx.config)
+        if not exporters:
+            await self.app(scope, receive, send)
+            return
+        self._started(exporters)
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self._finished(exporters, ctx, error)
+
+    def _started(self, exporters: tuple[Exporter, ...]) -> None:
+        self.in_flight += 1
+        for exporter in exporters:
+            started = getattr(exporter, "request_started", None)
+            if started is not None:
+                try:
+                    started()
+                except Exception:
+                    self._failed("request_started", exporter)
+
+    def _finished(self, exporters: tuple[Exporter, ...], ctx: LLMContext,
+                  error: BaseException | None) -> None:
+        self.in_flight -= 1
+        try:
+            record = self._builder(ctx.config.metrics).build(ctx, error, time.perf_counter())
+        except Exception:
+            self._failed("build", None)
+            for exporter in exporters:  # keep in-flight gauges true even without a record
+                with contextlib.suppress(Exception):
+                    dec = getattr(getattr(exporter, "in_flight", None), "dec", None)
+                    if dec is not None:
+                        dec()
+            return
+        for exporter in exporters:
+            try:
+                exporter.record(record)
+            except Exception:
+                self._failed("record", exporter)
+
+    def _failed(self, what: str, exporter: Any) -> None:
+        self.failures += 1
+        if self._prometheus is not None:
+            with contextlib.suppress(Exception):
+                self._prometheus.telemetry_dropped(type(exporter).__name__ if exporter else what)
+        now = time.monotonic()
+        if now - self._last_error_log >= _ERROR_LOG_EVERY_S:  # one line a minute at most
+            self._last_error_log = now
+            log.exception("metrics: %s failed in %s (the request is not affected)", what,
+                          type(exporter).__name__ if exporter is not None else "the record")
+
+    # -- /metrics -----------------------------------------------------------------------
+    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = self.configs.current.metrics
+        if (settings is None or settings.prometheus is None
+                or route_path(scope) != settings.prometheus.path):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _respond(send, 405, b"Use GET.\n", "text/plain; charset=utf-8",
+                           [(b"allow", b"GET, HEAD")])
+            return
+        exporter = self.prometheus
+        self._sample_state()
+        accept = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value.decode("latin-1")
+        # Rendering reads every worker's files in multiprocess mode: not on the loop.
+        body, content_type = await asyncio.to_thread(exporter.render, accept)
+        await _respond(send, 200, b"" if scope["method"] == "HEAD" else body, content_type,
+                       length=len(body))
+
+    # -- gauges and reloads -------------------------------------------------------------
+    def state(self) -> ProxyState:
+        """In-flight requests, degraded backends and cooling deployments of this process."""
+        loop = asyncio.get_running_loop()
+        degraded: dict[str, bool] = {}
+        cooling: dict[str, bool] = {}
+        config = self.configs.current
+        guard = self._builder(config.metrics).deployments
+        layer: Any = self.app
+        for _ in range(64):
+            if layer is None:
+                break
+            name = type(layer).__name__
+            down = _degraded(layer, loop.time())
+            if down is not None:
+                degraded[name.removesuffix("Middleware").lower()] = down
+            cooldowns = getattr(layer, "cooldowns", None)
+            if cooldowns is not None and callable(getattr(cooldowns, "cooling", None)):
+                for deployment_id in config.catalog.deployments:
+                    cooling[guard(deployment_id)] = bool(cooldowns.cooling(deployment_id))
+            layer = getattr(layer, "app", None)
+        return ProxyState(self.in_flight, degraded, cooling)
+
+    def _sample_state(self) -> None:
+        exporters = self.exporters(self.configs.current)
+        if not exporters:
+            return
+        try:
+            state = self.state()
+        except Exception:
+            self._failed("state", None)
+            return
+        for exporter in exporters:
+            hook = getattr(exporter, "state", None)
+            if hook is not None:
+                try:
+                    hook(state)
+                except Exception:
+                    self._failed("state", exporter)
+
+    def _on_reload(self, result: ReloadResult) -> None:
+        for exporter in self.exporters(self.configs.current):
+            hook = getattr(exporter, "config_reloaded", None)
+            if hook is not None:
+                try:
+                    hook(result.ok)
+                except Exception:
+                    self._failed("config_reloaded", exporter)
+
+    # -- lifespan -------------------------------------------------------------------------
+    async def startup(self) -> None:
+        for exporter in self.exporters(self.configs.current):
+            start = getattr(exporter, "start", None)
+            if start is not None:
+                try:
+                    await start()
+                except Exception:
+                    self._failed("start", exporter)
+        self._task = asyncio.get_running_loop().create_task(self._sample_forever(),
+                                                            name="asgi-llm metrics state")
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_EVERY_S)
+            self._sample_state()
+
+    async def shutdown(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        exporters = {id(e): e for e in (*self.custom, *self._statsd.values())}
+        for exporter in exporters.values():
+            close = getattr(exporter, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    self._failed("aclose", exporter)
+
+
+def _degraded(layer: Any, now: float) -> bool | None:
+    """Whether a layer's shared backend is down (None: the layer has no such backend)."""
+    value = getattr(layer, "degraded", None)
+    if isinstance(value, bool):
+        return value
+    stats = getattr(layer, "stats", None)
+    if callable(stats):
+        report = stats()
+        if isinstance(report, dict) and report.get("enabled", True) and "degraded" in report:
+            return bool(report["degraded"])
+    down_until = getattr(layer, "_down_until", None)  # CacheMiddleware's bypass back-off
+    if isinstance(down_until, float) and getattr(layer, "configs", None) is not None:
+        if layer.configs.current.cache is not None:
+            return down_until > now
+    return None
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str,
+                   headers: list[tuple[bytes, bytes]] | None = None, *,
+                   length: int | None = None) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body) if length is None else length).encode()),
+        *(headers or ())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = ["MetricsMiddleware"]
