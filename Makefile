@@ -11,6 +11,7 @@ STAMP   = $(VENV)/.installed
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0  # the CPU build, before the semantic extra pulls another
 	$(BIN)/python -m pip install -q -e '.[all,test]'
 	touch $(STAMP)
 

@@ -2,6 +2,7 @@
 
 from asgi_llm.app import build_app
 from asgi_llm.auth import AuthMiddleware
+from asgi_llm.cache import CacheMiddleware
 from asgi_llm.config import Config, ConfigManager
 from asgi_llm.context import LLMContext, Principal, Usage, get_context
 from asgi_llm.errors import ConfigError, ProxyError
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthMiddleware",
+    "CacheMiddleware",
     "Config",
     "ConfigError",
     "ConfigManager",

@@ -6,6 +6,7 @@ from typing import Any
 
 from asgi_llm.admin.middleware import AdminMiddleware
 from asgi_llm.auth.middleware import AuthMiddleware
+from asgi_llm.cache.middleware import CacheMiddleware
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
@@ -29,8 +30,9 @@ def build_app(config: Config | ConfigManager | None = None, *,
     manager = as_manager(config if config is not None else default_config())
     app: ASGIApp = ProviderApp(config=manager, transport_factory=transport_factory)
     app = RouterMiddleware(app, config=manager)
-    limiter = RateLimitMiddleware(app, config=manager)
-    admin = AdminMiddleware(limiter, config=manager, limiter=limiter)
-    auth = AuthMiddleware(admin, config=manager)
-    admin.auth = auth
+    cache = CacheMiddleware(app, config=manager)
+    limiter = RateLimitMiddleware(cache, config=manager)
+    app = AdminMiddleware(limiter, config=manager, cache=cache, limiter=limiter)
+    auth = AuthMiddleware(app, config=manager)
+    app.auth = auth  # type: ignore[attr-defined]
     return LiveConfig(MetricsMiddleware(auth, config=manager), config=manager)

@@ -296,10 +296,6 @@ def _degraded(layer: Any, now: float) -> bool | None:
         report = stats()
         if isinstance(report, dict) and report.get("enabled", True) and "degraded" in report:
             return bool(report["degraded"])
-    down_until = getattr(layer, "_down_until", None)  # CacheMiddleware's bypass back-off
-    if isinstance(down_until, float) and getattr(layer, "configs", None) is not None:
-        if layer.configs.current.cache is not None:
-            return down_until > now
     return None
 
 

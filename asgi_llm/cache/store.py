@@ -1,0 +1,214 @@
+"""Where exact entries live: a small protocol, and its two aiocache-backed implementations.
+
+This is the only module that imports aiocache (0.12.3 is its last release), so replacing it
+touches one file. Values are opaque bytes (JSON written by `entry.py`): nothing here ever
+unpickles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from aiocache import Cache as _AioCache
+from aiocache.serializers import BaseSerializer
+
+
+class CacheStore(Protocol):
+    """Bytes by key with a TTL. Raises on backend trouble; the middleware turns that into a
+    bypass (the cache fails open)."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    async def purge(self, pattern: str) -> int:
+        """Delete the keys matching a glob of our own making (hex digests and `*` only)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FlightLock(Protocol):
+    """A short lease shared by replicas: one of them calls upstream for identical misses."""
+
+    async def try_lock(self, key: str, token: str, ttl_s: float) -> bool: ...
+
+    async def unlock(self, key: str, token: str) -> None: ...
+
+
+class _Bytes(BaseSerializer):
+    DEFAULT_ENCODING = None  # bytes in, bytes out: no decode in aiocache's redis backend
+
+    def dumps(self, value: Any) -> Any:
+        return value
+
+    def loads(self, value: Any) -> Any:
+        return value
+
+
+class MemoryStore:
+    """aiocache's in-process cache, bounded: aiocache's own memory backend grows without
+    limit, so an LRU over entries and bytes sits in front of it."""
+
+    def __init__(self, *, max_entries: int, max_bytes: int) -> None:
+        # No per-operation timeout: aiocache would wrap every dict lookup in wait_for (a task).
+        self._cache = _AioCache(_AioCache.MEMORY, serializer=_Bytes(), timeout=None)
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+        self._bytes = 0
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    async def get(self, key: str) -> bytes | None:
+        # The backend's own `_get`, not the decorated `get`: the decorators add nothing here
+        # (no plugins, no timeout, no namespace) but read os.environ["AIOCACHE_DISABLE"] on
+        # every call, which was a third of a hit's cost. aiocache is pinned to 0.12.x, its
+        # last release, so this internal method will not move.
+        value: bytes | None = await self._cache._get(key, encoding=None)
+        if value is None:
+            self._forget(key)  # expired in aiocache: drop the bookkeeping too
+            return None
+        self._sizes.move_to_end(key)
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        if len(value) > self._max_bytes:
+            return
+        self._forget(key)
+        await self._cache.set(key, value, ttl=float(ttl_s))
+        self._sizes[key] = len(value)
+        self._bytes += len(value)
+        while len(self._sizes) > self._max_entries or self._bytes > self._max_bytes:
+            oldest, size = self._sizes.popitem(last=False)
+            self._bytes -= size
+            await self._cache.delete(oldest)
+
+    async def purge(self, pattern: str) -> int:
+        match = _glob_matcher(pattern)
+        doomed = [key for key in self._sizes if match(key)]
+        for key in doomed:
+            self._forget(key)
+            await self._cache.delete(key)
+        return len(doomed)
+
+    def _forget(self, key: str) -> None:
+        size = self._sizes.pop(key, None)
+        if size is not None:
+            self._bytes -= size
+
+    async def aclose(self) -> None:
+        await self._cache.clear()
+        self._sizes.clear()
+        self._bytes = 0
+
+
+class RedisStore:
+    """Redis through aiocache, shared by a fleet. Timeouts are set here on purpose: aiocache's
+    own default is 5 s per operation, far too long for a cache that must fail open."""
+
+    def __init__(self, url: str, *, timeout_s: float) -> None:
+        parts = urlsplit(url)
+        options: dict[str, Any] = {
+            "endpoint": parts.hostname or "127.0.0.1",
+            "port": parts.port or 6379,
+            "db": int(parts.path.lstrip("/") or 0),
+            "password": unquote(parts.password) if parts.password else None,
+            "ssl": parts.scheme == "rediss",
+            "create_connection_timeout": timeout_s,
+            "connection_pool_kwargs": {"socket_timeout": timeout_s},
+        }
+        self._timeout = timeout_s
+        self._cache = _AioCache(_AioCache.REDIS, serializer=_Bytes(), timeout=None, **options)
+        self._client = self._cache.client  # redis-py, for what aiocache does not offer
+
+    async def get(self, key: str) -> bytes | None:
+        async with asyncio.timeout(self._timeout):
+            value: bytes | None = await self._cache.get(key)
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        async with asyncio.timeout(self._timeout):
+            await self._cache.set(key, value, ttl=float(ttl_s))  # a float ttl is PSETEX (ms)
+
+    async def purge(self, pattern: str) -> int:
+        # SCAN, never KEYS: a purge must not stall the Redis every replica depends on.
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += await self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await self._client.unlink(*batch)
+        return int(deleted)
+
+    async def try_lock(self, key: str, token: str, ttl_s: float) -> bool:
+        async with asyncio.timeout(self._timeout):
+            return bool(await self._client.set(key, token, nx=True, px=max(1, int(ttl_s * 1000))))
+
+    async def unlock(self, key: str, token: str) -> None:
+        async with asyncio.timeout(self._timeout):
+            await self._client.eval(_RELEASE, 1, key, token)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client, for the semantic index's fleet sync (same pool)."""
+        return self._client
+
+    async def aclose(self) -> None:
+        # redis-py's aclose(), not aiocache's close(): the latter calls the deprecated
+        # Redis.close() and warns with redis-py 5+.
+        await self._client.aclose()
+        await self._client.connection_pool.disconnect()
+
+
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def _glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """Our patterns are `prefix:e:<hex|*>:<hex|*>:*`: a `*` spans one segment or the rest."""
+    head, star, _ = pattern.partition("*")
+    if not star:
+        return lambda key: key == pattern
+    segments = pattern.split(":")
+
+    def match(key: str) -> bool:
+        if not key.startswith(head):
+            return False
+        parts = key.split(":", len(segments) - 1)
+        if len(parts) < len(segments):
+            return False
+        return all(s == "*" or s == p for s, p in zip(segments, parts, strict=False))
+
+    return match
+
+
+def open_store(url: str, *, max_entries: int, max_bytes: int, timeout_s: float) -> CacheStore:
+    """The store for a backend URI: `memory://` or `redis://` / `rediss://`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return MemoryStore(max_entries=max_entries, max_bytes=max_bytes)
+    if scheme in ("redis", "rediss"):
+        return RedisStore(url, timeout_s=timeout_s)
+    raise ValueError(f"unknown cache backend {url!r} (use memory:// or redis://)")
+
+
+def new_token() -> str:
+    return os.urandom(12).hex()
+
+
+__all__ = ["CacheStore", "FlightLock", "MemoryStore", "RedisStore", "new_token",
+           "open_store"]
