@@ -166,6 +166,9 @@ def serve(host: str, port: int, workers: int = 1, *, drain_timeout: float = 10.0
                           keep_alive=keep_alive)
     sockets = hc.create_sockets()
     args = (hc, sockets, drain_timeout, log_format, log_level)
+    # SIGHUP (reload) must not kill a process still starting: ignored until each worker's
+    # loop handles it (an ignored signal stays ignored in the spawned workers).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if workers <= 1:
         run_worker(*args)
         return 0
