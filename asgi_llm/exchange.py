@@ -27,6 +27,7 @@ from asgi_llm.request import (
     read_body,
     validate,
 )
+from asgi_llm.translate.endpoint import accept_messages
 from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm")
@@ -158,10 +159,12 @@ async def run_exchange(
             except TimeoutError:
                 raise ProxyError("The request body did not arrive in time.", status=408,
                                  code="request_timeout") from None
-            if name in INFERENCE:
+            if name in INFERENCE or name == "messages":
                 ctx.payload = parse_json(ctx.body)
+                if name == "messages":  # Anthropic's format: a chat request from here inward
+                    send = accept_messages(ctx, send)  # and its answers translated back
                 (ctx.model, ctx.stream, ctx.include_usage, ctx.needs,
-                 ctx.prompt_tokens_estimate) = validate(name, ctx.payload)
+                 ctx.prompt_tokens_estimate) = validate(ctx.endpoint, ctx.payload)
             elif ctx.body.strip():
                 ctx.payload = parse_json(ctx.body)
         watcher = asyncio.get_running_loop().create_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgi_llm.providers.anthropic import AnthropicProvider
 from asgi_llm.providers.base import Provider
 from asgi_llm.providers.openai import AzureProvider, OpenAIProvider
 
@@ -9,6 +10,7 @@ PROVIDERS: dict[str, Provider] = {
     "openai": OpenAIProvider(),
     "openai-compatible": OpenAIProvider(),
     "azure": AzureProvider(),
+    "anthropic": AnthropicProvider(),
     "mock": OpenAIProvider(),  # the mock transport speaks OpenAI
 }
 

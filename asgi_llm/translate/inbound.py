@@ -1,0 +1,177 @@
+"""Anthropic Messages requests -> OpenAI chat requests, for `POST /v1/messages`.
+
+The result is what every layer then sees: an ordinary chat request with the client's model
+name, whichever provider ends up serving it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from asgi_llm.translate.fields import check_fields, invalid, unsupported
+
+# Anthropic request fields accepted on /v1/messages.
+_MESSAGES_CARRIED = frozenset({"model", "messages", "system", "max_tokens", "stop_sequences",
+                               "stream", "temperature", "top_p", "top_k", "tools", "tool_choice",
+                               "metadata"})
+_MESSAGES_DROPPED = frozenset({"service_tier"})
+_MESSAGES_NEUTRAL: dict[str, tuple[Any, ...]] = {"thinking": (None, {"type": "disabled"})}
+
+
+def messages_to_chat(payload: dict[str, Any]) -> dict[str, Any]:
+    """The chat request for an Anthropic Messages request, model name untouched."""
+    check_fields(payload, _MESSAGES_CARRIED, _MESSAGES_DROPPED, _MESSAGES_NEUTRAL)
+    turns = payload.get("messages")
+    if not isinstance(turns, list) or not turns:
+        raise invalid("messages", "must be a non-empty array",
+                      "missing_messages" if turns is None else "invalid_type")
+    messages: list[dict[str, Any]] = []
+    system = payload.get("system")
+    if isinstance(system, str):
+        messages.append({"role": "system", "content": system})
+    elif isinstance(system, list):
+        messages.append({"role": "system", "content": _text_parts(system, "system")})
+    elif system is not None:
+        raise invalid("system", "must be a string or an array of text blocks", "invalid_type")
+    for i, turn in enumerate(turns):
+        messages.extend(_chat_messages(turn, f"messages[{i}]"))
+    out: dict[str, Any] = {"model": payload.get("model"), "messages": messages}
+    if payload.get("max_tokens") is not None:
+        out["max_tokens"] = payload["max_tokens"]
+    for name in ("temperature", "top_p", "top_k"):
+        if payload.get(name) is not None:
+            out[name] = payload[name]
+    stops = payload.get("stop_sequences")
+    if stops:
+        out["stop"] = stops
+    tools = payload.get("tools")
+    if tools:
+        if not isinstance(tools, list):
+            raise invalid("tools", "must be an array", "invalid_type")
+        out["tools"] = [_function_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
+    choice = payload.get("tool_choice")
+    if choice is not None:
+        out.update(_chat_tool_choice(choice))
+    metadata = payload.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        out["user"] = metadata["user_id"]
+    if payload.get("stream") is True:
+        # The usage chunk is what message_delta's usage is made from: always ask for it.
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
+
+
+def _text_parts(blocks: list[Any], where: str) -> list[dict[str, Any]]:
+    parts = []
+    for j, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if isinstance(kind, str) and kind != "text":  # images in a tool result, say
+            raise unsupported(f"{where}[{j}].type", f" (content blocks of type {kind[:40]!r} here)")
+        if kind != "text" or not isinstance(block.get("text"), str):
+            raise invalid(f"{where}[{j}]", "must be a text block", "invalid_type")
+        parts.append({"type": "text", "text": block["text"]})
+    return parts
+
+
+def _chat_messages(turn: Any, where: str) -> list[dict[str, Any]]:
+    role = turn.get("role") if isinstance(turn, dict) else None
+    if role not in ("user", "assistant"):
+        raise invalid(f"{where}.role", "must be user or assistant")
+    content = turn.get("content")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if not isinstance(content, list):
+        raise invalid(f"{where}.content", "must be a string or an array of blocks", "invalid_type")
+    parts: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        at = f"{where}.content[{j}]"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append({"type": "text", "text": block["text"]})
+        elif kind == "image" and role == "user":
+            parts.append(_image_part(block.get("source"), f"{at}.source"))
+        elif kind == "tool_use" and role == "assistant":
+            calls.append(_call(block, at))
+        elif kind == "tool_result" and role == "user":
+            results.append(_tool_message(block, at))
+        elif isinstance(kind, str):
+            raise unsupported(f"{at}.type", f" (content blocks of type {kind[:40]!r} in a "
+                                            f"{role} turn)")
+        else:
+            raise invalid(at, "must be a content block with a type", "invalid_type")
+    if role == "assistant":
+        message: dict[str, Any] = {"role": "assistant", "content": parts or None}
+        if calls:
+            message["tool_calls"] = calls
+        return [message]
+    # Tool results answer the previous assistant turn, so they come first (OpenAI's order).
+    return results + ([{"role": "user", "content": parts}] if parts or not results else [])
+
+
+def _image_part(source: Any, where: str) -> dict[str, Any]:
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "base64" and isinstance(source.get("media_type"), str) \
+            and isinstance(source.get("data"), str):
+        url = f"data:{source['media_type']};base64,{source['data']}"
+    elif kind == "url" and isinstance(source.get("url"), str):
+        url = source["url"]
+    elif isinstance(kind, str):
+        raise unsupported(f"{where}.type", f" (image sources of type {kind[:40]!r})")
+    else:
+        raise invalid(where, "must be a base64 or url image source", "invalid_type")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _call(block: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str) \
+            or not isinstance(block.get("input", {}), dict):
+        raise invalid(where, "must have an id, a name and an object input", "invalid_type")
+    return {"id": block["id"], "type": "function",
+            "function": {"name": block["name"],
+                         "arguments": orjson.dumps(block.get("input", {})).decode()}}
+
+
+def _tool_message(block: dict[str, Any], where: str) -> dict[str, Any]:
+    ident = block.get("tool_use_id")
+    if not isinstance(ident, str):
+        raise invalid(f"{where}.tool_use_id", "is required", "invalid_type")
+    content = block.get("content", "")
+    if isinstance(content, list):
+        content = _text_parts(content, f"{where}.content")
+    elif not isinstance(content, str):
+        raise invalid(f"{where}.content", "must be a string or an array of text blocks",
+                      "invalid_type")
+    return {"role": "tool", "tool_call_id": ident, "content": content}
+
+
+def _function_tool(tool: Any, where: str) -> dict[str, Any]:
+    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+        raise invalid(where, "must be a tool with a name", "invalid_type")
+    if tool.get("type", "custom") != "custom" or "input_schema" not in tool:
+        raise unsupported(f"{where}.type", f" (server tools such as {str(tool.get('type'))[:40]!r})")
+    function: dict[str, Any] = {"name": tool["name"]}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    function["parameters"] = tool["input_schema"]
+    return {"type": "function", "function": function}
+
+
+def _chat_tool_choice(choice: Any) -> dict[str, Any]:
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    out: dict[str, Any]
+    if kind in ("auto", "none"):
+        out = {"tool_choice": kind}
+    elif kind == "any":
+        out = {"tool_choice": "required"}
+    elif kind == "tool" and isinstance(choice.get("name"), str):
+        out = {"tool_choice": {"type": "function", "function": {"name": choice["name"]}}}
+    else:
+        raise invalid("tool_choice", "must be of type auto, any, tool or none")
+    if choice.get("disable_parallel_tool_use") is True:
+        out["parallel_tool_calls"] = False
+    return out

@@ -1,0 +1,177 @@
+"""Anthropic messages <-> OpenAI chat completions (non-streamed answers), as pure functions.
+
+What OpenAI's form cannot say (which stop sequence matched, a stop reason it has no word
+for, the exact input tokens at stream start) travels beside the answer as a hint dict in
+`ctx.extra[NATIVE_HINT]`, so a `/v1/messages` client served by an Anthropic deployment gets
+Anthropic's own values back; without it (a cache hit, an OpenAI upstream) the mapping below
+is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+# ctx.extra key of the hint an Anthropic upstream leaves for the /v1/messages translator.
+NATIVE_HINT = "anthropic.native"
+
+FINISH_FOR_STOP: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+STOP_FOR_FINISH: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def finish_reason_for(stop_reason: Any) -> str | None:
+    if stop_reason is None:
+        return None
+    return FINISH_FOR_STOP.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def stop_reason_for(finish_reason: Any, hint: dict[str, Any] | None = None) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence); the upstream's own values when the hint agrees."""
+    reason = STOP_FOR_FINISH.get(finish_reason, "end_turn") if isinstance(finish_reason, str) \
+        else "end_turn"
+    if hint is not None:
+        native = hint.get("stop_reason")
+        if isinstance(native, str) and finish_reason_for(native) == (finish_reason or "stop"):
+            sequence = hint.get("stop_sequence")
+            return native, sequence if isinstance(sequence, str) else None
+    return reason, None
+
+
+def openai_usage(usage: Any) -> dict[str, Any] | None:
+    """Anthropic usage -> OpenAI usage. Cache reads and writes are input too, so they count
+    in prompt_tokens (reads also as cached_tokens), as OpenAI counts them."""
+    if not isinstance(usage, dict):
+        return None
+    values = [usage.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens",
+                                          "cache_read_input_tokens", "output_tokens")]
+    if any(type(v) is not int for v in values):
+        return None
+    fresh, written, read, output = values
+    prompt = fresh + written + read
+    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": output,
+                           "total_tokens": prompt + output}
+    if read:
+        out["prompt_tokens_details"] = {"cached_tokens": read}
+    return out
+
+
+def anthropic_usage(usage: Any) -> dict[str, int]:
+    """OpenAI usage -> Anthropic usage (zeros when the answer said nothing)."""
+    if not isinstance(usage, dict):
+        return {"input_tokens": 0, "output_tokens": 0}
+    prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    prompt = prompt if type(prompt) is int else 0
+    output = output if type(output) is int else 0
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    out = {"input_tokens": prompt, "output_tokens": output}
+    if isinstance(cached, int) and 0 < cached <= prompt:
+        out["input_tokens"] = prompt - cached
+        out["cache_read_input_tokens"] = cached
+    return out
+
+
+def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str, Any]:
+    """An Anthropic message as a chat.completion; ValueError when it is not one."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        raise ValueError("no content")
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                raise ValueError("a tool_use block without id or name")
+            calls.append({"id": block["id"], "type": "function",
+                          "function": {"name": block["name"],
+                                       "arguments": orjson.dumps(block.get("input", {})).decode()}})
+        # thinking and server-tool blocks have no place in a chat completion: not shown.
+    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None,
+                             "refusal": None}
+    if calls:
+        reply["tool_calls"] = calls
+    completion: dict[str, Any] = {
+        "id": message.get("id") if isinstance(message.get("id"), str) else "msg_unknown",
+        "object": "chat.completion",
+        "created": created,
+        "model": message.get("model") if isinstance(message.get("model"), str) else "",
+        "choices": [{"index": 0, "message": reply, "logprobs": None,
+                     "finish_reason": finish_reason_for(message.get("stop_reason")) or "stop"}],
+    }
+    usage = openai_usage(message.get("usage"))
+    if usage is not None:
+        completion["usage"] = usage
+    return completion
+
+
+def completion_to_message(completion: dict[str, Any],
+                          hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A chat.completion as an Anthropic message; ValueError when it is not one."""
+    choices = completion.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    reply = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(reply, dict):
+        raise ValueError("no choices")
+    content: list[dict[str, Any]] = []
+    text = reply.get("content")
+    if isinstance(text, list):  # some servers answer with parts
+        text = "".join(p.get("text", "") for p in text if isinstance(p, dict)
+                       and isinstance(p.get("text"), str))
+    if not text and isinstance(reply.get("refusal"), str):
+        text = reply["refusal"]
+    if isinstance(text, str) and text:
+        content.append({"type": "text", "text": text})
+    for call in reply.get("tool_calls") or ():
+        content.append(tool_use_block(call))
+    reason, sequence = stop_reason_for(choice.get("finish_reason") if choice else None, hint)
+    return {
+        "id": message_id(completion.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": completion.get("model") if isinstance(completion.get("model"), str) else "",
+        "content": content,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
+        "usage": anthropic_usage(completion.get("usage")),
+    }
+
+
+def tool_use_block(call: Any) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise ValueError("a tool call without a function name")
+    arguments = function.get("arguments") or "{}"
+    try:
+        value = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError("tool call arguments that are not a JSON object")
+    ident = call.get("id")
+    return {"type": "tool_use", "id": ident if isinstance(ident, str) else "toolu_unknown",
+            "name": function["name"], "input": value}
+
+
+def message_id(ident: Any) -> str:
+    """Anthropic ids start with msg_: keep one that does, prefix any other."""
+    if not isinstance(ident, str) or not ident:
+        return "msg_unknown"
+    return ident if ident.startswith("msg_") else f"msg_{ident}"
