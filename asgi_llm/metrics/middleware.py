@@ -109,12 +109,14 @@ class MetricsMiddleware(LLMLayer):
                 config = self.configs.current
                 exporters = self.exporters(config)
                 if not exporters:
-                    await run_exchange(config, endpoint, scope, receive, send, self._inward)
+                    await run_exchange(config, endpoint, scope, receive, send, self._inward,
+                                       self.request_ids.for_scope(scope))
                     return
                 # We run the exchange: record after it, when status and error are final.
                 self._started(exporters)
                 try:
-                    await run_exchange(config, endpoint, scope, receive, send, self._inward)
+                    await run_exchange(config, endpoint, scope, receive, send, self._inward,
+                                       self.request_ids.for_scope(scope))
                 finally:
                     ctx = get_context(scope)
                     if ctx is not None:

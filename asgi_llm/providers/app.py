@@ -20,7 +20,7 @@ from asgi_llm.context import LLMContext
 from asgi_llm.errors import ModelNotFound, ProxyError, UpstreamError, UpstreamTimeout
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
-from asgi_llm.providers.clients import Response, TransportError, UpstreamClients, is_timeout
+from asgi_llm.providers.clients import TransportError, UpstreamClients, is_timeout
 from asgi_llm.providers.registry import provider_for
 from asgi_llm.providers.sse import SSEError
 from asgi_llm.request import INFERENCE
@@ -47,7 +47,7 @@ def usage_cost(deployment: Deployment, ctx: LLMContext) -> float | None:
             + ctx.usage.completion_tokens * cost.output_per_mtok) / 1_000_000
 
 
-async def _read_limited(response: Response, limit: int) -> bytes:
+async def _read_limited(response: Any, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
@@ -163,19 +163,17 @@ class ProviderApp(LLMLayer):
 
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
-        transport = self.clients.transport(deployment)
         self._in_flight[deployment.id] = self._in_flight.get(deployment.id, 0) + 1
         url, headers, body = provider.build(ctx, deployment)
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + deployment.timeout_s
         ctx.timings.upstream_start = time.perf_counter()
-        response: Response | None = None
+        response: Any = None
         try:
             async with asyncio.timeout_at(min(start + deployment.first_byte_timeout_s, deadline)) as timer:
                 try:
-                    response = await transport.handle_async_request(
-                        self.clients.request(deployment, url, headers, body))
+                    response = await self.clients.send(deployment, url, headers, body)
                     if 300 <= response.status_code < 400:
                         # Never followed: a redirect could point the provider key anywhere.
                         raise bad_response(deployment, "a redirect, which is not followed")
@@ -214,7 +212,7 @@ class ProviderApp(LLMLayer):
                 self._retire_if_idle(deployment.id)
 
     async def _stream(self, ctx: LLMContext, deployment: Deployment, provider: Provider,
-                      response: Response, send: Send, timer: asyncio.Timeout, deadline: float) -> None:
+                      response: Any, send: Send, timer: asyncio.Timeout, deadline: float) -> None:
         content_type = response.headers.get("content-type", "")
         if not content_type.startswith("text/event-stream"):
             raise bad_response(deployment, f"expected an event stream, got {content_type[:40]!r}")

@@ -1,14 +1,20 @@
-"""Upstream HTTP clients: the one module that imports the HTTP client library.
+"""Upstream HTTP clients: the one module that imports the HTTP client libraries.
 
-The API is httpx2's; the transport under it is aiohttp's connection pool, measured faster
-under concurrency (docs/performance.md). One pooled client per deployment, created on first
-use and closed at shutdown; never one per request.
+Attempts speak httpx2's vocabulary (Request, Response, transports, TransportError), so the
+mock provider, tests and users plug in any httpx2 transport. The default transport is
+aiohttp's connection pool driven directly: measured on this machine, httpx2's own pool falls
+to ~0.4x of aiohttp's under concurrency, and even the httpx2 API over aiohttp
+(httpx-aiohttp) costs 15-33% of throughput (docs/performance.md). One pool per deployment,
+created on first use and closed at shutdown or when a reload removes the deployment.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import httpx2
 from httpx_aiohttp.httpx2 import AiohttpTransport
 
@@ -42,24 +48,91 @@ def make_client(*, connect_timeout: float = 5.0, timeout: float = 10.0) -> httpx
     )
 
 
+class DirectResponse:
+    """The part of an httpx2.Response an attempt uses, read straight from aiohttp."""
+
+    __slots__ = ("status_code", "headers", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.status_code = response.status
+        self.headers = response.headers  # case-insensitive `.get`, like httpx2.Headers
+        self._response = response
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, OSError) as exc:
+            raise httpx2.ReadError(f"upstream read failed: {exc.__class__.__name__}") from exc
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()  # whole body read: the connection goes back to the pool
+        else:
+            self._response.close()  # cut, cancelled or abandoned: the connection is closed
+
+
+class DirectTransport:
+    """aiohttp's pool for one deployment. No cookie jar (an upstream's cookies must never
+    reach another tenant's request), no redirects, no proxies from the environment."""
+
+    def __init__(self, connect_timeout: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
+                                              connect=None, sock_read=None)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=POOL_LIMITS.max_connections or 0,
+                                         keepalive_timeout=POOL_LIMITS.keepalive_expiry or 30,
+                                         ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                              trust_env=False, skip_auto_headers=("User-Agent",))
+        return self._session
+
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> DirectResponse:
+        session = self._session or self._open()
+        try:
+            response = await session.request("POST", url, data=body, headers=headers,
+                                             allow_redirects=False, timeout=self._timeout)
+        except TimeoutError as exc:  # aiohttp's connect timeouts are asyncio.TimeoutError
+            raise httpx2.ConnectTimeout("upstream connect timed out") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx2.ConnectError(f"upstream connect failed: {exc.__class__.__name__}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise httpx2.ReadError(f"upstream request failed: {exc.__class__.__name__}") from exc
+        return DirectResponse(response)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class UpstreamClients:
     """One pooled transport per deployment, created on first use.
 
-    Requests go to the transport directly, as httpx2 Requests and Responses: the client
-    layer around it (auth flows, redirects, cookies, URL merging) is work an attempt does
-    not need, measured at ~15% of the proxy's CPU (docs/performance.md).
+    The default is `DirectTransport`; `transport_factory(deployment)` (and the mock provider)
+    may give an httpx2 transport instead, which then gets httpx2 Requests.
     """
 
     def __init__(self, transport_factory: object = None) -> None:
-        self._transports: dict[str, httpx2.AsyncBaseTransport] = {}
+        self._transports: dict[str, Any] = {}
         self._timeouts: dict[str, dict[str, float | None]] = {}
         self._transport_factory = transport_factory
 
-    def transport(self, deployment: Deployment) -> httpx2.AsyncBaseTransport:
+    def transport(self, deployment: Deployment) -> Any:
         transport = self._transports.get(deployment.id)
         if transport is None:
             transport = self._transports[deployment.id] = self._make(deployment)
         return transport
+
+    async def send(self, deployment: Deployment, url: str, headers: dict[str, str],
+                   body: bytes) -> Any:
+        """One upstream request; the response has status_code, headers, aiter_bytes, aclose."""
+        transport = self.transport(deployment)
+        if isinstance(transport, DirectTransport):
+            return await transport.send(url, headers, body)
+        return await transport.handle_async_request(self.request(deployment, url, headers, body))
 
     def request(self, deployment: Deployment, url: str, headers: dict[str, str], body: bytes) -> Request:
         timeout = self._timeouts.get(deployment.id)
@@ -71,14 +144,14 @@ class UpstreamClients:
         return httpx2.Request("POST", url, headers=headers, content=body,
                               extensions={"timeout": timeout})
 
-    def _make(self, deployment: Deployment) -> httpx2.AsyncBaseTransport:
+    def _make(self, deployment: Deployment) -> Any:
         if deployment.provider == "mock":
             from asgi_llm.providers.mock import MockTransport
 
             return MockTransport(deployment)
         if callable(self._transport_factory):
-            return self._transport_factory(deployment)  # type: ignore[no-any-return]
-        return AiohttpTransport(limits=POOL_LIMITS, trust_env=False)
+            return self._transport_factory(deployment)
+        return DirectTransport(deployment.connect_timeout_s)
 
     async def close(self, deployment_id: str) -> None:
         """Close one deployment's pool (it was removed from the config)."""
