@@ -49,6 +49,9 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
     waiter = asyncio.ensure_future(startup_done.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
+    if task.done() and not startup_done.is_set():
+        error = task.exception()  # an app without lifespan support raises on the scope
+        raise RuntimeError(f"the app does not run lifespan: {error!r}") from error
     if failure:
         raise RuntimeError(f"lifespan startup failed: {failure[0]}")
     try:
@@ -59,3 +62,5 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
             await asyncio.wait({task}, timeout=10)
         if not task.done():
             task.cancel()
+        elif not task.cancelled() and task.exception() is not None:
+            raise RuntimeError("lifespan shutdown failed") from task.exception()

@@ -19,7 +19,7 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 # What key material looks like in any log line (THREATS H12): provider/client keys, digests,
 # JWTs, Authorization values, and the literal secrets the tests configure.
 SECRET_PATTERNS = re.compile(
-    r"sk-(?!\*\*\*)[A-Za-z0-9_\-]{6,}|sha256:[0-9a-f]{16,}|eyJ[\w-]{10,}\.[\w-]{10,}\."
+    r"\bsk-(?!\*\*\*)[A-Za-z0-9_\-]{6,}|sha256:[0-9a-f]{16,}|eyJ[\w-]{10,}\.[\w-]{10,}\."
     r"|Bearer\s+[^\s*]|azure-secret-key|proxy-secret|s3cret"
 )
 
