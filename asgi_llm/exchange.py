@@ -129,6 +129,10 @@ class RequestIds:
         given = header(scope, b"x-request-id")
         if given is not None and _REQUEST_ID.fullmatch(given):
             return given.decode("ascii")
+        return self.new()
+
+    def new(self) -> str:
+        """An id no client chose (for leases and slots that must not collide)."""
         return f"{self._prefix}{next(self._count):012x}"
 
 

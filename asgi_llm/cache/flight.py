@@ -48,7 +48,7 @@ class SingleFlight:
             yield False
             return
         done = self._leaders[key] = asyncio.Event()
-        token = new_token()
+        token = new_token() if lock is not None else ""  # a fleet lease only: no syscall otherwise
         locked = False
         try:
             if lock is not None and lock_key is not None:

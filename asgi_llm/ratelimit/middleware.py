@@ -14,7 +14,6 @@ before Cache and Router. One request goes:
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import InvalidRequest, RateLimited
-from asgi_llm.exchange import LLMLayer
+from asgi_llm.exchange import LLMLayer, RequestIds
 from asgi_llm.ratelimit.budgets import (
     MICROS,
     budget_key,
@@ -96,6 +95,7 @@ class RateLimitMiddleware(LLMLayer):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(app, config=config)
         self._clock = clock
+        self._ids = RequestIds()  # one admission's id: its concurrency slots and reservations
         self._limiters: dict[tuple[str, str, float], Limiter] = {}
         plan = self._plan(self.configs.current)  # a bad section fails here, with its name
         if plan is not None:
@@ -136,7 +136,7 @@ class RateLimitMiddleware(LLMLayer):
         names = (entry.name, *entry.aliases) if entry is not None else ()
         prompt = ctx.prompt_tokens_estimate
         reserve = prompt + completion_reserve(ctx, plan.default_max_tokens)
-        checks = build_checks(plan, secrets.token_hex(8), ctx.principal,
+        checks = build_checks(plan, self._ids.new(), ctx.principal,
                               client_address(scope, plan.trusted), names, reserve, self._clock())
         admission = checks.admission
         if not (admission.windows or admission.slots or admission.budgets):
