@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/mypy asgi_llm
 
 bench: $(STAMP)
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
 
 clean:

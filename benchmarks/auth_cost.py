@@ -83,7 +83,7 @@ async def main() -> None:
             results[name] = min(samples)
             await app.shutdown()
     base = results["no auth"]
-    print(f"| variant | median µs/request | added by auth (µs) |\n|---|---|---|")
+    print("| variant | median µs/request | added by auth (µs) |\n|---|---|---|")
     for name, value in results.items():
         print(f"| {name} | {value:.1f} | {value - base:+.1f} |")
 

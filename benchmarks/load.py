@@ -1,4 +1,4 @@
-"""The load generator: ``wrk`` with a Lua script that POSTs a fixed body.
+"""The load generator: ``wrk`` with a Lua script that POSTs a body.
 
 ``wrk -t1 -c{C} -d{D}s --latency -s post.lua URL`` (one thread: wrk needs -t <= -c and
 the machine has two cores). The script's ``done()`` also prints one ``BENCH_JSON {...}``
@@ -21,7 +21,7 @@ LUA_TEMPLATE = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 {headers}
-
+{vary}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -37,11 +37,27 @@ end
 """
 
 
-def write_script(path: Path, body: str, headers: dict[str, str]) -> Path:
+# With `vary`, every request differs (a response cache always misses): the first `marker`
+# in the body becomes `marker <nonce>-<n>`, the nonce given per wrk run (run_wrk's `nonce`).
+VARY_TEMPLATE = """\
+local nonce, n = "", 0
+init = function(args) nonce = args[1] or "" end
+request = function()
+  n = n + 1
+  local body = string.gsub(wrk.body, "{marker}", "{marker} " .. nonce .. "-" .. n, 1)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def write_script(path: Path, body: str, headers: dict[str, str], *, vary: str | None = None) -> Path:
     if "]==]" in body:
         raise ValueError("body would end the Lua long string")
+    if vary is not None and (vary not in body or not vary.replace(" ", "").isalnum()):
+        raise ValueError("the vary marker must be plain words that occur in the body")
     lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    path.write_text(LUA_TEMPLATE.format(body=body, headers=lines))
+    varying = VARY_TEMPLATE.replace("{marker}", vary) if vary else ""
+    path.write_text(LUA_TEMPLATE.format(body=body, headers=lines, vary=varying))
     return path
 
 
@@ -155,6 +171,7 @@ def run_wrk(
     *,
     cpus: str | None = None,
     timeout_s: int = 5,
+    nonce: str | None = None,
 ) -> WrkResult:
     argv = [
         wrk_binary(),
@@ -167,6 +184,8 @@ def run_wrk(
         str(script),
         url,
     ]
+    if nonce is not None:
+        argv += ["--", nonce]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:

@@ -221,3 +221,29 @@ def wait_until_quiet(timeout_s: float, threshold_pct: float = 5.0, sample_s: flo
             return pct
         print(f"waiting for a quiet machine: others use {pct:.0f}% CPU", flush=True)
         time.sleep(min(10.0, max(0.0, deadline - time.monotonic() - sample_s)))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def private_memory_mib(pid: int) -> float | None:
+    """RssAnon + VmSwap of a process and its descendants (VmRSS would count shared pages
+    and the mapped files of every library): what the process really costs."""
+    total_kb, pending, seen = 0, [pid], False
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        seen = True
+        for line in status.splitlines():
+            if line.startswith(("RssAnon:", "VmSwap:")):
+                total_kb += int(line.split()[1])
+        pending += _children(current)
+    return total_kb / 1024 if seen else None

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import load
-from benchmarks.upstream import Upstream
+from benchmarks.upstream import SSE_CHUNKS, Upstream
 
 PACKAGES = (
     "hypercorn",
@@ -76,18 +76,20 @@ def summarize(cells: dict[int, dict[str, Cell]]) -> dict[int, list[dict]]:
         best_floor = max((f for f in floors if f), default=None)
         direct = by_target.get("direct")
         direct_p50 = direct.median("p50_ms") if direct and direct.runs else None
+        direct_p99 = direct.median("p99_ms") if direct and direct.runs else None
         rows = []
         for cell in by_target.values():
-            rps, p50 = cell.median("rps"), cell.median("p50_ms")
+            rps, p50, p99 = cell.median("rps"), cell.median("p50_ms"), cell.median("p99_ms")
             rows.append(
                 {
                     "target": cell.target,
                     "rps": rps,
                     "p50_ms": p50,
                     "p90_ms": cell.median("p90_ms"),
-                    "p99_ms": cell.median("p99_ms"),
+                    "p99_ms": p99,
                     "rps_vs_best_floor": rps / best_floor if rps and best_floor else None,
                     "added_p50_ms": p50 - direct_p50 if p50 is not None and direct_p50 is not None else None,
+                    "added_p99_ms": p99 - direct_p99 if p99 is not None and direct_p99 is not None else None,
                     "rps_runs": [round(r.rps, 1) for r in cell.runs],
                     "other_cpu_pct": cell.median("other_cpu_pct"),
                     "errors": cell.errors,
@@ -134,9 +136,9 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
         lines += [
             f"## {conns} connection{'s' if conns != 1 else ''}",
             "",
-            "| target | req/s | p50 ms | p99 ms | vs best floor | +p50 vs direct (ms) | errors "
-            "| req/s per round | others' CPU % |",
-            "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+            "| target | req/s | p50 ms | p99 ms | vs best floor | +p50 vs direct (ms) "
+            "| +p99 vs direct (ms) | errors | req/s per round | others' CPU % |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
         ]
         for row in rows:
             errors = str(row["errors"]) if row["error"] is None else f"{row['errors']} + failed run"
@@ -144,10 +146,12 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
             lines.append(
                 f"| {row['target']} | {_fmt(row['rps'], ',.0f')} | {_fmt(row['p50_ms'], '.2f')} "
                 f"| {_fmt(row['p99_ms'], '.2f')} | {_fmt(row['rps_vs_best_floor'], '.2f')}× "
-                f"| {_fmt(row['added_p50_ms'], '+.2f')} | {errors} | {per_round} "
+                f"| {_fmt(row['added_p50_ms'], '+.2f')} | {_fmt(row.get('added_p99_ms'), '+.2f')} "
+                f"| {errors} | {per_round} "
                 f"| {_fmt(row['other_cpu_pct'], '.0f')} |"
             )
         lines.append("")
+    lines += _memory_lines(meta.get("memory_mib") or {}) + _stream_lines(meta.get("stream") or {})
     disturbed = [
         (f"{row['target']} at c={conns}", row["other_cpu_pct"])
         for conns, rows in table.items()
@@ -165,3 +169,36 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
     if meta["notes"]:
         lines += ["## Notes", "", *(f"- {n}" for n in meta["notes"]), ""]
     return "\n".join(lines)
+
+
+def _memory_lines(memory: dict[str, dict]) -> list[str]:
+    if not memory:
+        return []
+    lines = ["## Resident memory", "",
+             "RssAnon + VmSwap of each server process (and its children), MiB: after start-up and "
+             "one request, and after the whole run.", "",
+             "| target | idle | after load |", "|---|---:|---:|"]
+    for name, row in memory.items():
+        lines.append(f"| {name} | {_fmt(row.get('idle'), '.1f')} | {_fmt(row.get('after_load'), '.1f')} |")
+    return [*lines, ""]
+
+
+def _stream_lines(stream: dict[str, dict]) -> list[str]:
+    if not stream:
+        return []
+    direct = stream.get("direct")
+    chunks = SSE_CHUNKS
+    lines = ["## Streaming, one request at a time", "",
+             f"Sequential streamed requests on one keep-alive connection (benchmarks/stream_probe.py); "
+             f"{chunks} content chunks per answer. `per chunk` = (added total - added TTFB) / {chunks}.", "",
+             "| target | TTFB p50 ms | TTFB p99 ms | total p50 ms | +TTFB p50 vs direct | per chunk ms |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, row in stream.items():
+        added_ttfb = row["ttfb_p50_ms"] - direct["ttfb_p50_ms"] if direct else None
+        added_total = row["total_p50_ms"] - direct["total_p50_ms"] if direct else None
+        per_chunk = None
+        if added_ttfb is not None and added_total is not None:
+            per_chunk = (added_total - added_ttfb) / chunks
+        lines.append(f"| {name} | {row['ttfb_p50_ms']:.2f} | {row['ttfb_p99_ms']:.2f} "
+                     f"| {row['total_p50_ms']:.2f} | {_fmt(added_ttfb, '+.2f')} | {_fmt(per_chunk, '.3f')} |")
+    return [*lines, ""]

@@ -27,17 +27,20 @@ from pathlib import Path
 
 import httpx2
 
+from asgi_llm.auth import hash_key
 from benchmarks import load
 from benchmarks.procs import (
     CpuMeter,
     ProcessGroup,
     free_port,
     install_signal_handlers,
+    private_memory_mib,
     tail,
     wait_for_port,
     wait_until_quiet,
 )
 from benchmarks.report import Cell, machine_facts, markdown, summarize
+from benchmarks.stream_probe import probe
 from benchmarks.upstream import (
     CHAT_COMPLETION,
     CHAT_PATH,
@@ -54,10 +57,29 @@ from benchmarks.upstream import (
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FLOOR_KINDS = ("httpx2", "aiohttp", "httpx2-aiohttp")
-DEFAULT_TARGETS = ("direct", *(f"floor-{k}" for k in FLOOR_KINDS), "proxy")
+DEFAULT_TARGETS = ("direct", *(f"floor-{k}" for k in FLOOR_KINDS), "proxy", "proxy-full")
 # Not run by default: the same floors on the standard asyncio loop (uvloop comparison).
 EXTRA_TARGETS = tuple(f"floor-{k}-asyncio" for k in FLOOR_KINDS)
 SSE_MODEL = f"{MODEL}-sse"
+VARY = "Say hello"  # every request's body differs here: the full stack's cache always misses
+# The full default stack of issue 10: API-key auth, limits in memory far above the load,
+# Prometheus metrics, the router, the exact cache on and missing.
+FULL_STACK = f"""\
+auth:
+  api_keys:
+    - {{id: bench, key_sha256: "{hash_key(REQUEST_HEADERS['Authorization'].removeprefix('Bearer '))}",
+       roles: [user]}}
+  roles:
+    user: {{models: ["*"], endpoints: [chat, completions, embeddings, models]}}
+limits:
+  storage: memory://
+  rules:
+    - {{per: key, requests: 100000000/minute, tokens: 100000000000/minute}}
+metrics:
+  prometheus: {{}}
+cache:
+  backend: memory://
+"""
 
 
 @dataclass
@@ -88,8 +110,9 @@ def find_proxy_script() -> Path | None:
     return None
 
 
-def proxy_config(upstream: Upstream, sse: bool) -> str:
-    """The proxy's config: one model on the nginx upstream (plus a streaming one for --sse)."""
+def proxy_config(upstream: Upstream, sse: bool, full: bool) -> str:
+    """The proxy's config: one model on the nginx upstream (plus a streaming one for --sse),
+    and for the full stack the sections every layer acts on."""
 
     def model(name: str, deployment_id: str, prefix: str) -> str:
         return f"""\
@@ -103,7 +126,7 @@ def proxy_config(upstream: Upstream, sse: bool) -> str:
 """
 
     sse_model = model(SSE_MODEL, "nginx-sse", "/sse") if sse else ""
-    return "models:\n" + model(MODEL, "nginx", "") + sse_model
+    return "models:\n" + model(MODEL, "nginx", "") + sse_model + (FULL_STACK if full else "")
 
 
 def build_targets(
@@ -123,13 +146,13 @@ def build_targets(
             argv = [python, "-m", "benchmarks.floors", kind, "--port", str(port)]
             argv += ["--upstream", upstream.url, "--loop", loop_name]
             targets.append(Target(name, port, floor_path, floor_body, argv, expected))
-        elif name == "proxy":
+        elif name in ("proxy", "proxy-full"):
             script = find_proxy_script()
             if script is None:
                 notes.append("proxy: skipped, `.venv/bin/asgi-llm` does not exist (not installed yet).")
                 continue
-            config = workdir / "proxy.yaml"
-            config.write_text(proxy_config(upstream, sse))
+            config = workdir / f"{name}.yaml"
+            config.write_text(proxy_config(upstream, sse, full=name == "proxy-full"))
             port = free_port()
             argv = [str(script), "serve", "--config", str(config)]
             argv += ["--host", "127.0.0.1", "--port", str(port)]
@@ -171,8 +194,8 @@ def start_targets(
             problem = str(exc)
         if problem is None:
             usable.append(target)
-        elif target.name == "proxy":
-            notes.append(f"proxy: skipped, it did not come up: {problem}")
+        elif target.name.startswith("proxy"):
+            notes.append(f"{target.name}: skipped, it did not come up: {problem}")
             if child is not None:
                 procs.stop(child)
         else:
@@ -200,10 +223,13 @@ def measure(
                 cell = cells[conns][target.name]
                 assert target.script is not None
                 try:
+                    nonce = f"{target.name}-{conns}-{rnd}"
                     if args.warmup > 0:
-                        load.run_wrk(target.url, target.script, conns, args.warmup, cpus=wrk_cpus)
+                        load.run_wrk(target.url, target.script, conns, args.warmup, cpus=wrk_cpus,
+                                     nonce=nonce + "w")
                     started = meter.start()
-                    result = load.run_wrk(target.url, target.script, conns, args.duration, cpus=wrk_cpus)
+                    result = load.run_wrk(target.url, target.script, conns, args.duration, cpus=wrk_cpus,
+                                          nonce=nonce)
                     result.other_cpu_pct = meter.other_cpu_percent(started)
                 except (RuntimeError, ValueError) as exc:
                     cell.error = str(exc)
@@ -223,6 +249,36 @@ def measure(
                     flush=True,
                 )
     return cells
+
+
+def memory_of(procs: ProcessGroup, target: Target) -> float | None:
+    child = next((c for c in procs.children if c.name == target.name), None)
+    return private_memory_mib(child.pid) if child is not None and child.alive() else None
+
+
+def stream_times(targets: list[Target]) -> dict[str, dict]:
+    """Sequential streamed requests per target: TTFB and whole-stream time (stream_probe)."""
+    out = {}
+    for target in targets:
+        try:
+            times = probe(target.port, target.path, target.body, REQUEST_HEADERS)
+        except (OSError, RuntimeError) as exc:
+            print(f"stream probe {target.name}: ERROR {exc}", flush=True)
+            continue
+        out[target.name] = vars(times)
+        print(f"stream probe {target.name:<28} TTFB p50 {times.ttfb_p50_ms:6.2f} ms"
+              f"  total p50 {times.total_p50_ms:6.2f} ms", flush=True)
+    return out
+
+
+def plot(json_path: Path) -> Path | None:
+    """The PNG next to the results (benchmarks.plot), when matplotlib is installed."""
+    try:
+        from benchmarks.plot import plot_results
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install -e '.[bench]')", flush=True)
+        return None
+    return plot_results(json_path)
 
 
 # --- main ------------------------------------------------------------------------------
@@ -320,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             targets = start_targets(procs, targets, server_cpus, notes)
             for target in targets:
                 target.script = load.write_script(
-                    workdir / f"{target.name}.lua", target.body, REQUEST_HEADERS
+                    workdir / f"{target.name}.lua", target.body, REQUEST_HEADERS, vary=VARY
                 )
+            memory = {t.name: {"idle": memory_of(procs, t)} for t in targets if t.argv}
             cells_n = len(args.connections) * args.rounds * len(targets)
             eta = cells_n * (args.duration + args.warmup)
             print(
@@ -334,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             cells = measure(targets, args, wrk_cpus, CpuMeter(procs))
             elapsed = time.monotonic() - t0
+            for name, row in memory.items():
+                row["after_load"] = memory_of(procs, next(t for t in targets if t.name == name))
+            stream = stream_times(targets) if args.sse else {}
             for target in targets:
                 child = next((c for c in procs.children if c.name == target.name), None)
                 if child is not None and not child.alive():
@@ -365,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         "measure_seconds": round(elapsed, 1),
         "loadavg_1m_before": round(load_before, 2),
         "notes": notes,
+        "memory_mib": memory,
+        "stream": stream,
     }
     table = summarize(cells)
     report = markdown(table, meta)
@@ -381,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
             indent=2,
         )
     )
-    print(f"wrote {_rel(md_path)} and {_rel(json_path)}")
+    written = [_rel(md_path), _rel(json_path)]
+    png = plot(json_path)
+    if png is not None:
+        written.append(_rel(png))
+    print("wrote " + ", ".join(written))
     return 0
 
 

@@ -94,7 +94,8 @@ async def run(duration: float, concurrency: int, sample_every: float, seed: int,
     with tempfile.TemporaryDirectory() as tmp, FakeUpstream("s0") as a, FakeUpstream("s1") as b:
         for up in (a, b):
             up.default = Behavior(chunks=12, chunk_delay_s=0.005)
-        server = ProxyServer(config([a, b]), Path(tmp), extra_args=("--no-access-log", "--keep-alive-timeout", "5"))
+        server = ProxyServer(config([a, b]), Path(tmp),
+                             extra_args=("--no-access-log", "--keep-alive-timeout", "5"))
         samples: list[dict[str, float]] = []
         counts: dict[str, int] = {}
         done = 0

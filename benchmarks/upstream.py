@@ -59,7 +59,10 @@ CHAT_COMPLETION = _dumps(
 )
 
 
-def _sse_body(n_chunks: int = 20) -> str:
+SSE_CHUNKS = 20
+
+
+def _sse_body(n_chunks: int = SSE_CHUNKS) -> str:
     base = {
         "id": "chatcmpl-bench0123456789abcdefghijklmnopq",
         "object": "chat.completion.chunk",

@@ -4,15 +4,16 @@ errors, and none hangs (hypothesis; THREATS H4-H7, U9)."""
 from __future__ import annotations
 
 import json
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asgi_llm.config.default import default_config
+from asgi_llm.context import LLMContext
 from asgi_llm.errors import ProxyError
 from asgi_llm.providers.openai import OpenAIStream
 from asgi_llm.providers.sse import SSEDecoder, SSEError
 from asgi_llm.request import parse_json, validate
-from asgi_llm.config.default import default_config
-from asgi_llm.context import LLMContext
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -120,12 +120,12 @@ async def test_unwritable_audit_log_refuses_admin_actions(asgi_client, tmp_path)
 
 
 async def test_principal_is_visible_to_a_users_endpoint():
+    import httpx2
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-    import httpx2
 
     from asgi_llm import AuthMiddleware
 

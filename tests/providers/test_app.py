@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx2
-
 from asgi_llm import Config, ConfigManager, ProviderApp
 from tests.fakes.upstream import Behavior, FakeUpstream
 
