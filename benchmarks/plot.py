@@ -29,7 +29,8 @@ def plot_results(json_path: Path) -> Path:
         points.sort()
         style = "-o" if target.startswith("proxy") else "--."
         throughput.plot([p[0] for p in points], [p[1] for p in points], style, label=target)
-        added.plot([p[0] for p in points], [p[2] for p in points], style, label=target)
+        shown = [p for p in points if p[2] is not None]  # no `direct` target: nothing to add to
+        added.plot([p[0] for p in shown], [p[2] for p in shown], style, label=target)
     for axis, title in ((throughput, "req/s (higher is better)"),
                         (added, "added p50 latency vs direct, ms (lower is better)")):
         axis.set_xscale("log", base=2)
@@ -38,7 +39,8 @@ def plot_results(json_path: Path) -> Path:
         axis.set_xlabel("connections")
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3)
-    added.set_yscale("log")
+    if any(p[2] is not None and p[2] > 0 for points in by_target.values() for p in points):
+        added.set_yscale("log")
     throughput.legend(fontsize=8)
     meta = data["meta"]
     figure.suptitle(f"asgi-llm vs floors, {meta['started_utc']} ({meta['workload'].split(' (')[0]})",
