@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx2
 import openai
-import pytest
 import yaml
 
 from asgi_llm import Config
@@ -48,6 +47,47 @@ async def test_custom_order(asgi_client):
     ok = await client.post("/private/v1/chat/completions", json=body,
                            headers={"authorization": "Bearer sk-private-example"})
     assert ok.status_code == 200
+
+
+async def test_public_cache_before_auth(asgi_client):
+    client = asgi_client(app=load("public_cache").app)
+    body = {"model": "mock-1", "messages": USER}
+    key = {"authorization": "Bearer sk-writer-example"}
+    refused = await client.post("/v1/chat/completions", json=body)
+    assert refused.status_code == 401  # a new question needs a key, and no error is stored
+    fresh = await client.post("/v1/chat/completions", json=body, headers=key)
+    assert fresh.status_code == 200 and fresh.headers["x-cache"] == "miss"
+    public = await client.post("/v1/chat/completions", json=body)  # no key: served from the cache
+    assert public.status_code == 200
+    assert (public.headers["x-cache"], public.headers["x-cache-kind"]) == ("hit", "exact")
+    assert public.json()["choices"] == fresh.json()["choices"]
+    streamed = await client.post("/v1/chat/completions", json={**body, "stream": True})
+    assert streamed.headers["x-cache"] == "hit" and streamed.text.rstrip().endswith("data: [DONE]")
+    other = {"model": "mock-1", "messages": [{"role": "user", "content": "something else"}]}
+    assert (await client.post("/v1/chat/completions", json=other)).status_code == 401
+    assert (await client.get("/v1/models")).status_code == 401  # only answers are public
+
+
+async def test_metrics_outermost_and_innermost(asgi_client):
+    example = load("metrics_placement")
+    client = asgi_client(app=example.app)
+    body = {"model": "mock-1", "messages": USER}
+    key = {"authorization": "Bearer sk-metrics-example"}
+    for prefix in ("/outer", "/inner"):
+        url = f"{prefix}/v1/chat/completions"
+        statuses = [(await client.post(url, json=body, headers=headers)).status_code
+                    for headers in ({}, key, key, key)]
+        assert statuses == [401, 200, 200, 429]  # the limit: 2 requests a minute per key
+    outer, inner = example.outer_tally, example.inner_tally
+    assert outer.statuses == {401: 1, 200: 2, 429: 1}  # every request, refusals included
+    assert inner.statuses == {200: 2}  # only what was admitted
+    assert [(r.error_type, r.error_code) for r in outer.records if r.status >= 400] == [
+        ("authentication_error", "missing_api_key"), ("rate_limit_error", "rate_limit_exceeded")]
+    assert [r.rate_limited for r in outer.records] == [False, False, False, True]
+    for records in (outer.records, inner.records):
+        admitted = [r for r in records if r.status == 200]
+        assert all(r.deployment == "mock" and r.total_s > 0 and r.upstream_s is not None
+                   for r in admitted)
 
 
 def test_standalone_config_with_openai_and_a_local_fallback(tmp_path):
