@@ -73,6 +73,16 @@ class CacheMiddleware(LLMLayer):
         self._flights = SingleFlight()
         self._down_until = 0.0
 
+    def order_requirements(self) -> dict[str, str]:
+        """Outside Auth there is no caller yet: a per-tenant or per-key namespace would
+        silently become one namespace shared by all. Only a declared public cache may sit there."""
+        settings = self.configs.current.cache
+        if settings is None or settings.namespace_by == GLOBAL:
+            return {}
+        return {"AuthMiddleware": f"the caller that names the cache namespace (namespace_by: "
+                                  f"{settings.namespace_by}); a public cache outside it needs "
+                                  f"namespace_by: global"}
+
     # -- lifespan ------------------------------------------------------------------
 
     @property

@@ -91,13 +91,13 @@ class MemoryStore:
         # (measured: a 524-byte entry held 4,089 bytes), 8x the memory for a cache of
         # small answers.
         value = bytes(memoryview(value))
-        await self._cache.set(key, value, ttl=float(ttl_s))
+        await self._cache._set(key, value, ttl=float(ttl_s))  # undecorated, as in `get`
         self._sizes[key] = len(value)
         self._bytes += len(value)
         while len(self._sizes) > self._max_entries or self._bytes > self._max_bytes:
             oldest, size = self._sizes.popitem(last=False)
             self._bytes -= size
-            await self._cache.delete(oldest)
+            await self._cache._delete(oldest)
 
     async def purge(self, pattern: str) -> int:
         match = _glob_matcher(pattern)

@@ -318,3 +318,16 @@ async def test_a_hanging_redis_costs_at_most_its_timeout(asgi_client, upstream):
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("namespace_by", ["tenant", "key"])
+def test_a_per_caller_cache_outside_auth_refuses_to_build(upstream, namespace_by):
+    """Outside Auth no caller is known yet: a per-tenant namespace would quietly be one
+    namespace for everyone (THREATS C1). Only `global` may sit there (a public cache)."""
+    from asgi_llm import AuthMiddleware, ConfigError, ProviderApp
+
+    config = Config.from_dict(cache_config(upstream, auth=True, namespace_by=namespace_by))
+    with pytest.raises(ConfigError, match="namespace_by: global"):
+        CacheMiddleware(AuthMiddleware(ProviderApp(config=config), config=config), config=config)
+    public = Config.from_dict(cache_config(upstream, auth=True, namespace_by="global"))
+    CacheMiddleware(AuthMiddleware(ProviderApp(config=public), config=public), config=public)
