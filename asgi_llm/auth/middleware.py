@@ -83,13 +83,14 @@ class AuthMiddleware(LLMLayer):
         state = ctx.config.derive("auth", _AuthState)
         digest = hash_key(token)
         record = state.keys.lookup(digest)
-        store = self.key_store(ctx.config)
-        if store is not None:
+        jwt = settings.jwt is not None and record is None and looks_like_jwt(token)
+        store = None if jwt else self.key_store(ctx.config)  # a JWT is never a stored key:
+        if store is not None:                              # no Redis trip, no 503 when it is down
             record = await store.lookup(digest, record)
         if record is not None:
             return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles,
                                          kind="api_key")
-        if settings.jwt is not None and looks_like_jwt(token):
+        if jwt and settings.jwt is not None:
             claims = await self._verifier(ctx.config).verify(token)
             return self._from_claims(state, claims, settings.jwt.subject_claim,
                                      settings.jwt.roles_claim, settings.jwt.tenant_claim, "jwt")

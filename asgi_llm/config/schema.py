@@ -6,6 +6,7 @@ One snapshot of these is what every layer reads for the whole of a request.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -29,6 +30,53 @@ class Cost(Section):
     output_per_mtok: float = Field(0.0, ge=0)
 
 
+METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "metadata.goog",
+                            "instance-data", "instance-data.ec2.internal"})
+_METADATA_V6 = (ipaddress.ip_network("fd00:ec2::/32"),)  # AWS IMDS over IPv6 (fd00:ec2::254)
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a URL host denotes, legacy IPv4 spellings included (`2852039166`,
+    `0xA9FEA9FE`, `169.254.43518`: what a resolver would connect to); None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition form carries (mapped, 6to4, Teredo, NAT64)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in ipaddress.ip_network("64:ff9b::/96"):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_metadata_host(host: str) -> bool:
+    """A link-local address in any spelling, or a well-known cloud metadata name."""
+    if host.lower().rstrip(".") in METADATA_NAMES:
+        return True
+    address = host_address(host)
+    if address is None:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in net for net in _METADATA_V6):
+            return True
+        address = _embedded_v4(address) or address
+    return address.is_link_local
+
+
 class MockOptions(Section):
     """Behaviour of the built-in offline `mock` provider."""
 
@@ -42,6 +90,7 @@ class Deployment(Section):
     provider: Provider
     model: str = Field(min_length=1, max_length=256)
     base_url: str | None = None
+    allow_link_local: bool = False  # a base_url on a link-local address (THREATS H8): say so
     api_key: str | None = None
     api_version: str | None = None  # azure
     cost: Cost = Cost()
@@ -66,17 +115,17 @@ class Deployment(Section):
             raise ValueError("must not carry credentials; use api_key")
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment")
-        try:
-            address = ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            address = None
-        if address is not None and address.is_link_local:
-            # Cloud metadata endpoints live here (169.254.169.254, fe80::/10).
-            raise ValueError("points at a link-local (metadata) address")
+        if host_address(parts.hostname) in (ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")):
+            raise ValueError("points at the unspecified address")
         return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check_provider_fields(self) -> Deployment:
+        host = urlsplit(self.base_url).hostname if self.base_url else None
+        if host is not None and not self.allow_link_local and is_metadata_host(host):
+            # Cloud metadata endpoints live there (169.254.169.254, fd00:ec2::254, fe80::/10).
+            raise ValueError("base_url points at a link-local (metadata) address; set "
+                             "allow_link_local: true if that is really the upstream")
         if self.provider in ("openai-compatible", "azure") and not self.base_url:
             raise ValueError(f"base_url is required for provider {self.provider!r}")
         if self.provider == "azure" and not self.api_version:

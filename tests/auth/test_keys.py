@@ -83,3 +83,11 @@ async def test_store_down_is_503_never_allow(asgi_client):
     assert_error_shape(response, 503, "dependency_unavailable")
     response = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(KEYS["alice"]))
     assert_error_shape(response, 503, "dependency_unavailable")
+
+
+async def test_store_down_leaves_jwt_callers_alone(asgi_client, idp):
+    """A JWT is never a stored key: it is verified without asking the store at all."""
+    config = auth_config(idp, key_store={"url": f"redis://127.0.0.1:{free_port()}/0", "cache_ttl_s": 1})
+    client = asgi_client(config)
+    response = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(idp.token()))
+    assert response.status_code == 200, response.text

@@ -47,7 +47,8 @@ def test_unknown_key_is_an_error_with_its_path():
     [
         ("base_url", "ftp://example.com", "http"),
         ("base_url", "http://user:pw@example.com", "credentials"),
-        ("base_url", "http://169.254.169.254/latest", "link-local"),
+        ("base_url", "http://0.0.0.0:8000/v1", "unspecified"),
+        ("base_url", "http://[::]/v1", "unspecified"),
         ("provider", "nope", "openai"),
         ("timeout_s", -1, "greater than 0"),
     ],
@@ -59,6 +60,32 @@ def test_bad_deployment_fields(field, value, message):
         Config.from_dict(data)
     assert f"models[0].deployments[0].{field}" in str(info.value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("host", [
+    "169.254.169.254", "[::ffff:169.254.169.254]", "2852039166", "0xA9FEA9FE", "169.254.43518",
+    "[fe80::1]", "[fd00:ec2::254]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::]",
+    "metadata.google.internal", "METADATA.google.internal.",
+])
+def test_metadata_addresses_in_any_spelling_are_refused_unless_allowed(host):
+    """THREATS H8: cloud metadata endpoints, whatever the spelling (legacy IPv4 forms, IPv6
+    transition forms, well-known names). Loopback and private networks stay allowed: a local
+    vLLM or Ollama server is a normal upstream."""
+    data = json.loads(json.dumps(MINIMAL))
+    deployment = data["models"][0]["deployments"][0]
+    deployment["base_url"] = f"http://{host}/latest"
+    with pytest.raises(ConfigError, match=r"models\[0\]\.deployments\[0\].*base_url points at a link-local"):
+        Config.from_dict(data)
+    deployment["allow_link_local"] = True
+    Config.from_dict(data)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "10.1.2.3", "localhost",
+                                  "api.openai.com", "2130706433"])
+def test_ordinary_hosts_load(host):
+    data = json.loads(json.dumps(MINIMAL))
+    data["models"][0]["deployments"][0]["base_url"] = f"http://{host}:8000/v1"
+    Config.from_dict(data)
 
 
 def test_azure_needs_api_version():
