@@ -14,12 +14,14 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from asgi_llm.auth.audit import AuditUnavailable
+from asgi_llm.auth.audit import AuditLog, AuditUnavailable
+from asgi_llm.auth.keys import KeyRecord
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
 from asgi_llm.errors import InvalidRequest, PermissionDenied, ProxyError, ServiceUnavailable
 from asgi_llm.exchange import LLMLayer
+from asgi_llm.redis_client import errors as redis_errors
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 _JSON = (b"content-type", b"application/json")
@@ -28,12 +30,22 @@ _JSON = (b"content-type", b"application/json")
 class AdminMiddleware(LLMLayer):
     must_be_inside = ("AuthMiddleware",)
 
-    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager, auth: Any = None,
-                 cache: Any = None, limiter: Any = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: Config | ConfigManager,
+        auth: Any = None,
+        cache: Any = None,
+        limiter: Any = None,
+    ) -> None:
         super().__init__(app, config=config)
         self.auth = auth
         self.cache = cache
         self.limiter = limiter
+        # Admin actions are audited even when `auth.audit_log` is not configured: to the
+        # `asgi_llm.audit` logger (the configured log, when there is one, replaces it).
+        self.default_audit = AuditLog(logger="asgi_llm.audit")
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         if not ctx.endpoint.startswith("admin"):
@@ -44,38 +56,54 @@ class AdminMiddleware(LLMLayer):
             raise PermissionDenied("The admin API needs an admin role.", code="endpoint_not_allowed")
         action = ctx.endpoint.removeprefix("admin.")
         self._audit(ctx, scope, principal, action, "requested")
-        status, body = await getattr(self, "_" + action.replace(".", "_"))(ctx, scope, principal)
+        try:
+            status, body = await getattr(self, "_" + action.replace(".", "_"))(ctx, scope, principal)
+        except ProxyError:
+            self._audit(ctx, scope, principal, action, "refused")
+            raise
         self._audit(ctx, scope, principal, action, "done" if status < 400 else "failed")
         payload = orjson.dumps(body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", str(len(payload)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON, (b"content-length", str(len(payload)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
-    def _audit(self, ctx: LLMContext, scope: Scope, principal: Principal, action: str,
-               outcome: str) -> None:
+    def _audit(self, ctx: LLMContext, scope: Scope, principal: Principal, action: str, outcome: str) -> None:
         audit = self.auth.audit_log(ctx.config) if self.auth is not None else None
-        if audit is None:
-            return
+        event = {
+            "request_id": ctx.request_id,
+            "principal": principal.id,
+            "tenant": principal.tenant,
+            "method": scope["method"],
+            "path": scope["path"],
+            "admin_action": action,
+            "outcome": outcome,
+        }
+        target = _target(ctx, scope)
+        if target:
+            event["target"] = target
         try:
-            audit.record({"request_id": ctx.request_id, "principal": principal.id,
-                          "tenant": principal.tenant, "method": scope["method"],
-                          "path": scope["path"], "admin_action": action, "outcome": outcome},
-                         required=True)
+            (audit or self.default_audit).record(event, required=True)
         except AuditUnavailable:
-            raise ServiceUnavailable("The audit log is unavailable; admin actions are refused.",
-                                     code="audit_unavailable") from None
+            raise ServiceUnavailable(
+                "The audit log is unavailable; admin actions are refused.", code="audit_unavailable"
+            ) from None
 
     async def _config(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         last = self.configs.last_reload
         return 200, {
             "source": ctx.config.source,
             "config": self.configs.current.redacted(),
-            "last_reload": None if last is None else
-            {"ok": last.ok, "error": last.error, "at": last.at, "source": last.source},
+            "last_reload": None
+            if last is None
+            else {"ok": last.ok, "error": last.error, "at": last.at, "source": last.source},
         }
 
-    async def _config_reload(self, ctx: LLMContext, scope: Scope,
-                             principal: Principal) -> tuple[int, Any]:
+    async def _config_reload(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         result = self.configs.reload()
         if result.ok:
             return 200, {"reloaded": True, "source": result.source}
@@ -112,25 +140,44 @@ class AdminMiddleware(LLMLayer):
         if tenant is not None and not isinstance(tenant, str):
             raise InvalidRequest("'tenant' must be a string.", param="tenant")
         self._check_grants(ctx.config, principal, roles)
+        if principal.tenant is not None:  # a tenant's admin mints keys of its own tenant only
+            if tenant not in (None, principal.tenant):
+                raise PermissionDenied(
+                    "You can mint keys for your own tenant only.", code="grant_not_allowed"
+                )
+            tenant = principal.tenant
         try:
             key = await store.create(key_id, tuple(roles), tenant)
         except ValueError as exc:
             return 409, {"error": _error(str(exc), "key_exists")}
+        except redis_errors() as exc:
+            raise _store_down() from exc
         return 201, {"id": key_id, "key": key, "roles": roles, "tenant": tenant}
 
-    async def _keys_revoke(self, ctx: LLMContext, scope: Scope,
-                           principal: Principal) -> tuple[int, Any]:
+    async def _keys_revoke(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         key_id = ctx.payload.get("id")
-        if not isinstance(key_id, str) or not key_id:
+        if not isinstance(key_id, str) or not key_id or len(key_id) > 128:
             raise InvalidRequest("'id' must be a non-empty string.", param="id")
-        await self._store(ctx).revoke(key_id)
+        store = self._store(ctx)
+        try:
+            target = _config_record(ctx.config, key_id) or await store.record_for(key_id)
+            if target is not None:  # nobody revokes a key that holds more than they do
+                self._check_grants(ctx.config, principal, list(target.roles))
+                if principal.tenant is not None and target.tenant != principal.tenant:
+                    raise PermissionDenied(
+                        "You can revoke keys of your own tenant only.", code="grant_not_allowed"
+                    )
+            await store.revoke(key_id)
+        except redis_errors() as exc:
+            raise _store_down() from exc
         return 200, {"revoked": key_id}
 
     def _store(self, ctx: LLMContext) -> Any:
         store = self.auth.key_store(ctx.config) if self.auth is not None else None
         if store is None:
-            raise ProxyError("No key store is configured (auth.key_store).", status=404,
-                             code="key_store_not_configured")
+            raise ProxyError(
+                "No key store is configured (auth.key_store).", status=404, code="key_store_not_configured"
+            )
         return store
 
     @staticmethod
@@ -144,12 +191,33 @@ class AdminMiddleware(LLMLayer):
             wider = (
                 (role.admin and not principal.admin)
                 or ("*" not in principal.models and not set(role.models) <= set(principal.models))
-                or ("*" not in principal.endpoints
-                    and not set(role.endpoints) <= set(principal.endpoints))
+                or ("*" not in principal.endpoints and not set(role.endpoints) <= set(principal.endpoints))
             )
             if wider:
-                raise PermissionDenied(f"Role {name!r} grants more than you hold.",
-                                       code="grant_not_allowed")
+                raise PermissionDenied(f"Role {name!r} grants more than you hold.", code="grant_not_allowed")
+
+
+def _config_record(config: Config, key_id: str) -> KeyRecord | None:
+    for key in config.auth.api_keys if config.auth else ():
+        if key.id == key_id:
+            return KeyRecord(key.id, key.key_sha256, key.roles, key.tenant)
+    return None
+
+
+def _store_down() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The key store is unavailable; try again shortly.", code="dependency_unavailable", retry_after=1
+    )
+
+
+def _target(ctx: LLMContext, scope: Scope) -> str | None:
+    """What an admin action acts on, for the audit line: a key id or a purge's scope."""
+    if ctx.endpoint in ("admin.keys", "admin.keys.revoke"):
+        key_id = ctx.payload.get("id") if isinstance(ctx.payload, dict) else None
+        return f"key:{key_id[:128]}" if isinstance(key_id, str) and key_id else None
+    if ctx.endpoint == "admin.cache":
+        return scope.get("query_string", b"").decode("latin-1")[:256] or "all"
+    return None
 
 
 def _error(message: str, code: str) -> dict[str, Any]:

@@ -127,6 +127,14 @@ class RedisKeyStore:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return None  # a foreign or corrupt entry grants nothing
 
+    async def record_for(self, key_id: str) -> KeyRecord | None:
+        """The stored record of a key id (admin checks before a revocation)."""
+        digest = await self.client.hget(self._ids, key_id)
+        if digest is None:
+            return None
+        digest = digest.decode() if isinstance(digest, bytes) else str(digest)
+        return self._decode(await self.client.hget(self._keys, digest), digest)
+
     async def create(self, key_id: str, roles: tuple[str, ...], tenant: str | None) -> str:
         """Mint a key; the clear key is returned once and never stored."""
         key = "sk-" + secrets.token_urlsafe(32)
