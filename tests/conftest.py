@@ -109,12 +109,13 @@ async def asgi_client() -> AsyncIterator[Callable[..., httpx2.AsyncClient]]:
     """
     made: list[tuple[httpx2.AsyncClient, Any]] = []
 
-    def make(config: dict[str, Any] | Config | None = None, app: Any = None) -> httpx2.AsyncClient:
+    def make(config: dict[str, Any] | Config | None = None, app: Any = None,
+             peer: tuple[str, int] = ("127.0.0.1", 123)) -> httpx2.AsyncClient:
         if app is None:
             if isinstance(config, dict):
                 config = Config.from_dict(config)
             app = build_app(config)
-        client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app),
+        client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app, client=peer),
                                     base_url="http://proxy.test")
         made.append((client, app))
         return client

@@ -7,11 +7,13 @@ alias can dodge the allow-list); the router authorizes every fallback again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgi_llm.auth.audit import AuditLog, open_audit
 from asgi_llm.auth.credentials import extract_credential
+from asgi_llm.auth.failures import FailureGate
 from asgi_llm.auth.introspection import Introspector
 from asgi_llm.auth.jwt import JWTVerifier, looks_like_jwt
 from asgi_llm.auth.keys import ConfigKeys, RedisKeyStore, hash_key
@@ -19,9 +21,10 @@ from asgi_llm.auth.roles import RoleBook, roles_from_claim
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
-from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenied, ProxyError
+from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenied, ProxyError, RateLimited
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.clients import make_client
+from asgi_llm.ratelimit.identity import client_address, parse_networks
 from asgi_llm.request import INFERENCE
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +41,8 @@ class AuthMiddleware(LLMLayer):
         self._introspectors: dict[Any, Introspector] = {}
         self._stores: dict[Any, RedisKeyStore] = {}
         self._audits: dict[tuple[str | None, str | None], AuditLog] = {}
+        self.failures = FailureGate()
+        self._clock = time.monotonic
 
     # -- lifespan ------------------------------------------------------------------------
     async def shutdown(self) -> None:
@@ -60,7 +65,7 @@ class AuthMiddleware(LLMLayer):
             return
         audit = self.audit_log(ctx.config)
         try:
-            principal = await self._identify(ctx, scope)
+            principal = await self._identify_guarded(ctx, scope)
             ctx.principal = principal
             self._authorize(ctx, principal)
         except ProxyError as exc:
@@ -71,7 +76,25 @@ class AuthMiddleware(LLMLayer):
             audit.record(_event(ctx, scope, "allow", None))
         await self.app(scope, receive, send)
 
-    async def _identify(self, ctx: LLMContext, scope: Scope) -> Principal:
+    async def _identify_guarded(self, ctx: LLMContext, scope: Scope) -> Principal:
+        """`_identify`, counting failures per client address (auth/failures.py)."""
+        settings = ctx.config.auth
+        if settings is None or settings.failure_limit == 0 or self.authenticate is not None:
+            return await self._identify(ctx, scope)
+        trusted = ctx.config.derive("auth.trusted", _trusted_proxies)
+        address = client_address(scope, trusted)
+        now = self._clock()
+        wait = self.failures.blocked_for(address, settings.failure_limit, settings.failure_window_s, now)
+        try:
+            return await self._identify(ctx, scope, local_only=wait is not None)
+        except AuthenticationFailed:
+            self.failures.failed(address, settings.failure_window_s, now)
+            if wait is None:  # within the limit: the plain 401
+                raise
+            raise RateLimited("Too many failed authentications from this address; try again later.",
+                              code="too_many_auth_failures", retry_after=wait) from None
+
+    async def _identify(self, ctx: LLMContext, scope: Scope, *, local_only: bool = False) -> Principal:
         if self.authenticate is not None:
             principal = await self.authenticate(scope)
             if principal is None:
@@ -84,7 +107,7 @@ class AuthMiddleware(LLMLayer):
         digest = hash_key(token)
         record = state.keys.lookup(digest)
         jwt = settings.jwt is not None and record is None and looks_like_jwt(token)
-        store = None if jwt else self.key_store(ctx.config)  # a JWT is never a stored key:
+        store = None if jwt or local_only else self.key_store(ctx.config)  # a JWT is never a stored key:
         if store is not None:                              # no Redis trip, no 503 when it is down
             record = await store.lookup(digest, record)
         if record is not None:
@@ -94,7 +117,7 @@ class AuthMiddleware(LLMLayer):
             claims = await self._verifier(ctx.config).verify(token)
             return self._from_claims(state, claims, settings.jwt.subject_claim,
                                      settings.jwt.roles_claim, settings.jwt.tenant_claim, "jwt")
-        if settings.oauth2_introspection is not None:
+        if settings.oauth2_introspection is not None and not local_only:
             spec = settings.oauth2_introspection
             claims = await self._introspector(ctx.config).introspect(token)
             return self._from_claims(state, claims, spec.subject_claim, spec.roles_claim,
@@ -108,6 +131,11 @@ class AuthMiddleware(LLMLayer):
         if not isinstance(sub, str) or not sub:
             raise AuthenticationFailed("The token names no subject.", code="invalid_token")
         tenant = claims.get(tenant_claim) if tenant_claim else None
+        if tenant_claim and (not isinstance(tenant, str) or not tenant):
+            # A tenant is configured to come from this claim: a token without it would fall
+            # into a shared tenant-less bucket (limits, budgets, cache). No default: refused.
+            raise PermissionDenied(f"The token carries no {tenant_claim!r} claim (the tenant).",
+                                   code="tenant_missing")
         return state.roles.principal(f"{kind}:{sub}"[:200],
                                      tenant=tenant if isinstance(tenant, str) else None,
                                      roles=roles_from_claim(claims.get(roles_claim)), kind=kind)
@@ -179,6 +207,11 @@ class AuthMiddleware(LLMLayer):
         response = await self._client().post(url, data=data, auth=auth,
                                              headers={"accept": "application/json"})
         return response.status_code, response.json() if response.status_code == 200 else None
+
+
+def _trusted_proxies(config: Config) -> Any:
+    """The proxies whose X-Forwarded-For is believed: the limits section's list."""
+    return parse_networks(config.limits.trusted_proxies if config.limits else ())
 
 
 class _AuthState:

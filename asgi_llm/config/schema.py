@@ -249,6 +249,9 @@ class Auth(Section):
     oauth2_introspection: IntrospectionConfig | None = None
     roles: dict[str, Role] = {}
     audit_log: AuditLog | None = None
+    # Failed authentications per client address before it gets 429 (0: never), and the window.
+    failure_limit: int = Field(20, ge=0, le=1_000_000)
+    failure_window_s: float = Field(60.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _check_roles(self) -> Auth:

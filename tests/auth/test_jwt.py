@@ -122,11 +122,13 @@ async def test_unknown_kids_refetch_jwks_at_most_once_per_period(client, idp, at
     assert (await call(client, idp.token())).status_code == 200
     fetches = idp.jwks_fetches
     attacker = attacker_key
-    for i in range(30):
+    statuses = []
+    for i in range(100):
         token = jwt.encode({"alg": "RS256", "kid": f"random-{i}"}, idp.claims(), attacker,
                            algorithms=["RS256"])
-        assert (await call(client, token)).status_code == 401
+        statuses.append((await call(client, token)).status_code)
     assert idp.jwks_fetches - fetches <= 1
+    assert statuses == [401] * 20 + [429] * 80  # auth.failure_limit (20) per address, then 429
 
 
 @pytest.mark.parametrize("kid", ["../../dev/null", "' OR 1=1 --", "k" * 10_000])
@@ -212,6 +214,13 @@ async def test_idp_down_after_a_fetch_keeps_serving_cached_keys(client, idp):
 async def test_a_valid_token_with_no_role_mapping_is_403(client, idp):
     assert_error_shape(await call(client, idp.token(roles=["unknown-role"])), 403)
     assert_error_shape(await call(client, idp.token(roles=None)), 403)
+
+
+@pytest.mark.parametrize("org", [None, "", 42])
+async def test_a_token_without_its_tenant_claim_is_403(client, idp, org):
+    """THREATS J11: `tenant_claim` is configured, so a token without it has no tenant to be
+    counted, limited and cached under: refused, never served in a shared tenant-less bucket."""
+    assert_error_shape(await call(client, idp.token(org=org)), 403, "tenant_missing")
 
 
 async def test_jwt_config_needs_issuer_and_audience():

@@ -168,3 +168,41 @@ async def test_custom_authenticate_hook():
         assert (await c.post("/v1/chat/completions", json=chat("gpt-4o"),
                              headers={"x-session": "valid"})).status_code == 403
         assert (await c.post("/v1/chat/completions", json=chat("mini"))).status_code == 401
+
+
+async def test_a_guessing_address_gets_429_and_no_more_store_lookups(asgi_client, monkeypatch):
+    """THREATS K8: past auth.failure_limit failures in the window, an address gets 429 with
+    retry-after, its guesses no longer reach the key store, a config key still works from it,
+    other addresses are untouched, and the window ends."""
+    from asgi_llm import AuthMiddleware, build_app
+    from asgi_llm.auth.keys import RedisKeyStore
+
+    lookups = []
+
+    async def lookup(self, digest, config_record):
+        lookups.append(digest)
+        return config_record
+
+    monkeypatch.setattr(RedisKeyStore, "lookup", lookup)  # counts what would reach Redis
+    app = build_app(Config.from_dict(auth_config(
+        failure_limit=5, failure_window_s=60, key_store={"url": "redis://127.0.0.1:1/0"})))
+    layer = app
+    while not isinstance(layer, AuthMiddleware):
+        layer = layer.app
+    clock = [1000.0]
+    layer._clock = lambda: clock[0]
+    guesser, other = asgi_client(app=app), asgi_client(app=app, peer=("10.9.9.9", 1234))
+
+    async def call(client, key):
+        return await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer(key))
+
+    statuses = [(await call(guesser, f"sk-guess-{i}")).status_code for i in range(8)]
+    assert statuses == [401] * 5 + [429] * 3
+    assert len(lookups) == 5  # the store was asked for the first five only
+    refused = await call(guesser, "sk-guess-9")
+    assert_error_shape(refused, 429, "too_many_auth_failures")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert (await call(guesser, KEYS["alice"])).status_code == 200  # a config key still works
+    assert (await call(other, "sk-guess-x")).status_code == 401
+    clock[0] += 61
+    assert (await call(guesser, "sk-guess-10")).status_code == 401
