@@ -59,7 +59,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FLOOR_KINDS = ("httpx2", "aiohttp", "httpx2-aiohttp")
 DEFAULT_TARGETS = ("direct", *(f"floor-{k}" for k in FLOOR_KINDS), "proxy", "proxy-full")
 # Not run by default: the same floors on the standard asyncio loop (uvloop comparison).
-EXTRA_TARGETS = tuple(f"floor-{k}-asyncio" for k in FLOOR_KINDS)
+# Also the peer users compare to: LiteLLM's proxy from its own venv (BENCH_LITELLM names its
+# `litellm` script; `python -m venv v && v/bin/pip install 'litellm[proxy]'`), no database.
+EXTRA_TARGETS = (*(f"floor-{k}-asyncio" for k in FLOOR_KINDS), "litellm")
 SSE_MODEL = f"{MODEL}-sse"
 VARY = "Say hello"  # every request's body differs here: the full stack's cache always misses
 # The full default stack of issue 10: API-key auth, limits in memory far above the load,
@@ -91,6 +93,7 @@ class Target:
     argv: list[str] | None = None  # None: the upstream itself, nothing to start
     expect_exact: str | None = None  # smoke check: the body must be exactly this
     script: Path | None = None
+    env: dict[str, str] | None = None  # added to the environment of the started server
 
     @property
     def url(self) -> str:
@@ -146,6 +149,22 @@ def build_targets(
             argv = [python, "-m", "benchmarks.floors", kind, "--port", str(port)]
             argv += ["--upstream", upstream.url, "--loop", loop_name]
             targets.append(Target(name, port, floor_path, floor_body, argv, expected))
+        elif name == "litellm":
+            binary = os.environ.get("BENCH_LITELLM")
+            if not binary or not Path(binary).exists():
+                notes.append("litellm: skipped, set BENCH_LITELLM to the `litellm` script of its venv.")
+                continue
+            config = workdir / "litellm.yaml"
+            model = SSE_MODEL if sse else MODEL
+            config.write_text(json.dumps({"model_list": [{"model_name": model, "litellm_params": {
+                "model": f"openai/{MODEL}", "api_key": "sk-bench",
+                "api_base": f"{upstream.url}{'/sse' if sse else ''}/v1"}}]}))
+            port = free_port()
+            argv = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+                    "--num_workers", "1"]
+            body = STREAM_REQUEST_BODY.replace(f'"{MODEL}"', f'"{SSE_MODEL}"') if sse else REQUEST_BODY
+            targets.append(Target(name, port, CHAT_PATH, body, argv, None,
+                                  env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}))
         elif name in ("proxy", "proxy-full"):
             script = find_proxy_script()
             if script is None:
@@ -181,12 +200,14 @@ def start_targets(
 ) -> list[Target]:
     """Start every target's server, wait for it and check one request; drop the proxy if
     it fails (it is work in progress), fail the run for anything else."""
-    started = [(t, procs.start(t.name, t.argv, cpus=cpus, cwd=ROOT) if t.argv else None) for t in targets]
+    started = [(t, procs.start(t.name, t.argv, cpus=cpus, cwd=ROOT,
+                               env={**os.environ, **t.env} if t.env else None) if t.argv else None)
+               for t in targets]
     usable = []
     for target, child in started:
         try:
             if child is not None:
-                wait_for_port(child, target.port, timeout=30)
+                wait_for_port(child, target.port, timeout=120 if target.name == "litellm" else 30)
             problem = smoke_check(target)
             if problem and child is not None and child.alive() and problem.startswith("answered"):
                 problem += f"\n{tail(child.log, 5)}"
@@ -194,7 +215,7 @@ def start_targets(
             problem = str(exc)
         if problem is None:
             usable.append(target)
-        elif target.name.startswith("proxy"):
+        elif target.name.startswith(("proxy", "litellm")):
             notes.append(f"{target.name}: skipped, it did not come up: {problem}")
             if child is not None:
                 procs.stop(child)
