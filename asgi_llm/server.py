@@ -9,6 +9,7 @@ On SIGTERM or SIGINT a worker stops accepting, lets requests finish for up to
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -123,6 +124,11 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
 
     configure(log_format, log_level)
     app = app_from_env()
+    # What exists now (modules, the config, the stack) lives as long as the process: out of
+    # the collector's sight, so a full collection walks only what requests create (measured:
+    # 80k start-up objects cost each full collection ~60 ms on this machine, a p99 spike).
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

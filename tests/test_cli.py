@@ -39,16 +39,23 @@ def test_serve_refuses_public_bind_without_auth(capsys):
 
 
 def test_python_dash_m_runs_the_cli():
-    result = subprocess.run([sys.executable, "-m", "asgi_llm", "hash-key", "x"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "asgi_llm", "hash-key", "x"], capture_output=True, text=True, check=True
+    )
     assert result.stdout.startswith("sha256:")
 
 
 def test_serve_with_an_invalid_config_exits_1_naming_file_and_field(tmp_path):
     """THREATS G6: a real `asgi-llm serve` process refuses to start on a bad config."""
     path = tmp_path / "proxy.yaml"
-    path.write_text("models:\n  - name: a\n    deployments:\n      - {id: a, provider: mock, model: a, bogus: 1}\n")
-    result = subprocess.run([sys.executable, "-m", "asgi_llm", "serve", "--config", str(path), "--port", "1"],
-                            capture_output=True, text=True, timeout=60)
+    path.write_text(
+        "models:\n  - name: a\n    deployments:\n      - {id: a, provider: mock, model: a, bogus: 1}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "asgi_llm", "serve", "--config", str(path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert str(path) in result.stderr and "models[0].deployments[0].bogus" in result.stderr

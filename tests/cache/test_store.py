@@ -43,6 +43,21 @@ async def test_memory_store_ttl_and_purge_patterns():
     await store.aclose()
 
 
+async def test_memory_store_expiry_schedules_no_timers():
+    """Expiry is checked on read: a full cache adds nothing to the event loop or the GC."""
+    now = [100.0]
+    store = MemoryStore(max_entries=1000, max_bytes=1 << 20, clock=lambda: now[0])
+    loop = asyncio.get_running_loop()
+    scheduled = len(getattr(loop, "_scheduled", ()))
+    for i in range(500):
+        await store.set(f"k{i}", b"v", 10)
+    assert len(getattr(loop, "_scheduled", ())) == scheduled
+    assert await store.get("k1") == b"v"
+    now[0] += 10
+    assert await store.get("k1") is None and len(store) == 499 and store.size_bytes == 499
+    await store.aclose()
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown cache backend"):
         open_store("memcached://x", max_entries=1, max_bytes=1024, timeout_s=1)
