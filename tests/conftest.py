@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -60,6 +61,32 @@ def no_secrets_in_logs() -> Any:
     assert not leaked, f"key material in logs: {leaked[:3]}"
 
 
+async def scan_response(response: httpx2.Response) -> None:
+    """Response headers and body carry no key material (THREATS I1, K6). The one answer that
+    hands out a key on purpose, a minted key (POST /admin/keys), is scanned without it."""
+    await response.aread()
+    body = response.text
+    if response.request.url.path.endswith("/admin/keys") and response.status_code == 201:
+        body = json.dumps({k: v for k, v in response.json().items() if k != "key"})
+    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    leaked = find_secrets(headers) + find_secrets(body)
+    assert not leaked, f"key material in a response to {response.request.url.path}: {leaked[:3]}"
+
+
+def scan_metrics(app: Any) -> None:
+    """The Prometheus exposition of a stack carries no key material (THREATS H12)."""
+    layer = app
+    for _ in range(64):
+        if layer is None:
+            return
+        exporter = getattr(layer, "prometheus", None)
+        if exporter is not None and hasattr(exporter, "render"):
+            text = exporter.render()[0].decode()
+            assert not find_secrets(text), f"key material in metrics: {find_secrets(text)[:3]}"
+            return
+        layer = getattr(layer, "app", None)
+
+
 def mock_model(name: str = "mock-1", **mock: Any) -> dict[str, Any]:
     return {"name": name, "deployments": [{"id": f"{name}-d", "provider": "mock", "model": name,
                                            **({"mock": mock} if mock else {})}]}
@@ -116,13 +143,15 @@ async def asgi_client() -> AsyncIterator[Callable[..., httpx2.AsyncClient]]:
                 config = Config.from_dict(config)
             app = build_app(config)
         client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app, client=peer),
-                                    base_url="http://proxy.test")
+                                    base_url="http://proxy.test",
+                                    event_hooks={"response": [scan_response]})
         made.append((client, app))
         return client
 
     yield make
     for client, app in made:
         await client.aclose()
+        scan_metrics(app)
         await run_lifespan_shutdown(app)
 
 
