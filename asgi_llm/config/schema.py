@@ -175,6 +175,10 @@ class Routing(Section):
     retry_budget: float = Field(0.2, ge=0, le=1)  # retries in flight / requests in flight
     min_retries_in_flight: int = Field(3, ge=0)
     default_max_tokens: int = Field(1024, ge=1)  # output estimate when a request sets none
+    # Cooldowns shared by a fleet (routing/fleet.py): unset, each replica keeps its own.
+    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    redis_prefix: str = Field("asgi_llm:routing", min_length=1, max_length=128,
+                              pattern=r"^[A-Za-z0-9_.:\-]+$")
 
 
 class ApiKey(Section):

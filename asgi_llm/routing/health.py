@@ -1,4 +1,8 @@
-"""CooldownTracker: a deployment that keeps failing is skipped for a while (per process)."""
+"""CooldownTracker: a deployment that keeps failing is skipped for a while.
+
+The state is per process; with `routing.redis_url`, routing/fleet.py shares the decisions
+(a cooldown started, a deployment recovered) with the other replicas.
+"""
 
 from __future__ import annotations
 
@@ -53,30 +57,45 @@ class CooldownTracker:
         """When every deployment is cooling, the one whose cooldown ends first goes first."""
         return sorted(deployments, key=lambda d: self._get(d.id).cooling_until)
 
-    def failure(self, deployment_id: str, policy: Cooldown, retry_after: float | None = None) -> None:
+    def failure(self, deployment_id: str, policy: Cooldown,
+                retry_after: float | None = None) -> float | None:
+        """Count one failure; returns the seconds of a cooldown this starts, else None."""
         now = self._clock()
         health = self._get(deployment_id)
         health.last_failure = now
         if retry_after is not None and retry_after > 0:
-            health.cooling_until = max(health.cooling_until, now + min(retry_after, policy.max_seconds))
-            self._all_back_at = max(self._all_back_at, health.cooling_until)
-            return
+            seconds = min(retry_after, policy.max_seconds)
+            if now + seconds <= health.cooling_until:
+                return None
+            self.cool_for(deployment_id, seconds)
+            return seconds
         health.failures.append(now)
         while health.failures and health.failures[0] < now - policy.window_s:
             health.failures.popleft()
-        if len(health.failures) >= policy.failures:
-            health.strikes += 1
-            seconds = min(policy.seconds * 2 ** (health.strikes - 1), policy.max_seconds)
-            health.cooling_until = now + seconds
-            health.failures.clear()
-            self._all_back_at = max(self._all_back_at, health.cooling_until)
+        if len(health.failures) < policy.failures:
+            return None
+        health.strikes += 1
+        seconds = min(policy.seconds * 2 ** (health.strikes - 1), policy.max_seconds)
+        health.failures.clear()
+        self.cool_for(deployment_id, seconds)
+        return seconds
 
-    def success(self, deployment_id: str) -> None:
+    def cool_for(self, deployment_id: str, seconds: float) -> None:
+        """Skip a deployment for `seconds` from now (or longer, if it already is)."""
+        health = self._get(deployment_id)
+        health.cooling_until = max(health.cooling_until, self._clock() + seconds)
+        self._all_back_at = max(self._all_back_at, health.cooling_until)
+
+    def success(self, deployment_id: str) -> bool:
+        """A good answer clears the history; True when this ends a cooldown."""
         health = self._health.get(deployment_id)
-        if health is not None:
-            health.failures.clear()
-            health.strikes = 0
-            health.cooling_until = 0.0
+        if health is None:
+            return False
+        ended = health.cooling_until > 0.0
+        health.failures.clear()
+        health.strikes = 0
+        health.cooling_until = 0.0
+        return ended
 
     def forget(self, keep: set[str]) -> None:
         """Drop deployments no longer in the config (bounded state across reloads)."""

@@ -10,6 +10,7 @@ again for the caller. A retry budget keeps a full outage from multiplying the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from asgi_llm.exchange import LLMLayer
 from asgi_llm.request import INFERENCE
 from asgi_llm.routing.catalog import ModelEntry
 from asgi_llm.routing.filters import capable
+from asgi_llm.routing.fleet import FleetCooldowns
 from asgi_llm.routing.health import CooldownTracker
 from asgi_llm.routing.latency import LatencyTracker
 from asgi_llm.routing.strategies import STRATEGIES, RoutingState
@@ -59,6 +61,12 @@ class RouterMiddleware(LLMLayer):
         super().__init__(app, config=config)
         routing = self.configs.current.routing
         self.cooldowns = CooldownTracker(clock)
+        self.fleet = FleetCooldowns(
+            self.cooldowns,
+            settings=lambda: (self.configs.current.routing.redis_url,
+                              self.configs.current.routing.redis_prefix),
+            known=lambda: set(self.configs.current.catalog.deployments))
+        self._fleet_task: asyncio.Task[None] | None = None
         self.latency = LatencyTracker(routing.latency.decay_s, clock)
         self.rng = rng or random.Random()
         self.active = 0  # requests in the router now
@@ -71,10 +79,29 @@ class RouterMiddleware(LLMLayer):
         self.latency.forget(keep)
         self.latency.decay_s = new.routing.latency.decay_s
 
+    # -- lifespan: the fleet's shared cooldowns (routing/fleet.py) ------------------------
+    async def startup(self) -> None:
+        self._start_fleet()
+
+    async def shutdown(self) -> None:
+        task, self._fleet_task = self._fleet_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _start_fleet(self) -> None:
+        """Runs while `routing.redis_url` is set (started on lifespan startup, or on the first
+        request of an app without lifespan or after a reload that sets it)."""
+        if self._fleet_task is None and self.configs.current.routing.redis_url is not None:
+            self._fleet_task = asyncio.get_running_loop().create_task(self.fleet.run())
+
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         if ctx.endpoint not in INFERENCE:
             await self.app(scope, receive, send)
             return
+        if self._fleet_task is None and ctx.config.routing.redis_url is not None:
+            self._start_fleet()
         catalog = ctx.config.catalog
         entry = ctx.entry or catalog.resolve(ctx.model or "")
         if entry is None:
@@ -174,12 +201,15 @@ class RouterMiddleware(LLMLayer):
             if ctx.response_started or not exc.retryable:
                 raise
             retry_after = exc.retry_after if isinstance(exc, UpstreamStatus) and exc.status == 429 else None
-            self.cooldowns.failure(deployment.id, routing.cooldown, retry_after)
+            cooled = self.cooldowns.failure(deployment.id, routing.cooldown, retry_after)
+            if cooled is not None:
+                self.fleet.cooled(deployment.id, cooled)
             errors.append(exc)
             return False
         finally:
             self.latency.finished(deployment.id, sample)
-        self.cooldowns.success(deployment.id)
+        if self.cooldowns.success(deployment.id):
+            self.fleet.recovered(deployment.id)
         return True
 
 
