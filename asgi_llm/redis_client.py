@@ -1,4 +1,7 @@
-"""The one module that imports the Redis client: every shared-state backend connects here.
+"""The one module that makes our own Redis clients (key store, shared cooldowns, the reload
+channel, the semantic fleet stream). The rate limiter's and the exact cache's clients are
+made by the libraries that own them (`limits`, aiocache), from the same URLs, with the
+timeouts their sections set.
 
 Socket timeouts are always set, so a hung Redis can never block a request forever.
 """
