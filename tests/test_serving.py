@@ -67,6 +67,19 @@ def test_json_access_log_has_one_line_per_request_and_no_query(tmp_path):
     assert "leakme" not in server.log()
 
 
+def test_http2_with_prior_knowledge_answers_and_streams(tmp_path):
+    """HTTP/2 where hypercorn offers it: cleartext h2 (prior knowledge) on the same port."""
+    with ProxyServer(None, tmp_path) as server, httpx2.Client(http1=False, http2=True) as client:
+        body = {"model": "mock-1", "messages": USER}
+        reply = client.post(server.base_url + "/chat/completions", json=body)
+        assert reply.http_version == "HTTP/2" and reply.status_code == 200
+        assert reply.json()["choices"][0]["message"]["content"]
+        with client.stream("POST", server.base_url + "/chat/completions", json={**body, "stream": True}) as stream:
+            assert stream.http_version == "HTTP/2"
+            events = [line for line in stream.iter_lines() if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]" and len(events) > 2
+
+
 def test_two_workers_share_the_port(tmp_path):
     with ProxyServer(None, tmp_path, workers=2) as server:
         for _ in range(20):
