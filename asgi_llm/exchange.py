@@ -79,11 +79,12 @@ class LLMLayer:
         if ctx is not None:
             await self.handle(ctx, scope, receive, send)
             return
-        endpoint = match_endpoint(scope)
+        config = self.configs.current
+        endpoint = match_endpoint(scope, config.server.path_prefix)
         if endpoint is None:
             await self.pass_through(scope, receive, send)
             return
-        await run_exchange(self.configs.current, endpoint, scope, receive, send, self.handle,
+        await run_exchange(config, endpoint, scope, receive, send, self.handle,
                            self.request_ids.for_scope(scope))
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:

@@ -63,8 +63,15 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def match_endpoint(scope: Scope) -> tuple[str, str] | None:
-    return ENDPOINTS.get(route_path(scope))
+def match_endpoint(scope: Scope, prefix: str = "") -> tuple[str, str] | None:
+    """The endpoint a request is for, or None. With a `prefix` (`server.path_prefix`), only
+    paths under it are ours: `<prefix>/v1/chat/completions`; everything else passes through."""
+    path = route_path(scope)
+    if prefix:
+        if not path.startswith(prefix) or path[len(prefix):len(prefix) + 1] != "/":
+            return None
+        path = path[len(prefix):]
+    return ENDPOINTS.get(path)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -28,3 +28,37 @@ def test_the_right_order_builds():
                                 Middleware(RateLimitMiddleware, config=CONFIG),
                                 Middleware(AdminMiddleware, config=CONFIG)])
     app.build_middleware_stack()
+
+
+async def test_a_path_prefix_moves_every_llm_route_and_leaves_the_rest_alone(asgi_client):
+    """`server.path_prefix`: the stack acts on `<prefix>/v1/...` and `<prefix>/admin/...`
+    only; the same paths without the prefix (and anything else) reach the app inside."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from asgi_llm import AuthMiddleware, Config, ProviderApp, RouterMiddleware
+    from asgi_llm.auth import hash_key
+    from tests.conftest import mock_model
+
+    config = Config.from_dict({
+        "models": [mock_model()], "server": {"path_prefix": "/llm"},
+        "auth": {"api_keys": [{"id": "a", "key_sha256": hash_key("sk-prefix-key-1"), "roles": ["user"]}],
+                 "roles": {"user": {"models": ["*"], "endpoints": ["chat", "models"]}}}})
+
+    async def mine(request):
+        return JSONResponse({"app": "mine", "path": request.url.path})
+
+    inner = Starlette(routes=[Route("/{path:path}", mine, methods=["GET", "POST"])])
+    app = AuthMiddleware(RouterMiddleware(inner, config=config), config=config)
+    client = asgi_client(app=app)
+    body = {"model": "mock-1", "messages": [{"role": "user", "content": "hi"}]}
+    assert (await client.post("/llm/v1/chat/completions", json=body)).status_code == 401
+    # Without the prefix it is the user's own route, untouched by auth.
+    reply = await client.post("/v1/chat/completions", json=body)
+    assert reply.json() == {"app": "mine", "path": "/v1/chat/completions"}
+    assert (await client.get("/llmx/v1/models")).json()["app"] == "mine"
+
+    full = asgi_client(app=ProviderApp(config=config))
+    assert (await full.post("/llm/v1/chat/completions", json=body)).status_code == 200
+    assert (await full.get("/llm/v1/models")).json()["data"][0]["id"] == "mock-1"

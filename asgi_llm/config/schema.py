@@ -434,6 +434,9 @@ class Server(Section):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a slow (slowloris) body gets 408
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # Where the LLM and admin routes live: "/llm" serves /llm/v1/chat/completions,
+    # /llm/admin/config, ...; every other path passes through to the app inside.
+    path_prefix: str = Field("", pattern=r"^(/[A-Za-z0-9_.\-]+)*$", max_length=128)
 
 
 class ConfigModel(Section):

@@ -104,9 +104,9 @@ class MetricsMiddleware(LLMLayer):
     # -- the request path -------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and get_context(scope) is None:
-            endpoint = match_endpoint(scope)
+            config = self.configs.current
+            endpoint = match_endpoint(scope, config.server.path_prefix)
             if endpoint is not None:
-                config = self.configs.current
                 exporters = self.exporters(config)
                 if not exporters:
                     await run_exchange(config, endpoint, scope, receive, send, self._inward,
