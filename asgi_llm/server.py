@@ -27,6 +27,7 @@ from asgi_llm.types import ASGIApp
 
 CONFIG_ENV = "ASGI_LLM_CONFIG"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PARENT_ENV = "ASGI_LLM_SERVE_PARENT"  # set for the workers of `serve --workers N`
 
 
 def load_config(path: str | None = None) -> Config:
@@ -143,6 +144,15 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, reload)
+        parent = os.environ.get(PARENT_ENV)
+        if parent is not None and parent == str(os.getppid()):
+            # An admin reload reaches one worker: it asks the parent, which sends SIGHUP to
+            # every worker (this one included), so all of them serve the same config.
+            def siblings(result: Any) -> None:
+                if result.ok and result.origin == "admin":
+                    os.kill(int(parent), signal.SIGHUP)
+
+            layer.configs.reload_observers.append(siblings)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
@@ -183,6 +193,7 @@ def serve(host: str, port: int, workers: int = 1, *, drain_timeout: float = 10.0
     metrics_dir = None
     if not os.environ.get(MULTIPROC_ENV):
         metrics_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="asgi-llm-metrics-")
+    os.environ[PARENT_ENV] = str(os.getpid())
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=run_worker, args=args, daemon=False) for _ in range(workers)]
     for process in processes:

@@ -20,14 +20,16 @@ USER = [{"role": "user", "content": "hi"}]
 def test_sigterm_drains_then_ends_long_streams_with_an_error_event(tmp_path):
     with FakeUpstream("slow") as up:
         up.default = Behavior(chunks=40, chunk_delay_s=0.1)  # 4 s: outlives the drain
-        server = ProxyServer({"models": [upstream_model("m", up.base_url)]}, tmp_path,
-                             extra_args=("--drain-timeout", "1"))
+        server = ProxyServer(
+            {"models": [upstream_model("m", up.base_url)]}, tmp_path, extra_args=("--drain-timeout", "1")
+        )
         results: dict[str, str] = {}
 
         def read(name: str, chunks: int) -> None:
             up_body = {"model": "m", "messages": USER, "stream": True}
-            with httpx2.stream("POST", server.base_url + "/chat/completions", json=up_body,
-                               timeout=15) as response:
+            with httpx2.stream(
+                "POST", server.base_url + "/chat/completions", json=up_body, timeout=15
+            ) as response:
                 results[name] = response.read().decode()
 
         up.script(Behavior(chunks=5, chunk_delay_s=0.1))  # 0.5 s: finishes within the drain
@@ -62,7 +64,9 @@ def test_json_access_log_has_one_line_per_request_and_no_query(tmp_path):
         lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
     access = [line for line in lines if line["logger"] == "asgi_llm.access" and line["path"] != "/healthz"]
     assert [(a["method"], a["path"], a["status"]) for a in access] == [
-        ("GET", "/v1/models", 200), ("POST", "/v1/chat/completions", 200)]
+        ("GET", "/v1/models", 200),
+        ("POST", "/v1/chat/completions", 200),
+    ]
     assert all(a["request_id"] for a in access)
     assert "leakme" not in server.log()
 
@@ -74,7 +78,9 @@ def test_http2_with_prior_knowledge_answers_and_streams(tmp_path):
         reply = client.post(server.base_url + "/chat/completions", json=body)
         assert reply.http_version == "HTTP/2" and reply.status_code == 200
         assert reply.json()["choices"][0]["message"]["content"]
-        with client.stream("POST", server.base_url + "/chat/completions", json={**body, "stream": True}) as stream:
+        with client.stream(
+            "POST", server.base_url + "/chat/completions", json={**body, "stream": True}
+        ) as stream:
             assert stream.http_version == "HTTP/2"
             events = [line for line in stream.iter_lines() if line.startswith("data: ")]
         assert events[-1] == "data: [DONE]" and len(events) > 2
@@ -83,8 +89,9 @@ def test_http2_with_prior_knowledge_answers_and_streams(tmp_path):
 def test_two_workers_share_the_port(tmp_path):
     with ProxyServer(None, tmp_path, workers=2) as server:
         for _ in range(20):
-            response = httpx2.post(server.base_url + "/chat/completions",
-                                   json={"model": "mock-1", "messages": USER})
+            response = httpx2.post(
+                server.base_url + "/chat/completions", json={"model": "mock-1", "messages": USER}
+            )
             assert response.status_code == 200
 
 
@@ -98,12 +105,18 @@ def test_oversized_headers_are_refused(tmp_path):
 
 
 def test_slow_body_gets_408_and_the_server_keeps_serving(tmp_path):
-    with ProxyServer({"models": [{"name": "m", "deployments": [
-            {"id": "m", "provider": "mock", "model": "m"}]}], "server": {"body_timeout_s": 0.5}},
-            tmp_path) as server:
+    with ProxyServer(
+        {
+            "models": [{"name": "m", "deployments": [{"id": "m", "provider": "mock", "model": "m"}]}],
+            "server": {"body_timeout_s": 0.5},
+        },
+        tmp_path,
+    ) as server:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                         b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"mo")
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b'content-type: application/json\r\ncontent-length: 100\r\n\r\n{"mo'
+            )
             sock.settimeout(5)
             reply = sock.recv(200)
         assert reply.startswith(b"HTTP/1.1 408")
@@ -126,3 +139,53 @@ def test_smuggling_attempts_are_refused(tmp_path):
             assert reply.startswith((b"HTTP/1.1 4", b"HTTP/1.1 501")), reply[:60]  # 501: unknown TE
             assert reply.count(b"HTTP/1.1") == 1  # no second, smuggled response
         assert httpx2.get(server.root_url + "/healthz").status_code == 200
+
+
+def test_an_admin_reload_reaches_every_worker(tmp_path):
+    """`serve --workers 2` with the file watcher off: POST /admin/config/reload lands on one
+    worker, which has the parent send SIGHUP to all; every worker then serves the new file."""
+    from asgi_llm.auth import hash_key
+
+    path = tmp_path / "proxy.json"
+
+    def write(models):
+        path.write_text(
+            json.dumps(
+                {
+                    "models": [
+                        {"name": m, "deployments": [{"id": m, "provider": "mock", "model": m}]}
+                        for m in models
+                    ],
+                    "reload": {"watch": False},
+                    "auth": {
+                        "api_keys": [
+                            {"id": "root", "key_sha256": hash_key("sk-root-admin-1"), "roles": ["admin"]}
+                        ],
+                        "roles": {"admin": {"models": ["*"], "endpoints": ["*"], "admin": True}},
+                    },
+                }
+            )
+        )
+
+    write(["old-model"])
+    admin = {"authorization": "Bearer sk-root-admin-1"}
+    with ProxyServer(path, tmp_path, workers=2) as server:
+        write(["old-model", "new-model"])
+        reply = httpx2.post(server.root_url + "/admin/config/reload", headers=admin)
+        assert reply.status_code == 200, reply.text
+        deadline = time.monotonic() + 5
+        while True:
+            seen = set()
+            for _ in range(16):  # a new connection each time: both workers get asked
+                with httpx2.Client() as client:
+                    models = client.get(server.base_url + "/models", headers=admin).json()["data"]
+                seen.add(tuple(sorted(m["id"] for m in models)))
+            if seen == {("new-model", "old-model")}:
+                break
+            assert time.monotonic() < deadline, f"workers disagree: {seen}"
+            time.sleep(0.2)
+        pids = set()
+        for _ in range(16):
+            with httpx2.Client() as client:
+                pids.add(client.get(server.root_url + "/admin/stats", headers=admin).json()["pid"])
+        assert len(pids) == 2  # both workers answered, so both were asked
