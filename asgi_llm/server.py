@@ -17,6 +17,7 @@ import shutil
 import signal
 import tempfile
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -49,7 +50,9 @@ class RequestGuard:
     - headers larger than `max_bytes` (431): h11 caps only *incomplete* header blocks;
     - `Content-Length` together with `Transfer-Encoding` (400, connection closed): h11 follows
       the chunked framing, a proxy in front may follow the length, and the difference is how
-      requests are smuggled.
+      requests are smuggled;
+    - an absolute-form target (`POST http://host/v1/...`, RFC 9112 3.2.2): hypercorn puts the
+      whole URL in `path`; it is routed on its path alone, and its authority is never used.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
@@ -67,7 +70,22 @@ class RequestGuard:
                 await _refuse(send, 400, "Content-Length and Transfer-Encoding together are refused.",
                               "ambiguous_framing")
                 return
+            if not scope["path"].startswith("/"):
+                _origin_form(scope)
         await self.app(scope, receive, send)
+
+
+def _origin_form(scope: Any) -> None:
+    """Rewrite an absolute-form target to its path, in place (the access log shows it too)."""
+    raw = scope.get("raw_path") or scope["path"].encode("latin-1")
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # an unparsable target stays as it is: no route matches it (404)
+        return
+    if parts.scheme.lower() in (b"http", b"https") and parts.netloc:
+        path = parts.path or b"/"
+        scope["raw_path"] = path
+        scope["path"] = unquote(path.decode("latin-1"))
 
 
 async def _refuse(send: Any, status: int, message: str, code: str) -> None:
