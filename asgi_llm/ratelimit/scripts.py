@@ -194,9 +194,14 @@ for _ = 1, n do
     local score = redis.call('ZSCORE', z, old)
     if score then
       redis.call('ZREM', z, old)
-      if actual > 0 then redis.call('ZADD', z, score, actual .. '|' .. rid) end
+      if actual > 0 then
+        -- the ZREM may have emptied (so deleted) the set: ZADD would recreate it without a TTL
+        redis.call('ZADD', z, score, actual .. '|' .. rid)
+        redis.call('PEXPIRE', z, exp + 1000)
+      end
       local total = redis.call('INCRBY', s, delta)
       if total < 0 then redis.call('SET', s, 0, 'KEEPTTL') end
+      redis.call('PEXPIRE', s, exp + 1000)
     elseif delta > 0 then
       redis.call('ZADD', z, now, delta .. '|' .. rid .. '+')
       redis.call('INCRBY', s, delta)

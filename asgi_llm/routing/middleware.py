@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -40,18 +41,32 @@ BACKOFF_BASE_S = 0.025
 BACKOFF_MAX_S = 0.25
 
 
-def final_error(errors: list[UpstreamError]) -> UpstreamError:
+def final_error(errors: list[UpstreamError], retry_after_cap: float | None = None) -> UpstreamError:
     """What the client hears when every attempt failed."""
     last = errors[-1]
     if all(isinstance(e, UpstreamTimeout) for e in errors):
         return last
     if isinstance(last, UpstreamStatus) and last.status == 429:
-        return last  # passed on with its retry-after
+        return _with_retry_after(last, retry_after_cap)  # passed on with its retry-after
     return UpstreamError(
         f"All {len(errors)} upstream attempts failed (last: {last.message})",
         deployment=last.deployment,
         code=last.code if last.status == 502 else "upstream_unavailable",
     )
+
+
+def _with_retry_after(error: UpstreamStatus, cap: float | None) -> UpstreamStatus:
+    """A 429 passed on always says when to come back (THREATS U2): the upstream's value
+    (already clamped to an hour when parsed), at most `cap` (the longest cooldown: the router
+    tries the deployment again by then), and at least 1 s, also when the upstream's
+    Retry-After was missing or unreadable."""
+    seconds = error.retry_after if error.retry_after is not None else 1.0
+    if cap is not None:
+        seconds = min(seconds, cap)
+    value = str(max(1, math.ceil(seconds))).encode()
+    error.headers = [h for h in error.headers if h[0] != b"retry-after"]
+    error.headers.append((b"retry-after", value))
+    return error
 
 
 class RouterMiddleware(LLMLayer):
@@ -126,7 +141,7 @@ class RouterMiddleware(LLMLayer):
                     ctx.extra["fallback_model"] = model.name
                 if await self._attempt(ctx, deployment, errors, scope, receive, send):
                     return
-            raise final_error(errors) if errors else UpstreamError(
+            raise final_error(errors, ctx.config.routing.cooldown.max_seconds) if errors else UpstreamError(
                 "No upstream attempt could be made.", code="upstream_unavailable")
         finally:
             self.active -= 1

@@ -9,6 +9,7 @@ or Redis, and switch faults on and off while traffic flows.
         fp.set(limit_bytes=500)       # close after 500 bytes upstream->client
         fp.set(reset_after_bytes=500) # RST after 500 bytes
         fp.down()  /  fp.up()         # refuse new connections (ECONNREFUSED) / accept again
+        fp.stall()                    # new connections hang in the handshake (connect timeout)
 
 It runs in a background thread with its own loop, so sync and async tests can both use it.
 """
@@ -47,6 +48,7 @@ class FaultProxy:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._stalled: list[socket.socket] = []  # the full-backlog listener and its fillers
         self.port = 0
 
     # -- control (thread-safe: plain attribute stores) -----------------------------------
@@ -66,6 +68,12 @@ class FaultProxy:
 
     def up(self) -> None:
         self._call(self._listen)
+
+    def stall(self) -> None:
+        """New connections hang in the TCP handshake (a listener whose accept queue is full:
+        the kernel drops their SYNs), so clients hit their *connect* timeout. Connections
+        already open keep working. `up()` ends it."""
+        self._call(self._stall)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> FaultProxy:
@@ -97,19 +105,53 @@ class FaultProxy:
         try:
             loop.run_forever()
         finally:
+            loop.run_until_complete(self._cancel_pending())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    @staticmethod
+    async def _cancel_pending() -> None:
+        """Connections still pumping at stop: end them quietly (no "Task was destroyed")."""
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _call(self, coroutine_function: Any) -> None:
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(coroutine_function(), self._loop).result(5)
 
     async def _listen(self) -> None:
+        for sock in self._stalled:
+            sock.close()
+        self._stalled.clear()
         if self._server is None:
             self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
                                                       reuse_address=True)
 
+    async def _stall(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._stalled:
+            return
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(0)  # never accepted: one queued connection fills it
+        self._stalled.append(listener)
+        for _ in range(2):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self._stalled.append(filler)
+        await asyncio.sleep(0.05)  # let the fillers' handshakes land in the queue
+
     async def _close_all(self) -> None:
+        for sock in self._stalled:
+            sock.close()
+        self._stalled.clear()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -119,6 +161,13 @@ class FaultProxy:
 
     # -- the pumps ------------------------------------------------------------------------
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._connection(client_reader, client_writer)
+        except asyncio.CancelledError:
+            pass  # stop(): ends quietly (asyncio's start_server callback reads the outcome)
+
+    async def _connection(self, client_reader: asyncio.StreamReader,
+                          client_writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         if self.faults.accept_then_close:
             client_writer.close()
@@ -130,13 +179,16 @@ class FaultProxy:
             return
         self.active += 1
         self._writers.update((client_writer, upstream_writer))
+        pumps = [asyncio.ensure_future(self._pump(client_reader, upstream_writer, downstream=False)),
+                 asyncio.ensure_future(self._pump(upstream_reader, client_writer, downstream=True))]
         try:
-            await asyncio.gather(
-                self._pump(client_reader, upstream_writer, downstream=False),
-                self._pump(upstream_reader, client_writer, downstream=True),
-                return_exceptions=True,
-            )
+            # Either side closing ends the connection (as toxiproxy does): a keep-alive
+            # upstream would otherwise hold a connection its client has long left.
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
             self.active -= 1
             for writer in (client_writer, upstream_writer):
                 self._writers.discard(writer)
@@ -173,15 +225,18 @@ class FaultProxy:
             if downstream and faults.slice_bytes:
                 size = faults.slice_bytes
                 pieces = [data[i : i + size] for i in range(0, len(data), size)]
+            elif faults.bandwidth:  # a trickle (100 ms worth at a time), not bursts and pauses
+                size = max(1, faults.bandwidth // 10)
+                pieces = [data[i : i + size] for i in range(0, len(data), size)]
             for piece in pieces:
                 writer.write(piece)
                 await writer.drain()
                 if downstream:
                     self.bytes_down += len(piece)
-                if len(pieces) > 1:
-                    await asyncio.sleep(faults.slice_delay_ms / 1000)
-                elif faults.bandwidth:
+                if faults.bandwidth and not (downstream and faults.slice_bytes):
                     await asyncio.sleep(len(piece) / faults.bandwidth)
+                elif len(pieces) > 1:
+                    await asyncio.sleep(faults.slice_delay_ms / 1000)
             sent += len(data)
         if writer.can_write_eof():
             writer.write_eof()
