@@ -41,7 +41,8 @@ def plot_results(json_path: Path) -> Path:
         axis.grid(alpha=0.3)
     if any(p[2] is not None and p[2] > 0 for points in by_target.values() for p in points):
         added.set_yscale("log")
-    throughput.legend(fontsize=8)
+    if by_target:
+        throughput.legend(fontsize=8)
     meta = data["meta"]
     figure.suptitle(f"asgi-llm vs floors, {meta['started_utc']} ({meta['workload'].split(' (')[0]})",
                     fontsize=10)

@@ -156,9 +156,11 @@ def build_targets(
                 continue
             config = workdir / "litellm.yaml"
             model = SSE_MODEL if sse else MODEL
+            # Its master key is the key wrk sends: auth on, like the full stack's API key.
             config.write_text(json.dumps({"model_list": [{"model_name": model, "litellm_params": {
                 "model": f"openai/{MODEL}", "api_key": "sk-bench",
-                "api_base": f"{upstream.url}{'/sse' if sse else ''}/v1"}}]}))
+                "api_base": f"{upstream.url}{'/sse' if sse else ''}/v1"}}],
+                "general_settings": {"master_key": REQUEST_HEADERS["Authorization"].removeprefix("Bearer ")}}))
             port = free_port()
             argv = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                     "--num_workers", "1"]
