@@ -160,7 +160,8 @@ def build_targets(
             config.write_text(json.dumps({"model_list": [{"model_name": model, "litellm_params": {
                 "model": f"openai/{MODEL}", "api_key": "sk-bench",
                 "api_base": f"{upstream.url}{'/sse' if sse else ''}/v1"}}],
-                "general_settings": {"master_key": REQUEST_HEADERS["Authorization"].removeprefix("Bearer ")}}))
+                "general_settings": {
+                    "master_key": REQUEST_HEADERS["Authorization"].removeprefix("Bearer ")}}))
             port = free_port()
             argv = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                     "--num_workers", "1"]
@@ -284,7 +285,7 @@ def stream_times(targets: list[Target]) -> dict[str, dict]:
     out = {}
     for target in targets:
         try:
-            times = probe(target.port, target.path, target.body, REQUEST_HEADERS)
+            times = probe(target.port, target.path, target.body, REQUEST_HEADERS, vary=VARY)
         except (OSError, RuntimeError) as exc:
             print(f"stream probe {target.name}: ERROR {exc}", flush=True)
             continue

@@ -30,13 +30,15 @@ def _p99(values: list[float]) -> float:
 
 
 def probe(port: int, path: str, body: str, headers: dict[str, str], *, requests: int = 300,
-          warmup: int = 30) -> StreamTimes:
+          warmup: int = 30, vary: str | None = None) -> StreamTimes:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     ttfb: list[float] = []
     total: list[float] = []
-    payload = body.encode()
     try:
         for i in range(warmup + requests):
+            # Each request differs (`vary` in the body), so a response cache always misses.
+            text = body.replace(vary, f"{vary} probe-{time.monotonic_ns()}-{i}", 1) if vary else body
+            payload = text.encode()
             started = time.perf_counter()
             connection.request("POST", path, body=payload, headers=headers)
             response = connection.getresponse()
