@@ -8,7 +8,8 @@ The rule, per block (by its fence's language):
 - `python`: is executed in a fresh namespace; if it defines `app`, the app gets one chat request
   (model: the first of its `config`, else `mock-1`) and must answer 200. In files whose blocks
   another test executes with their own setup (COVERED below), python blocks are compiled only.
-- `sh`: every command is checked: `asgi-llm ...` must parse with the CLI's own argument parser
+- `sh`: every command is checked: `asgi-llm ...` must parse with the CLI's own argument parser,
+  `python -m benchmarks.X` must name a benchmark module (and `benchmarks.run` its flags)
   (`hash-key` is run; `check-config` too when its file exists in the repository), `make X`
   must name a target of the Makefile. Any other command needs a fragment mark.
 - Anything else (no language, `text`, `promql`, ...) cannot be checked: the block must be
@@ -138,9 +139,18 @@ async def check_python(block: Block, asgi_client) -> None:
 async def check_sh(block: Block, asgi_client) -> None:
     for line in block.text.splitlines():
         argv = shlex.split(line, comments=True)
+        while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):  # VAR=value before a command
+            argv = argv[1:]
         if not argv:
             continue
-        if argv[0] == "make":
+        if argv[:2] == ["python", "-m"] and argv[2].startswith("benchmarks."):
+            name = argv[2].removeprefix("benchmarks.")
+            assert (ROOT / "benchmarks" / f"{name}.py").is_file(), f"{block.where}: no {argv[2]}"
+            if name == "run":  # its flags are checked by its own parser
+                from benchmarks.run import parse_args
+
+                parse_args(argv[3:])
+        elif argv[0] == "make":
             targets = [arg for arg in argv[1:] if "=" not in arg]
             assert set(targets) <= MAKE_TARGETS, f"{block.where}: no make target {targets}"
         elif argv[0] == "asgi-llm":
