@@ -17,17 +17,26 @@ from asgi_llm.request import parse_json, validate
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=30,
 )
 request_like = st.fixed_dictionaries(
     {},
     optional={
         "model": json_values | st.sampled_from(["mock-1", "", " ", "x" * 300]),
-        "messages": json_values | st.lists(st.fixed_dictionaries({"role": json_values, "content": json_values}), max_size=4),
-        "stream": json_values, "stream_options": json_values, "n": json_values,
-        "max_tokens": json_values, "tools": json_values, "prompt": json_values, "input": json_values,
-        "response_format": json_values, "metadata": json_values,
+        "messages": json_values
+        | st.lists(st.fixed_dictionaries({"role": json_values, "content": json_values}), max_size=4),
+        "stream": json_values,
+        "stream_options": json_values,
+        "n": json_values,
+        "max_tokens": json_values,
+        "tools": json_values,
+        "prompt": json_values,
+        "input": json_values,
+        "response_format": json_values,
+        "metadata": json_values,
     },
 )
 
@@ -66,8 +75,9 @@ def test_sse_stream_on_any_chunks(chunks):
         pass
 
 
-@given(st.lists(st.sampled_from([b"data: {}", b"\n", b"\r\n", b"\r", b":c", b"data:[DONE]", b"x"]),
-                max_size=40))
+@given(
+    st.lists(st.sampled_from([b"data: {}", b"\n", b"\r\n", b"\r", b":c", b"data:[DONE]", b"x"]), max_size=40)
+)
 def test_sse_decoder_buffer_stays_bounded(pieces):
     decoder = SSEDecoder(max_event_bytes=64)
     try:

@@ -29,7 +29,9 @@ async def test_malformed_bodies_get_400(mock_client, body, code):
     response = await post(mock_client, body)
     assert_error_shape(response, 400, code)
     # and the server goes on serving
-    assert (await post(mock_client, b'{"model":"mock-1","messages":[{"role":"user","content":"x"}]}')).status_code == 200
+    assert (
+        await post(mock_client, b'{"model":"mock-1","messages":[{"role":"user","content":"x"}]}')
+    ).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -46,8 +48,11 @@ async def test_malformed_bodies_get_400(mock_client, body, code):
         ({"max_tokens": 0}, "invalid_value", "max_tokens"),
         ({"messages": [{"role": "user", "content": "x"}] * 10_001}, "too_many_messages", "messages"),
         ({"api_base": "http://127.0.0.1:1"}, "unsupported_parameter", "api_base"),
-        ({"metadata": {"nested": {"base_url": "http://evil"}}}, "unsupported_parameter",
-         "metadata.nested.base_url"),
+        (
+            {"metadata": {"nested": {"base_url": "http://evil"}}},
+            "unsupported_parameter",
+            "metadata.nested.base_url",
+        ),
         ({"extra": [{"api_key": "sk-x"}]}, "unsupported_parameter", "extra.0.api_key"),
     ],
 )
@@ -65,8 +70,13 @@ async def test_bad_fields_get_400_naming_the_param(mock_client, patch, code, par
 async def test_tool_schemas_may_name_redirect_fields(mock_client):
     import orjson
 
-    tool = {"type": "function", "function": {"name": "fetch", "parameters": {
-        "type": "object", "properties": {"base_url": {"type": "string"}}}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "fetch",
+            "parameters": {"type": "object", "properties": {"base_url": {"type": "string"}}},
+        },
+    }
     response = await post(mock_client, orjson.dumps({**CHAT, "tools": [tool]}))
     assert response.status_code == 200
 
@@ -85,8 +95,11 @@ async def test_body_over_the_cap_gets_413(asgi_client):
 
 
 async def test_non_json_content_type_gets_415(mock_client):
-    response = await mock_client.post("/v1/chat/completions", content=b"model=x",
-                                      headers={"content-type": "application/x-www-form-urlencoded"})
+    response = await mock_client.post(
+        "/v1/chat/completions",
+        content=b"model=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert_error_shape(response, 415, "unsupported_media_type")
 
 

@@ -11,8 +11,12 @@ import pytest
 
 from tests.conftest import find_secrets, scan_metrics, scan_response
 
-LEAKS = ["sk-live-0123456789", "sha256:" + "ab" * 32, "Bearer abc.def",
-         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.sig"]
+LEAKS = [
+    "sk-live-0123456789",
+    "sha256:" + "ab" * 32,
+    "Bearer abc.def",
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.sig",
+]
 
 
 @pytest.mark.parametrize("leak", LEAKS)
@@ -28,8 +32,12 @@ def test_masked_and_ordinary_text_passes(text):
 @pytest.mark.parametrize("where", ["header", "body"])
 async def test_a_leaking_response_fails_the_scan(where):
     request = httpx2.Request("POST", "http://proxy.test/v1/chat/completions")
-    response = httpx2.Response(200, request=request, content=b"sk-live-0123456789" if where == "body" else b"{}",
-                               headers={"x-debug": "sk-live-0123456789"} if where == "header" else {})
+    response = httpx2.Response(
+        200,
+        request=request,
+        content=b"sk-live-0123456789" if where == "body" else b"{}",
+        headers={"x-debug": "sk-live-0123456789"} if where == "header" else {},
+    )
     with pytest.raises(AssertionError, match="key material in a response"):
         await scan_response(response)
 

@@ -130,7 +130,7 @@ def test_dockerfile_and_kubernetes_manifest_start_the_same_command(tmp_path, red
     # the container's own flags, with a local address and our file instead of the mount
     local = []
     skip = False
-    for index, arg in enumerate(args):
+    for arg in args:
         if skip:
             skip = False
             continue

@@ -15,8 +15,10 @@ def config(*models):
 
 
 def model(name, up):
-    return {"name": name, "deployments": [{"id": name, "provider": "openai-compatible", "model": "m",
-                                           "base_url": up.base_url}]}
+    return {
+        "name": name,
+        "deployments": [{"id": name, "provider": "openai-compatible", "model": "m", "base_url": up.base_url}],
+    }
 
 
 async def test_removed_deployment_pool_closes_after_its_last_request(asgi_client):
@@ -24,7 +26,9 @@ async def test_removed_deployment_pool_closes_after_its_last_request(asgi_client
         manager = ConfigManager(config(model("a", up), model("b", up)))
         app = ProviderApp(config=manager)
         client = asgi_client(app=app)
-        assert (await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})).status_code == 200
+        assert (
+            await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})
+        ).status_code == 200
         up.default = Behavior(delay_s=0.5)
         slow = asyncio.create_task(client.post("/v1/chat/completions", json={"model": "a", "messages": USER}))
         await asyncio.sleep(0.2)
@@ -35,4 +39,6 @@ async def test_removed_deployment_pool_closes_after_its_last_request(asgi_client
         await asyncio.sleep(0.05)
         assert "a" not in app.clients._transports
         up.default = Behavior()
-        assert (await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})).status_code == 404
+        assert (
+            await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})
+        ).status_code == 404

@@ -28,32 +28,46 @@ def fp(up):
 
 
 def via(fp, name="via-fp", **extra):
-    return {"id": name, "provider": "openai-compatible", "model": "m",
-            "base_url": f"http://127.0.0.1:{fp.port}/v1", "api_key": "sk-upstream-secret-0", **extra}
+    return {
+        "id": name,
+        "provider": "openai-compatible",
+        "model": "m",
+        "base_url": f"http://127.0.0.1:{fp.port}/v1",
+        "api_key": "sk-upstream-secret-0",
+        **extra,
+    }
 
 
 def direct(up, name="direct"):
-    return {"id": name, "provider": "openai-compatible", "model": "m", "base_url": up.base_url,
-            "api_key": "sk-upstream-secret-1"}
+    return {
+        "id": name,
+        "provider": "openai-compatible",
+        "model": "m",
+        "base_url": up.base_url,
+        "api_key": "sk-upstream-secret-1",
+    }
 
 
 async def stream(client, model="m"):
-    response = await client.post("/v1/chat/completions",
-                                 json={"model": model, "messages": USER, "stream": True})
+    response = await client.post(
+        "/v1/chat/completions", json={"model": model, "messages": USER, "stream": True}
+    )
     return response, response.text
 
 
 async def test_one_byte_segments_reassemble_exactly(asgi_client, up, fp):
     up.default = Behavior(chunks=5)
-    client = asgi_client({"models": [{"name": "m", "deployments": [via(fp)]},
-                                     {"name": "d", "deployments": [direct(up)]}]})
+    client = asgi_client(
+        {"models": [{"name": "m", "deployments": [via(fp)]}, {"name": "d", "deployments": [direct(up)]}]}
+    )
     fp.set(slice_bytes=1, slice_delay_ms=0)
     _, sliced = await stream(client)
     fp.clear()
     _, whole = await stream(client, "d")
     strip = lambda text: [line.split('"created"')[0] for line in text.split("\n\n")]  # noqa: E731
-    assert strip(sliced.replace("faulty-1", "X").replace("faulty-2", "X")) == \
-        strip(whole.replace("faulty-1", "X").replace("faulty-2", "X"))
+    assert strip(sliced.replace("faulty-1", "X").replace("faulty-2", "X")) == strip(
+        whole.replace("faulty-1", "X").replace("faulty-2", "X")
+    )
     assert sliced.rstrip().endswith("data: [DONE]")
 
 
@@ -88,8 +102,12 @@ async def test_every_connection_refused_is_a_502(asgi_client, fp):
 
 
 async def test_blackholed_upstream_is_a_first_token_timeout(asgi_client, fp):
-    client = asgi_client({"models": [{"name": "m", "deployments": [via(fp, first_byte_timeout_s=0.3)]}],
-                          "routing": {"retries": 0}})
+    client = asgi_client(
+        {
+            "models": [{"name": "m", "deployments": [via(fp, first_byte_timeout_s=0.3)]}],
+            "routing": {"retries": 0},
+        }
+    )
     fp.set(blackhole=True)
     started = time.monotonic()
     response = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER})
@@ -123,7 +141,8 @@ async def test_html_answer_to_a_stream_request_is_502(asgi_client, up):
 
 
 SSE_VARIANTS = [
-    b'data: {"id":"1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}\r\n\r\n'
+    b'data: {"id":"1","object":"chat.completion.chunk",'
+    b'"choices":[{"index":0,"delta":{"content":"a"}}]}\r\n\r\n'
     b"data: [DONE]\r\n\r\n",
     b': comment\n\ndata:{"id":"1","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
     b'{"content":"a"}}]}\n\nevent: ping\n\ndata: [DONE]\n\n',
@@ -151,8 +170,10 @@ async def test_stream_without_done_ends_with_an_error_event(asgi_client, up):
 
 async def test_upstream_error_text_echoing_the_provider_key_is_scrubbed(asgi_client, up):
     up.reset()
-    up.default = Behavior(status=401, error_message="Incorrect API key provided: sk-upstream-secret-1. "
-                                                    "Also sk-proj-abcdef123456 is wrong")
+    up.default = Behavior(
+        status=401,
+        error_message="Incorrect API key provided: sk-upstream-secret-1. Also sk-proj-abcdef123456 is wrong",
+    )
     client = asgi_client({"models": [{"name": "m", "deployments": [direct(up)]}]})
     response = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER})
     assert response.status_code == 401
