@@ -180,7 +180,7 @@ class UpstreamStatus(UpstreamError):
                 self.headers.append((b"retry-after", str(max(1, int(retry_after + 0.999))).encode()))
         elif 400 <= status < 500:
             self.type = error_type or "invalid_request_error"
-            self.code = error_code
+            self.code = error_code or self.code
 
 
 __all__ = [

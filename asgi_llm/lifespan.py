@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from asgi_llm.types import ASGIApp
+from asgi_llm.types import ASGIApp, Message, Scope
 
 
 @asynccontextmanager
@@ -27,13 +26,13 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
     failure: list[str] = []
     queue = [{"type": "lifespan.startup"}]
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         if queue:
             return queue.pop()
         await shutdown.wait()
         return {"type": "lifespan.shutdown"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         kind = message["type"]
         if kind.startswith("lifespan.startup."):
             if kind.endswith("failed"):
@@ -42,10 +41,8 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
         elif kind.startswith("lifespan.shutdown."):
             shutdown_done.set()
 
-    task = asyncio.get_running_loop().create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}},
-            receive, send)
-    )
+    scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    task: asyncio.Task[None] = asyncio.ensure_future(app(scope, receive, send))
     waiter = asyncio.ensure_future(startup_done.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()

@@ -185,14 +185,16 @@ class AuthMiddleware(LLMLayer):
         return self._http
 
     def _verifier(self, config: Config) -> JWTVerifier:
-        spec = config.auth.jwt  # type: ignore[union-attr]
+        spec = config.auth.jwt if config.auth else None
+        assert spec is not None  # called only when JWT is configured
         verifier = self._verifiers.get(spec)
         if verifier is None:
             verifier = self._verifiers[spec] = JWTVerifier(spec, self._fetch_json)
         return verifier
 
     def _introspector(self, config: Config) -> Introspector:
-        spec = config.auth.oauth2_introspection  # type: ignore[union-attr]
+        spec = config.auth.oauth2_introspection if config.auth else None
+        assert spec is not None  # called only when introspection is configured
         introspector = self._introspectors.get(spec)
         if introspector is None:
             introspector = self._introspectors[spec] = Introspector(spec, self._post_form)

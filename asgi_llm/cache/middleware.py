@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -172,7 +172,7 @@ class CacheMiddleware(LLMLayer):
         if not (directives.store and directives.lookup and settings.single_flight):
             await self._forward(call, scope, receive, send)
             return
-        lock: FlightLock | None = store if _is_flight_lock(type(store)) else None
+        lock = cast("FlightLock", store) if _is_flight_lock(type(store)) else None
         async with self._flights.lead_or_follow(
             where, settings.flight_wait_s, lock, f"{settings.key_prefix}:l:{key.digest}",
             ready=lambda: self._peek(store, where, key),

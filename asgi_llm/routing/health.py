@@ -46,7 +46,8 @@ class CooldownTracker:
         now = self._clock()
         if now >= self._all_back_at:
             return list(deployments), []
-        healthy, cooling = [], []
+        healthy: list[Deployment] = []
+        cooling: list[Deployment] = []
         health = self._health
         for deployment in deployments:
             state = health.get(deployment.id)
