@@ -18,8 +18,7 @@ from asgi_llm.routing.middleware import RouterMiddleware
 from asgi_llm.types import ASGIApp
 
 
-def build_app(config: Config | ConfigManager | None = None, *,
-              transport_factory: Any = None) -> ASGIApp:
+def build_app(config: Config | ConfigManager | None = None, *, transport_factory: Any = None) -> ASGIApp:
     """Metrics, Auth, Admin, RateLimit, Cache, Router, then ProviderApp (outermost first).
 
     Every layer is present whatever the config says, and does nothing while its section is

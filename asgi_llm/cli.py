@@ -22,15 +22,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--allow-unauthenticated", action="store_true",
-                     help="serve without auth on a non-loopback address")
+    run.add_argument(
+        "--allow-unauthenticated", action="store_true", help="serve without auth on a non-loopback address"
+    )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     run.add_argument("--no-access-log", action="store_true", help="no line per request")
-    run.add_argument("--keep-alive-timeout", type=float, default=20.0,
-                     help="seconds an idle client connection is kept open")
-    run.add_argument("--drain-timeout", type=float, default=10.0,
-                     help="seconds streams may run on after SIGTERM before they are ended")
+    run.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=20.0,
+        help="seconds an idle client connection is kept open",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="seconds streams may run on after SIGTERM before they are ended",
+    )
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("path")
     key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
@@ -41,10 +50,13 @@ def _parser() -> argparse.ArgumentParser:
 def summary(config: Config) -> str:
     models = ", ".join(m.name for m in config.models) or "none"
     deployments = sum(len(m.deployments) for m in config.models)
-    parts = [f"{len(config.models)} model(s) ({models})", f"{deployments} deployment(s)",
-             "auth: " + ("on" if config.auth else "OFF"),
-             "limits: " + ("on" if config.limits else "off"),
-             "cache: " + ("on" if config.cache else "off")]
+    parts = [
+        f"{len(config.models)} model(s) ({models})",
+        f"{deployments} deployment(s)",
+        "auth: " + ("on" if config.auth else "OFF"),
+        "limits: " + ("on" if config.limits else "off"),
+        "cache: " + ("on" if config.cache else "off"),
+    ]
     return ", ".join(parts)
 
 
@@ -78,15 +90,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if config.auth is None and not _is_loopback(args.host) and not args.allow_unauthenticated:
-        print(f"error: no auth is configured; refusing to serve on {args.host}. Add an auth: "
-              "section or pass --allow-unauthenticated.", file=sys.stderr)
+        print(
+            f"error: no auth is configured; refusing to serve on {args.host}. Add an auth: "
+            "section or pass --allow-unauthenticated.",
+            file=sys.stderr,
+        )
         return 1
     warning = "" if config.auth else " WARNING: no auth configured, anyone who can reach it may use it."
-    print(f"asgi-llm: serving http://{args.host}:{args.port}/v1 with {config.source}: "
-          f"{summary(config)}.{warning}", file=sys.stderr, flush=True)
-    return serve(args.host, args.port, args.workers, drain_timeout=args.drain_timeout,
-                 access_log=not args.no_access_log, log_format=args.log_format,
-                 log_level=args.log_level, keep_alive=args.keep_alive_timeout)
+    print(
+        f"asgi-llm: serving http://{args.host}:{args.port}/v1 with {config.source}: "
+        f"{summary(config)}.{warning}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return serve(
+        args.host,
+        args.port,
+        args.workers,
+        drain_timeout=args.drain_timeout,
+        access_log=not args.no_access_log,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        keep_alive=args.keep_alive_timeout,
+    )
 
 
 if __name__ == "__main__":

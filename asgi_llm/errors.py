@@ -168,12 +168,20 @@ class UpstreamStatus(UpstreamError):
     type = "upstream_error"
     code = "upstream_error"
 
-    def __init__(self, status: int, message: str, *, deployment: str | None = None,
-                 retry_after: float | None = None, error_type: str | None = None,
-                 error_code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        deployment: str | None = None,
+        retry_after: float | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
         retryable = status >= 500 or status in (408, 429)
-        super().__init__(message, deployment=deployment, retryable=retryable,
-                         retry_after=retry_after, status=status)
+        super().__init__(
+            message, deployment=deployment, retryable=retryable, retry_after=retry_after, status=status
+        )
         if status == 429:
             self.type, self.code = "rate_limit_error", error_code or "rate_limit_exceeded"
             if retry_after is not None:

@@ -84,8 +84,9 @@ class LLMLayer:
         if endpoint is None:
             await self.pass_through(scope, receive, send)
             return
-        await run_exchange(config, endpoint, scope, receive, send, self.handle,
-                           self.request_ids.for_scope(scope))
+        await run_exchange(
+            config, endpoint, scope, receive, send, self.handle, self.request_ids.for_scope(scope)
+        )
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         """The layer's work on an LLM request; call `self.app` to go on inward."""
@@ -166,22 +167,23 @@ async def run_exchange(
     watcher: asyncio.Task[None] | None = None
     try:
         if scope["method"] != method:
-            raise ProxyError(f"Use {method} for this endpoint.", status=405,
-                             code="method_not_allowed")
+            raise ProxyError(f"Use {method} for this endpoint.", status=405, code="method_not_allowed")
         if method == "POST":
             check_content_type(scope)
             try:
                 async with asyncio.timeout(config.server.body_timeout_s):
                     ctx.body = await read_body(scope, receive, config.server.max_body_bytes)
             except TimeoutError:
-                raise ProxyError("The request body did not arrive in time.", status=408,
-                                 code="request_timeout") from None
+                raise ProxyError(
+                    "The request body did not arrive in time.", status=408, code="request_timeout"
+                ) from None
             if name in INFERENCE or name == "messages":
                 ctx.payload = parse_json(ctx.body)
                 if name == "messages":  # Anthropic's format: a chat request from here inward
                     send = accept_messages(ctx, send)  # and its answers translated back
-                (ctx.model, ctx.stream, ctx.include_usage, ctx.needs,
-                 ctx.prompt_tokens_estimate) = validate(ctx.endpoint, ctx.payload)
+                (ctx.model, ctx.stream, ctx.include_usage, ctx.needs, ctx.prompt_tokens_estimate) = validate(
+                    ctx.endpoint, ctx.payload
+                )
             elif ctx.body.strip():
                 ctx.payload = parse_json(ctx.body)
         watcher = asyncio.get_running_loop().create_task(
@@ -201,8 +203,7 @@ async def run_exchange(
             current.uncancel()
     except Exception:
         log.exception("unhandled error in request %s", ctx.request_id)
-        await _fail(ctx, InternalError(f"Internal error (request id {ctx.request_id})."),
-                    send_with_headers)
+        await _fail(ctx, InternalError(f"Internal error (request id {ctx.request_id})."), send_with_headers)
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -82,5 +82,6 @@ class AccessLogger(HypercornLogger):
             "client": client[0] if client else None,
             "request_id": request_id,
         }
-        self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"],
-                             extra={"fields": fields})
+        self.access_log.info(
+            "%s %s %s", fields["method"], fields["path"], fields["status"], extra={"fields": fields}
+        )

@@ -19,8 +19,9 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
         import redis.asyncio as aioredis
     except ImportError as exc:  # pragma: no cover - the `redis` extra is missing
         raise RuntimeError("Redis support needs the extra: pip install 'asgi-llm[redis]'") from exc
-    return aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                             health_check_interval=30)
+    return aioredis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+    )
 
 
 def errors() -> tuple[type[BaseException], ...]:

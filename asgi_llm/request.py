@@ -37,14 +37,27 @@ MAX_TOKENS = 10_000_000
 # outside the message/tool payloads (LiteLLM CVE-2024-6587).
 FORBIDDEN_FIELDS = frozenset(
     {
-        "api_base", "base_url", "api_key", "api_version", "azure_endpoint", "azure_ad_token",
-        "custom_llm_provider", "deployment_id", "fallbacks",
-        "organization", "api_type", "aws_secret_access_key", "aws_access_key_id",
-        "vertex_credentials", "litellm_params", "mock_response",
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+        "azure_endpoint",
+        "azure_ad_token",
+        "custom_llm_provider",
+        "deployment_id",
+        "fallbacks",
+        "organization",
+        "api_type",
+        "aws_secret_access_key",
+        "aws_access_key_id",
+        "vertex_credentials",
+        "litellm_params",
+        "mock_response",
     }
 )
-_PAYLOAD_FIELDS = frozenset({"messages", "tools", "functions", "response_format", "prompt", "input",
-                             "tool_choice", "logit_bias"})
+_PAYLOAD_FIELDS = frozenset(
+    {"messages", "tools", "functions", "response_format", "prompt", "input", "tool_choice", "logit_bias"}
+)
 
 
 class ClientDisconnected(Exception):
@@ -59,7 +72,7 @@ def route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root):
-        return path[len(root):]
+        return path[len(root) :]
     return path
 
 
@@ -68,9 +81,9 @@ def match_endpoint(scope: Scope, prefix: str = "") -> tuple[str, str] | None:
     paths under it are ours: `<prefix>/v1/chat/completions`; everything else passes through."""
     path = route_path(scope)
     if prefix:
-        if not path.startswith(prefix) or path[len(prefix):len(prefix) + 1] != "/":
+        if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] != "/":
             return None
-        path = path[len(prefix):]
+        path = path[len(prefix) :]
     return ENDPOINTS.get(path)
 
 
@@ -178,8 +191,11 @@ def _int_field(payload: dict[str, Any], name: str, low: int, high: int) -> int |
     if type(value) is not int:
         raise InvalidRequest(f"'{name}' must be an integer.", param=name, code="invalid_type")
     if not low <= value <= high:
-        raise InvalidRequest(f"'{name}' must be between {low} and {high}.", param=name,
-                             code="param_too_large" if value > high else "invalid_value")
+        raise InvalidRequest(
+            f"'{name}' must be between {low} and {high}.",
+            param=name,
+            code="param_too_large" if value > high else "invalid_value",
+        )
     return value
 
 
@@ -207,14 +223,20 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
     """
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("'model' is required and must be a non-empty string.", param="model",
-                             code="missing_model" if model is None else "invalid_type")
+        raise InvalidRequest(
+            "'model' is required and must be a non-empty string.",
+            param="model",
+            code="missing_model" if model is None else "invalid_type",
+        )
     if len(model) > 256:
         raise InvalidRequest("'model' is too long.", param="model", code="param_too_large")
     forbidden = _find_forbidden(payload)
     if forbidden is not None:
-        raise InvalidRequest(f"The field '{forbidden}' is not accepted: upstreams are chosen by the proxy.",
-                             param=forbidden, code="unsupported_parameter")
+        raise InvalidRequest(
+            f"The field '{forbidden}' is not accepted: upstreams are chosen by the proxy.",
+            param=forbidden,
+            code="unsupported_parameter",
+        )
     stream = payload.get("stream", False)
     if stream is None:
         stream = False
@@ -224,8 +246,9 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
     options = payload.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
-            raise InvalidRequest("'stream_options' must be an object.", param="stream_options",
-                                 code="invalid_type")
+            raise InvalidRequest(
+                "'stream_options' must be an object.", param="stream_options", code="invalid_type"
+            )
         include_usage = options.get("include_usage") is True
     _int_field(payload, "n", 1, MAX_N)
     _int_field(payload, "max_tokens", 1, MAX_TOKENS)
@@ -235,15 +258,22 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
     if endpoint == "chat":
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise InvalidRequest("'messages' must be a non-empty array.", param="messages",
-                                 code="missing_messages" if messages is None else "invalid_type")
+            raise InvalidRequest(
+                "'messages' must be a non-empty array.",
+                param="messages",
+                code="missing_messages" if messages is None else "invalid_type",
+            )
         if len(messages) > MAX_MESSAGES:
-            raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted.", param="messages",
-                                 code="too_many_messages")
+            raise InvalidRequest(
+                f"At most {MAX_MESSAGES} messages are accepted.", param="messages", code="too_many_messages"
+            )
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise InvalidRequest(f"messages[{index}] must be an object with a 'role'.",
-                                     param=f"messages[{index}]", code="invalid_type")
+                raise InvalidRequest(
+                    f"messages[{index}] must be an object with a 'role'.",
+                    param=f"messages[{index}]",
+                    code="invalid_type",
+                )
             length, image = _text_length(message.get("content"))
             chars += length
             if image:
@@ -253,8 +283,9 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
             if not isinstance(tools, list):
                 raise InvalidRequest("'tools' must be an array.", param="tools", code="invalid_type")
             if len(tools) > MAX_TOOLS:
-                raise InvalidRequest(f"At most {MAX_TOOLS} tools are accepted.", param="tools",
-                                     code="param_too_large")
+                raise InvalidRequest(
+                    f"At most {MAX_TOOLS} tools are accepted.", param="tools", code="param_too_large"
+                )
             if tools:
                 needs.add("tools")
         response_format = payload.get("response_format")
@@ -267,8 +298,9 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
         elif isinstance(prompt, list) and prompt and len(prompt) <= MAX_INPUTS:
             chars = sum(len(p) for p in prompt if isinstance(p, str))
         else:
-            raise InvalidRequest("'prompt' must be a string or a non-empty array.", param="prompt",
-                                 code="invalid_type")
+            raise InvalidRequest(
+                "'prompt' must be a string or a non-empty array.", param="prompt", code="invalid_type"
+            )
     elif endpoint == "embeddings":
         if stream:
             raise InvalidRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
@@ -278,8 +310,11 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
         elif isinstance(given, list) and given and len(given) <= MAX_INPUTS:
             chars = sum(len(p) for p in given if isinstance(p, str))
         else:
-            raise InvalidRequest(f"'input' must be a string or an array of 1 to {MAX_INPUTS} items.",
-                                 param="input", code="invalid_type")
+            raise InvalidRequest(
+                f"'input' must be a string or an array of 1 to {MAX_INPUTS} items.",
+                param="input",
+                code="invalid_type",
+            )
     return model, stream, include_usage, frozenset(needs), chars // 4 + 1
 
 

@@ -68,8 +68,12 @@ class RequestGuard:
                 return
             names = {k for k, _ in headers}
             if b"transfer-encoding" in names and b"content-length" in names:
-                await _refuse(send, 400, "Content-Length and Transfer-Encoding together are refused.",
-                              "ambiguous_framing")
+                await _refuse(
+                    send,
+                    400,
+                    "Content-Length and Transfer-Encoding together are refused.",
+                    "ambiguous_framing",
+                )
                 return
             if not scope["path"].startswith("/"):
                 _origin_form(scope)
@@ -92,10 +96,17 @@ def _origin_form(scope: Any) -> None:
 async def _refuse(send: Any, status: int, message: str, code: str) -> None:
     error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
     body = orjson.dumps({"error": error})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})  # nothing pipelined after it is read
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )  # nothing pipelined after it is read
     await send({"type": "http.response.body", "body": body})
 
 
@@ -103,8 +114,9 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def hypercorn_config(host: str, port: int, *, drain_timeout: float, access_log: bool,
-                     keep_alive: float = 20.0) -> Any:
+def hypercorn_config(
+    host: str, port: int, *, drain_timeout: float, access_log: bool, keep_alive: float = 20.0
+) -> Any:
     from hypercorn.config import Config as HypercornConfig
 
     from asgi_llm.logs import AccessLogger
@@ -135,8 +147,7 @@ def find_layer(app: Any, name: str) -> Any:
     return None
 
 
-async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str,
-                       log_level: str) -> None:
+async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
@@ -183,8 +194,12 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
         if provider is not None:
             provider.drain(drain_timeout)
 
-    await worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets,  # type: ignore[arg-type]
-                       shutdown_trigger=shutdown_trigger)
+    await worker_serve(
+        wrap_app(app, hc.wsgi_max_body_size, None),
+        hc,
+        sockets=sockets,  # type: ignore[arg-type]
+        shutdown_trigger=shutdown_trigger,
+    )
 
 
 def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
@@ -198,11 +213,20 @@ def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log
         runner.run(serve_worker(hc, sockets, drain_timeout, log_format, log_level))
 
 
-def serve(host: str, port: int, workers: int = 1, *, drain_timeout: float = 10.0,
-          access_log: bool = True, log_format: str = "text", log_level: str = "info",
-          keep_alive: float = 20.0) -> int:
-    hc = hypercorn_config(host, port, drain_timeout=drain_timeout, access_log=access_log,
-                          keep_alive=keep_alive)
+def serve(
+    host: str,
+    port: int,
+    workers: int = 1,
+    *,
+    drain_timeout: float = 10.0,
+    access_log: bool = True,
+    log_format: str = "text",
+    log_level: str = "info",
+    keep_alive: float = 20.0,
+) -> int:
+    hc = hypercorn_config(
+        host, port, drain_timeout=drain_timeout, access_log=access_log, keep_alive=keep_alive
+    )
     sockets = hc.create_sockets()
     args = (hc, sockets, drain_timeout, log_format, log_level)
     # SIGHUP (reload) must not kill a process still starting: ignored until each worker's

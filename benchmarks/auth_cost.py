@@ -29,8 +29,9 @@ async def inner(scope: Any, receive: Any, send: Any) -> None:
 
 
 def config(auth: dict[str, Any] | None) -> Config:
-    data: dict[str, Any] = {"models": [{"name": "m", "deployments": [
-        {"id": "m", "provider": "mock", "model": "m"}]}]}
+    data: dict[str, Any] = {
+        "models": [{"name": "m", "deployments": [{"id": "m", "provider": "mock", "model": "m"}]}]
+    }
     if auth is not None:
         data["auth"] = auth
     return Config.from_dict(data)
@@ -55,8 +56,14 @@ async def run(app: Any, token: str | None, n: int) -> list[float]:
                 return {"type": "http.request", "body": BODY, "more_body": False}
             await asyncio.sleep(3600)
 
-        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": headers,
-                 "query_string": b"", "root_path": ""}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "headers": headers,
+            "query_string": b"",
+            "root_path": "",
+        }
         start = time.perf_counter()
         await app(scope, receive, send)
         timings.append(time.perf_counter() - start)
@@ -68,10 +75,24 @@ async def main() -> None:
     with FakeIdP() as idp:
         variants = {
             "no auth": (config(None), None),
-            "api key": (config({"api_keys": [{"id": "a", "key_sha256": hash_key("sk-bench-key"),
-                                              "roles": ["user"]}], "roles": roles}), "sk-bench-key"),
-            "jwt (cached)": (config({"jwt": {"jwks_url": idp.url + "/jwks.json", "issuer": ISSUER,
-                                             "audience": AUDIENCE}, "roles": roles}), idp.token()),
+            "api key": (
+                config(
+                    {
+                        "api_keys": [{"id": "a", "key_sha256": hash_key("sk-bench-key"), "roles": ["user"]}],
+                        "roles": roles,
+                    }
+                ),
+                "sk-bench-key",
+            ),
+            "jwt (cached)": (
+                config(
+                    {
+                        "jwt": {"jwks_url": idp.url + "/jwks.json", "issuer": ISSUER, "audience": AUDIENCE},
+                        "roles": roles,
+                    }
+                ),
+                idp.token(),
+            ),
         }
         results = {}
         for name, (cfg, token) in variants.items():

@@ -35,9 +35,15 @@ LOOKUPS = 20_000
 
 
 def request(i: int) -> dict[str, Any]:
-    return {"model": MODEL, "temperature": 0, "max_tokens": 200, "messages": [
-        {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
-        {"role": "user", "content": f"Question number {i}: what is the capital of country {i}?"}]}
+    return {
+        "model": MODEL,
+        "temperature": 0,
+        "max_tokens": 200,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
+            {"role": "user", "content": f"Question number {i}: what is the capital of country {i}?"},
+        ],
+    }
 
 
 async def lookup_latency(store: CacheStore, prefix: str) -> dict[str, float]:
@@ -55,9 +61,11 @@ async def lookup_latency(store: CacheStore, prefix: str) -> dict[str, float]:
         decode_entry(raw, key.digest, "chat")
         timings.append(time.perf_counter() - started)
     timings.sort()
-    return {"p50_ms": statistics.median(timings) * 1e3,
-            "p99_ms": timings[int(len(timings) * 0.99)] * 1e3,
-            "max_ms": timings[-1] * 1e3}
+    return {
+        "p50_ms": statistics.median(timings) * 1e3,
+        "p99_ms": timings[int(len(timings) * 0.99)] * 1e3,
+        "max_ms": timings[-1] * 1e3,
+    }
 
 
 async def lookups(redis_url: str | None) -> dict[str, Any]:
@@ -81,24 +89,54 @@ def throughput(seconds: int) -> dict[str, Any]:
         workdir = Path(tmp)
         upstream = start_upstream(procs, workdir, None, sys.executable)
         port = free_port()
-        config = {"models": [{"name": MODEL, "deployments": [{
-            "id": "bench", "provider": "openai-compatible", "model": MODEL,
-            "base_url": upstream.url + "/v1", "api_key": "sk-bench"}]}],
-            "cache": {"backend": "memory://"}}
+        config = {
+            "models": [
+                {
+                    "name": MODEL,
+                    "deployments": [
+                        {
+                            "id": "bench",
+                            "provider": "openai-compatible",
+                            "model": MODEL,
+                            "base_url": upstream.url + "/v1",
+                            "api_key": "sk-bench",
+                        }
+                    ],
+                }
+            ],
+            "cache": {"backend": "memory://"},
+        }
         (workdir / "proxy.json").write_text(json.dumps(config))
-        proxy = procs.start("proxy", [sys.executable, "-m", "asgi_llm", "serve", "--port", str(port),
-                                      "--config", str(workdir / "proxy.json")], cwd=ROOT)
+        proxy = procs.start(
+            "proxy",
+            [
+                sys.executable,
+                "-m",
+                "asgi_llm",
+                "serve",
+                "--port",
+                str(port),
+                "--config",
+                str(workdir / "proxy.json"),
+            ],
+            cwd=ROOT,
+        )
         wait_for_port(proxy, port)
         body = json.dumps(request(1))
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         results: dict[str, Any] = {"upstream": upstream.kind}
         for name, headers in (("hit", {}), ("miss", {"cache-control": "no-cache"})):
-            script = write_script(workdir / f"{name}.lua", body,
-                                  {"content-type": "application/json", **headers})
+            script = write_script(
+                workdir / f"{name}.lua", body, {"content-type": "application/json", **headers}
+            )
             run_wrk(url, script, 16, 1)  # warm-up (and, for hits, the first store)
             result = run_wrk(url, script, 16, seconds)
-            results[name] = {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
-                             "errors": result.errors}
+            results[name] = {
+                "rps": result.rps,
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "errors": result.errors,
+            }
         results["hit_over_miss"] = results["hit"]["rps"] / results["miss"]["rps"]
         return results
 
@@ -109,8 +147,10 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
-    report = {"lookup": asyncio.run(lookups(None if args.no_redis else args.redis)),
-              "throughput_16_connections": throughput(args.seconds)}
+    report = {
+        "lookup": asyncio.run(lookups(None if args.no_redis else args.redis)),
+        "throughput_16_connections": throughput(args.seconds),
+    }
     print(json.dumps(report, indent=2))
 
 

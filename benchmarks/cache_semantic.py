@@ -38,8 +38,10 @@ from asgi_llm.cache.semantic import SemanticTier, context_hash, limit_blas_threa
 from asgi_llm.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ("Section 4.2 of the attached contract says the supplier must deliver the goods within the "
-       "agreed period, keep them insured until delivery, and notify the buyer of any delay at once. ")
+DOC = (
+    "Section 4.2 of the attached contract says the supplier must deliver the goods within the "
+    "agreed period, keep them insured until delivery, and notify the buyer of any delay at once. "
+)
 NEAR_MISSES: list[tuple[str, str, str]] = [
     ("negation", "Is it safe to eat raw eggs?", "Is it not safe to eat raw eggs?"),
     ("negation", "Should I use a VPN on public wifi?", "Should I never use a VPN on public wifi?"),
@@ -48,16 +50,22 @@ NEAR_MISSES: list[tuple[str, str, str]] = [
     ("numbers", "Convert 5 miles to kilometers", "Convert 50 miles to kilometers"),
     ("numbers", "What is 15% of 80?", "What is 25% of 80?"),
     ("numbers", "Give me three ideas for a birthday party", "Give me ten ideas for a birthday party"),
-    ("numbers", "How do I sort a list of 10 million integers?",
-     "How do I sort a list of 10 thousand integers?"),
+    (
+        "numbers",
+        "How do I sort a list of 10 million integers?",
+        "How do I sort a list of 10 thousand integers?",
+    ),
     ("years", "What was Apple's revenue in 2022?", "What was Apple's revenue in 2023?"),
     ("years", "Who won the World Cup in 2014?", "Who won the World Cup in 2018?"),
     ("years", "Summarize the events of 1989 in Germany", "Summarize the events of 1990 in Germany"),
     ("order", "flights from New York to London", "flights from London to New York"),
     ("order", "Is a cat bigger than a dog?", "Is a dog bigger than a cat?"),
     ("order", "Convert Celsius to Fahrenheit", "Convert Fahrenheit to Celsius"),
-    ("order", "Translate this sentence from English to Spanish",
-     "Translate this sentence from Spanish to English"),
+    (
+        "order",
+        "Translate this sentence from English to Spanish",
+        "Translate this sentence from Spanish to English",
+    ),
     ("order", "How do I migrate from MySQL to Postgres?", "How do I migrate from Postgres to MySQL?"),
     ("antonyms", "What are the advantages of remote work?", "What are the disadvantages of remote work?"),
     ("antonyms", "How do I increase my credit score?", "How do I decrease my credit score?"),
@@ -72,10 +80,16 @@ NEAR_MISSES: list[tuple[str, str, str]] = [
     ("entities", "What is the population of Paris?", "What is the population of Berlin?"),
     ("entities", "Write a poem about Shakespeare", "Write a poem about Marlowe"),
     ("entities", "How do I install Docker on Ubuntu?", "How do I install Docker on Fedora?"),
-    ("prefix", DOC + "Summarize the clause above in 3 bullet points.",
-     DOC + "Summarize the clause above in 5 bullet points."),
-    ("prefix", DOC + "Translate the clause above into French.",
-     DOC + "Translate the clause above into German."),
+    (
+        "prefix",
+        DOC + "Summarize the clause above in 3 bullet points.",
+        DOC + "Summarize the clause above in 5 bullet points.",
+    ),
+    (
+        "prefix",
+        DOC + "Translate the clause above into French.",
+        DOC + "Translate the clause above into German.",
+    ),
     ("prefix", DOC + "Rewrite the clause above as a haiku.", DOC + "Rewrite the clause above as a limerick."),
     ("prefix", DOC + "Is the supplier liable for the delay?", DOC + "Is the buyer liable for the delay?"),
     ("prefix", DOC + "List the obligations of the supplier.", DOC + "List the obligations of the buyer."),
@@ -103,8 +117,12 @@ def qqp(model: Any, data: Path, limit: int | None) -> dict[str, Any]:
     vectors = embed_all(model, [r["a"] for r in rows] + [r["b"] for r in rows])
     sims = np.array([float(vectors[r["a"]] @ vectors[r["b"]]) for r in rows])
     labels = np.array([r["label"] for r in rows])
-    vetoed = np.array([s >= 0.8 and veto(features(r["b"]), features(r["a"])) is not None
-                       for r, s in zip(rows, sims, strict=True)])
+    vetoed = np.array(
+        [
+            s >= 0.8 and veto(features(r["b"]), features(r["a"])) is not None
+            for r, s in zip(rows, sims, strict=True)
+        ]
+    )
     positives = int((labels == 1).sum())
     table = []
     for threshold in (0.85, 0.88, 0.9, 0.92, 0.95):
@@ -112,9 +130,15 @@ def qqp(model: Any, data: Path, limit: int | None) -> dict[str, Any]:
             hit = (sims >= threshold) & (~vetoed if guarded else True)
             tp = int((hit & (labels == 1)).sum())
             fp = int((hit & (labels == 0)).sum())
-            table.append({"threshold": threshold, "guards": guarded,
-                          "precision": round(tp / max(1, tp + fp), 3),
-                          "hit_rate": round(tp / positives, 3), "false_hits": fp})
+            table.append(
+                {
+                    "threshold": threshold,
+                    "guards": guarded,
+                    "precision": round(tp / max(1, tp + fp), 3),
+                    "hit_rate": round(tp / positives, 3),
+                    "false_hits": fp,
+                }
+            )
     return {"pairs": len(rows), "duplicates": positives, "table": table}
 
 
@@ -132,8 +156,13 @@ async def paraphrases(model: Any, data: Path, threshold: float) -> dict[str, Any
             hits += right
             wrong += not right
     await tier.embedder.aclose()
-    return {"pairs": len(pairs), "threshold": threshold, "hit_rate": round(hits / len(pairs), 3),
-            "wrong_hits": wrong, "vetoes": tier.vetoes}
+    return {
+        "pairs": len(pairs),
+        "threshold": threshold,
+        "hit_rate": round(hits / len(pairs), 3),
+        "wrong_hits": wrong,
+        "vetoes": tier.vetoes,
+    }
 
 
 async def near_misses(model: Any, threshold: float) -> dict[str, Any]:
@@ -143,11 +172,21 @@ async def near_misses(model: Any, threshold: float) -> dict[str, Any]:
         vectors = model.embed([stored, asked])
         add(tier, key, "stored", stored, vectors[0])
         found = await lookup(tier, key, asked)
-        out.append({"kind": kind, "cosine": round(float(vectors[0] @ vectors[1]), 3),
-                    "hit": found is not None, "veto": veto(features(asked), features(stored))})
+        out.append(
+            {
+                "kind": kind,
+                "cosine": round(float(vectors[0] @ vectors[1]), 3),
+                "hit": found is not None,
+                "veto": veto(features(asked), features(stored)),
+            }
+        )
         await tier.embedder.aclose()
-    return {"pairs": len(out), "hits": sum(r["hit"] for r in out),
-            "above_threshold": sum(r["cosine"] >= threshold for r in out), "detail": out}
+    return {
+        "pairs": len(out),
+        "hits": sum(r["hit"] for r in out),
+        "above_threshold": sum(r["cosine"] >= threshold for r in out),
+        "detail": out,
+    }
 
 
 def tier_with(model: Any, index: Any, threshold: float) -> tuple[SemanticTier, Any]:
@@ -162,9 +201,20 @@ def request(text: str) -> dict[str, Any]:
 
 def add(tier: SemanticTier, key: Any, ident: str, text: str, vector: np.ndarray) -> None:
     _, rest = semantic_parts("chat", request(text))  # type: ignore[misc]
-    tier.index.add(IndexItem(id=ident, digest=ident, group=context_hash(key, rest), namespace="n",
-                             model="m", endpoint="chat", text=text, features=features(text),
-                             expires=time.time() + 3600), vector)
+    tier.index.add(
+        IndexItem(
+            id=ident,
+            digest=ident,
+            group=context_hash(key, rest),
+            namespace="n",
+            model="m",
+            endpoint="chat",
+            text=text,
+            features=features(text),
+            expires=time.time() + 3600,
+        ),
+        vector,
+    )
 
 
 async def lookup(tier: SemanticTier, key: Any, text: str) -> str | None:
@@ -205,7 +255,9 @@ async def latency(model: Any, data: Path, sizes: tuple[int, ...]) -> dict[str, A
             results[f"{kind}@{size}"] = {
                 "p50_ms": round(statistics.median(timings) * 1e3, 2),
                 "p99_ms": round(timings[int(len(timings) * 0.99)] * 1e3, 2),
-                "build_s": round(build_s, 1), "memory_mb": round(memory / 2**20, 1)}
+                "build_s": round(build_s, 1),
+                "memory_mb": round(memory / 2**20, 1),
+            }
             await tier.embedder.aclose()
     embed_only = []
     for text in queries[:300]:
@@ -213,8 +265,10 @@ async def latency(model: Any, data: Path, sizes: tuple[int, ...]) -> dict[str, A
         model.embed([text + " x"])
         embed_only.append(time.perf_counter() - started)
     embed_only.sort()
-    results["embedding_only"] = {"p50_ms": round(statistics.median(embed_only) * 1e3, 2),
-                                 "p99_ms": round(embed_only[int(len(embed_only) * 0.99)] * 1e3, 2)}
+    results["embedding_only"] = {
+        "p50_ms": round(statistics.median(embed_only) * 1e3, 2),
+        "p99_ms": round(embed_only[int(len(embed_only) * 0.99)] * 1e3, 2),
+    }
     return results
 
 

@@ -22,8 +22,7 @@ def plot_results(json_path: Path) -> Path:
     for conns, rows in data["results"].items():
         for row in rows:
             if row["target"] != "direct":
-                by_target.setdefault(row["target"], []).append(
-                    (int(conns), row["rps"], row["added_p50_ms"]))
+                by_target.setdefault(row["target"], []).append((int(conns), row["rps"], row["added_p50_ms"]))
     figure, (throughput, added) = plt.subplots(1, 2, figsize=(11, 4.2))
     for target, points in by_target.items():
         points.sort()
@@ -31,8 +30,10 @@ def plot_results(json_path: Path) -> Path:
         throughput.plot([p[0] for p in points], [p[1] for p in points], style, label=target)
         shown = [p for p in points if p[2] is not None]  # no `direct` target: nothing to add to
         added.plot([p[0] for p in shown], [p[2] for p in shown], style, label=target)
-    for axis, title in ((throughput, "req/s (higher is better)"),
-                        (added, "added p50 latency vs direct, ms (lower is better)")):
+    for axis, title in (
+        (throughput, "req/s (higher is better)"),
+        (added, "added p50 latency vs direct, ms (lower is better)"),
+    ):
         axis.set_xscale("log", base=2)
         axis.set_xticks(sorted({int(c) for c in data["results"]}))
         axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -44,8 +45,9 @@ def plot_results(json_path: Path) -> Path:
     if by_target:
         throughput.legend(fontsize=8)
     meta = data["meta"]
-    figure.suptitle(f"asgi-llm vs floors, {meta['started_utc']} ({meta['workload'].split(' (')[0]})",
-                    fontsize=10)
+    figure.suptitle(
+        f"asgi-llm vs floors, {meta['started_utc']} ({meta['workload'].split(' (')[0]})", fontsize=10
+    )
     figure.tight_layout()
     png = json_path.with_suffix(".png")
     figure.savefig(png, dpi=110)

@@ -122,10 +122,7 @@ def config(storage: str, strategy: str, tokens: bool) -> Config:
 
 def redis_calls(client: redis.Redis) -> dict[str, int]:
     stats = client.info("commandstats")
-    return {
-        name.removeprefix("cmdstat_"): int(value["calls"])
-        for name, value in stats.items()
-    }
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
 async def measure(
@@ -146,22 +143,16 @@ async def measure(
         after = redis_calls(stats) if stats is not None else {}
     finally:
         await limited.shutdown()
-    sent = {
-        k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)
-    }
+    sent = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     client_calls = {
-        k: v
-        for k, v in sent.items()
-        if k in ("evalsha", "eval", "script|load", "ping", "hgetall")
+        k: v for k, v in sent.items() if k in ("evalsha", "eval", "script|load", "ping", "hgetall")
     }
     return {
         "case": f"{storage.split(':')[0]:6} {strategy:23} {'req+tokens' if tokens else 'requests':10}",
         "added_p50_us": statistics.median(with_limiter) - statistics.median(without),
         "with_p50_us": statistics.median(with_limiter),
         "bare_p50_us": statistics.median(without),
-        "round_trips_per_request": (sum(client_calls.values()) / n)
-        if stats is not None
-        else 0,
+        "round_trips_per_request": (sum(client_calls.values()) / n) if stats is not None else 0,
     }
 
 
@@ -172,11 +163,7 @@ async def measure_all(n: int, port: int) -> list[dict[str, Any]]:
         for strategy in ("moving-window", "fixed-window", "sliding-window-counter"):
             for tokens in (False, True):
                 rows.append(await measure(n, "memory://", strategy, tokens, None))
-                rows.append(
-                    await measure(
-                        n, f"redis://127.0.0.1:{port}/0", strategy, tokens, stats
-                    )
-                )
+                rows.append(await measure(n, f"redis://127.0.0.1:{port}/0", strategy, tokens, stats))
     finally:
         stats.close()
     return rows

@@ -174,10 +174,15 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
 def _memory_lines(memory: dict[str, dict]) -> list[str]:
     if not memory:
         return []
-    lines = ["## Resident memory", "",
-             "RssAnon + VmSwap of each server process (and its children), MiB: after start-up and "
-             "one request, and after the whole run.", "",
-             "| target | idle | after load |", "|---|---:|---:|"]
+    lines = [
+        "## Resident memory",
+        "",
+        "RssAnon + VmSwap of each server process (and its children), MiB: after start-up and "
+        "one request, and after the whole run.",
+        "",
+        "| target | idle | after load |",
+        "|---|---:|---:|",
+    ]
     for name, row in memory.items():
         lines.append(f"| {name} | {_fmt(row.get('idle'), '.1f')} | {_fmt(row.get('after_load'), '.1f')} |")
     return [*lines, ""]
@@ -188,17 +193,23 @@ def _stream_lines(stream: dict[str, dict]) -> list[str]:
         return []
     direct = stream.get("direct")
     chunks = SSE_CHUNKS
-    lines = ["## Streaming, one request at a time", "",
-             f"Sequential streamed requests on one keep-alive connection (benchmarks/stream_probe.py); "
-             f"{chunks} content chunks per answer. `per chunk` = (added total - added TTFB) / {chunks}.", "",
-             "| target | TTFB p50 ms | TTFB p99 ms | total p50 ms | +TTFB p50 vs direct | per chunk ms |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Streaming, one request at a time",
+        "",
+        f"Sequential streamed requests on one keep-alive connection (benchmarks/stream_probe.py); "
+        f"{chunks} content chunks per answer. `per chunk` = (added total - added TTFB) / {chunks}.",
+        "",
+        "| target | TTFB p50 ms | TTFB p99 ms | total p50 ms | +TTFB p50 vs direct | per chunk ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, row in stream.items():
         added_ttfb = row["ttfb_p50_ms"] - direct["ttfb_p50_ms"] if direct else None
         added_total = row["total_p50_ms"] - direct["total_p50_ms"] if direct else None
         per_chunk = None
         if added_ttfb is not None and added_total is not None:
             per_chunk = (added_total - added_ttfb) / chunks
-        lines.append(f"| {name} | {row['ttfb_p50_ms']:.2f} | {row['ttfb_p99_ms']:.2f} "
-                     f"| {row['total_p50_ms']:.2f} | {_fmt(added_ttfb, '+.2f')} | {_fmt(per_chunk, '.3f')} |")
+        lines.append(
+            f"| {name} | {row['ttfb_p50_ms']:.2f} | {row['ttfb_p99_ms']:.2f} "
+            f"| {row['total_p50_ms']:.2f} | {_fmt(added_ttfb, '+.2f')} | {_fmt(per_chunk, '.3f')} |"
+        )
     return [*lines, ""]

@@ -1,6 +1,6 @@
 """Routing decision cost: µs to filter and order the candidates of one request.
 
-    python -m benchmarks.routing_cost
+python -m benchmarks.routing_cost
 """
 
 from __future__ import annotations
@@ -15,11 +15,31 @@ N = 5_000
 
 
 def config(deployments: int, strategy: str) -> Config:
-    return Config.from_dict({"models": [{"name": "m", "strategy": strategy, "deployments": [
-        {"id": f"d{i}", "provider": "mock", "model": "m", "weight": 1 + i % 3,
-         "capabilities": ["tools", "vision"], "context_window": 128_000,
-         "cost": {"input_per_mtok": 0.1 * (i % 7 + 1), "output_per_mtok": 0.3 * (i % 5 + 1)}}
-        for i in range(deployments)]}]})
+    return Config.from_dict(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "strategy": strategy,
+                    "deployments": [
+                        {
+                            "id": f"d{i}",
+                            "provider": "mock",
+                            "model": "m",
+                            "weight": 1 + i % 3,
+                            "capabilities": ["tools", "vision"],
+                            "context_window": 128_000,
+                            "cost": {
+                                "input_per_mtok": 0.1 * (i % 7 + 1),
+                                "output_per_mtok": 0.3 * (i % 5 + 1),
+                            },
+                        }
+                        for i in range(deployments)
+                    ],
+                }
+            ]
+        }
+    )
 
 
 def main() -> None:
@@ -42,8 +62,10 @@ def main() -> None:
                 router._plan(ctx, entry)
                 samples.append((time.perf_counter() - start) * 1e6)
             samples.sort()
-            print(f"| {count} | {strategy} | {statistics.median(samples):.1f} | "
-                  f"{samples[int(len(samples) * 0.99)]:.1f} |")
+            print(
+                f"| {count} | {strategy} | {statistics.median(samples):.1f} | "
+                f"{samples[int(len(samples) * 0.99)]:.1f} |"
+            )
 
 
 if __name__ == "__main__":

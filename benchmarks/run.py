@@ -69,7 +69,7 @@ VARY = "Say hello"  # every request's body differs here: the full stack's cache 
 FULL_STACK = f"""\
 auth:
   api_keys:
-    - {{id: bench, key_sha256: "{hash_key(REQUEST_HEADERS['Authorization'].removeprefix('Bearer '))}",
+    - {{id: bench, key_sha256: "{hash_key(REQUEST_HEADERS["Authorization"].removeprefix("Bearer "))}",
        roles: [user]}}
   roles:
     user: {{models: ["*"], endpoints: [chat, completions, embeddings, models]}}
@@ -157,17 +157,49 @@ def build_targets(
             config = workdir / "litellm.yaml"
             model = SSE_MODEL if sse else MODEL
             # Its master key is the key wrk sends: auth on, like the full stack's API key.
-            config.write_text(json.dumps({"model_list": [{"model_name": model, "litellm_params": {
-                "model": f"openai/{MODEL}", "api_key": "sk-bench",
-                "api_base": f"{upstream.url}{'/sse' if sse else ''}/v1"}}],
-                "general_settings": {
-                    "master_key": REQUEST_HEADERS["Authorization"].removeprefix("Bearer ")}}))
+            config.write_text(
+                json.dumps(
+                    {
+                        "model_list": [
+                            {
+                                "model_name": model,
+                                "litellm_params": {
+                                    "model": f"openai/{MODEL}",
+                                    "api_key": "sk-bench",
+                                    "api_base": f"{upstream.url}{'/sse' if sse else ''}/v1",
+                                },
+                            }
+                        ],
+                        "general_settings": {
+                            "master_key": REQUEST_HEADERS["Authorization"].removeprefix("Bearer ")
+                        },
+                    }
+                )
+            )
             port = free_port()
-            argv = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
-                    "--num_workers", "1"]
+            argv = [
+                binary,
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ]
             body = STREAM_REQUEST_BODY.replace(f'"{MODEL}"', f'"{SSE_MODEL}"') if sse else REQUEST_BODY
-            targets.append(Target(name, port, CHAT_PATH, body, argv, None,
-                                  env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}))
+            targets.append(
+                Target(
+                    name,
+                    port,
+                    CHAT_PATH,
+                    body,
+                    argv,
+                    None,
+                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+                )
+            )
         elif name in ("proxy", "proxy-full"):
             script = find_proxy_script()
             if script is None:
@@ -203,9 +235,15 @@ def start_targets(
 ) -> list[Target]:
     """Start every target's server, wait for it and check one request; drop the proxy if
     it fails (it is work in progress), fail the run for anything else."""
-    started = [(t, procs.start(t.name, t.argv, cpus=cpus, cwd=ROOT,
-                               env={**os.environ, **t.env} if t.env else None) if t.argv else None)
-               for t in targets]
+    started = [
+        (
+            t,
+            procs.start(t.name, t.argv, cpus=cpus, cwd=ROOT, env={**os.environ, **t.env} if t.env else None)
+            if t.argv
+            else None,
+        )
+        for t in targets
+    ]
     usable = []
     for target, child in started:
         try:
@@ -249,11 +287,13 @@ def measure(
                 try:
                     nonce = f"{target.name}-{conns}-{rnd}"
                     if args.warmup > 0:
-                        load.run_wrk(target.url, target.script, conns, args.warmup, cpus=wrk_cpus,
-                                     nonce=nonce + "w")
+                        load.run_wrk(
+                            target.url, target.script, conns, args.warmup, cpus=wrk_cpus, nonce=nonce + "w"
+                        )
                     started = meter.start()
-                    result = load.run_wrk(target.url, target.script, conns, args.duration, cpus=wrk_cpus,
-                                          nonce=nonce)
+                    result = load.run_wrk(
+                        target.url, target.script, conns, args.duration, cpus=wrk_cpus, nonce=nonce
+                    )
                     result.other_cpu_pct = meter.other_cpu_percent(started)
                 except (RuntimeError, ValueError) as exc:
                     cell.error = str(exc)
@@ -290,8 +330,11 @@ def stream_times(targets: list[Target]) -> dict[str, dict]:
             print(f"stream probe {target.name}: ERROR {exc}", flush=True)
             continue
         out[target.name] = vars(times)
-        print(f"stream probe {target.name:<28} TTFB p50 {times.ttfb_p50_ms:6.2f} ms"
-              f"  total p50 {times.total_p50_ms:6.2f} ms", flush=True)
+        print(
+            f"stream probe {target.name:<28} TTFB p50 {times.ttfb_p50_ms:6.2f} ms"
+            f"  total p50 {times.total_p50_ms:6.2f} ms",
+            flush=True,
+        )
     return out
 
 

@@ -42,20 +42,38 @@ def key(tenant: int) -> str:
 
 def config(upstreams: list[FakeUpstream]) -> dict[str, Any]:
     return {
-        "models": [{"name": "soak", "deployments": [
-            {"id": f"up{i}", "provider": "openai-compatible", "model": "soak", "base_url": up.base_url,
-             "api_key": "sk-soak-upstream", "cost": {"input_per_mtok": 1, "output_per_mtok": 2}}
-            for i, up in enumerate(upstreams)]}],
+        "models": [
+            {
+                "name": "soak",
+                "deployments": [
+                    {
+                        "id": f"up{i}",
+                        "provider": "openai-compatible",
+                        "model": "soak",
+                        "base_url": up.base_url,
+                        "api_key": "sk-soak-upstream",
+                        "cost": {"input_per_mtok": 1, "output_per_mtok": 2},
+                    }
+                    for i, up in enumerate(upstreams)
+                ],
+            }
+        ],
         "routing": {"retries": 1, "cooldown": {"failures": 1000}},
         "auth": {
-            "api_keys": [{"id": f"t{i}", "key_sha256": hash_key(key(i)), "roles": ["user"],
-                          "tenant": f"tenant-{i}"} for i in range(TENANTS)]
+            "api_keys": [
+                {"id": f"t{i}", "key_sha256": hash_key(key(i)), "roles": ["user"], "tenant": f"tenant-{i}"}
+                for i in range(TENANTS)
+            ]
             + [{"id": "admin", "key_sha256": hash_key(ADMIN_KEY), "roles": ["admin"]}],
-            "roles": {"user": {"models": ["*"], "endpoints": ["*"]},
-                      "admin": {"models": ["*"], "endpoints": ["*"], "admin": True}},
+            "roles": {
+                "user": {"models": ["*"], "endpoints": ["*"]},
+                "admin": {"models": ["*"], "endpoints": ["*"], "admin": True},
+            },
         },
-        "limits": {"storage": "memory://", "rules": [
-            {"per": "key", "requests": "100000/minute", "tokens": "100000000/minute"}]},
+        "limits": {
+            "storage": "memory://",
+            "rules": [{"per": "key", "requests": "100000/minute", "tokens": "100000000/minute"}],
+        },
     }
 
 
@@ -63,16 +81,21 @@ def process_sample(pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = {line.split(":")[0]: line.split(":")[1].strip() for line in status.splitlines() if ":" in line}
     kib = lambda name: float(fields.get(name, "0 kB").split()[0])  # noqa: E731
-    return {"rss_anon_mib": (kib("RssAnon") + kib("VmSwap")) / 1024,
-            "fds": float(len(os.listdir(f"/proc/{pid}/fd")))}
+    return {
+        "rss_anon_mib": (kib("RssAnon") + kib("VmSwap")) / 1024,
+        "fds": float(len(os.listdir(f"/proc/{pid}/fd"))),
+    }
 
 
 async def one_request(client: httpx2.AsyncClient, rng: random.Random, counts: dict[str, int]) -> None:
     tenant = rng.randrange(TENANTS)
     stream = rng.random() < 0.7
     leave_early = stream and rng.random() < 0.02
-    body = {"model": "soak", "messages": [{"role": "user", "content": f"question {rng.randrange(10**6)}"}],
-            "stream": stream}
+    body = {
+        "model": "soak",
+        "messages": [{"role": "user", "content": f"question {rng.randrange(10**6)}"}],
+        "stream": stream,
+    }
     headers = {"authorization": f"Bearer {key(tenant)}"}
     try:
         if stream:
@@ -88,14 +111,16 @@ async def one_request(client: httpx2.AsyncClient, rng: random.Random, counts: di
         counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
 
 
-async def run(duration: float, concurrency: int, sample_every: float, seed: int,
-              idle_wait: float = 35.0) -> dict[str, Any]:
+async def run(
+    duration: float, concurrency: int, sample_every: float, seed: int, idle_wait: float = 35.0
+) -> dict[str, Any]:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp, FakeUpstream("s0") as a, FakeUpstream("s1") as b:
         for up in (a, b):
             up.default = Behavior(chunks=12, chunk_delay_s=0.005)
-        server = ProxyServer(config([a, b]), Path(tmp),
-                             extra_args=("--no-access-log", "--keep-alive-timeout", "5"))
+        server = ProxyServer(
+            config([a, b]), Path(tmp), extra_args=("--no-access-log", "--keep-alive-timeout", "5")
+        )
         samples: list[dict[str, float]] = []
         counts: dict[str, int] = {}
         done = 0
@@ -106,15 +131,23 @@ async def run(duration: float, concurrency: int, sample_every: float, seed: int,
             # A connection of its own, closed after: the sample leaves nothing behind.
             async with httpx2.AsyncClient(timeout=10) as probe:
                 stats = (await probe.get(server.root_url + "/admin/stats", headers=admin)).json()
-            samples.append({"t": round(time.monotonic() - started, 1), "phase": phase,
-                            "requests": done, **process_sample(server.process.pid),
-                            "tasks": stats["tasks"], "task_kinds": stats.get("task_kinds")})
+            samples.append(
+                {
+                    "t": round(time.monotonic() - started, 1),
+                    "phase": phase,
+                    "requests": done,
+                    **process_sample(server.process.pid),
+                    "tasks": stats["tasks"],
+                    "task_kinds": stats.get("task_kinds"),
+                }
+            )
 
         try:
             await sample("baseline")
             deadline = time.monotonic() + duration
-            async with httpx2.AsyncClient(base_url=server.base_url, timeout=30,
-                                          limits=httpx2.Limits(max_connections=concurrency)) as client:
+            async with httpx2.AsyncClient(
+                base_url=server.base_url, timeout=30, limits=httpx2.Limits(max_connections=concurrency)
+            ) as client:
 
                 async def worker() -> None:
                     nonlocal done
@@ -142,13 +175,23 @@ async def run(duration: float, concurrency: int, sample_every: float, seed: int,
     warm = [s for s in load if s["requests"] >= min(5000, done // 4)] or load
     slope = 0.0
     if len(warm) >= 2 and warm[-1]["requests"] > warm[0]["requests"]:
-        slope = (warm[-1]["rss_anon_mib"] - warm[0]["rss_anon_mib"]) / (
-            warm[-1]["requests"] - warm[0]["requests"]) * 10_000
+        slope = (
+            (warm[-1]["rss_anon_mib"] - warm[0]["rss_anon_mib"])
+            / (warm[-1]["requests"] - warm[0]["requests"])
+            * 10_000
+        )
     baseline, idle = samples[0], samples[-1]
-    return {"duration_s": duration, "requests": done, "outcomes": counts, "samples": samples,
-            "rss_mib_per_10k_requests": round(slope, 3),
-            "tasks_baseline": baseline["tasks"], "tasks_idle": idle["tasks"],
-            "fds_baseline": baseline["fds"], "fds_idle": idle["fds"]}
+    return {
+        "duration_s": duration,
+        "requests": done,
+        "outcomes": counts,
+        "samples": samples,
+        "rss_mib_per_10k_requests": round(slope, 3),
+        "tasks_baseline": baseline["tasks"],
+        "tasks_idle": idle["tasks"],
+        "fds_baseline": baseline["fds"],
+        "fds_idle": idle["fds"],
+    }
 
 
 def main() -> None:
@@ -160,8 +203,7 @@ def main() -> None:
     parser.add_argument("--idle-wait", type=float, default=35)
     parser.add_argument("--json")
     args = parser.parse_args()
-    result = asyncio.run(run(args.duration, args.concurrency, args.sample_every, args.seed,
-                             args.idle_wait))
+    result = asyncio.run(run(args.duration, args.concurrency, args.sample_every, args.seed, args.idle_wait))
     for row in result["samples"]:
         print(row)
     summary = {k: v for k, v in result.items() if k != "samples"}

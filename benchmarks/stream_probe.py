@@ -29,8 +29,16 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def probe(port: int, path: str, body: str, headers: dict[str, str], *, requests: int = 300,
-          warmup: int = 30, vary: str | None = None) -> StreamTimes:
+def probe(
+    port: int,
+    path: str,
+    body: str,
+    headers: dict[str, str],
+    *,
+    requests: int = 300,
+    warmup: int = 30,
+    vary: str | None = None,
+) -> StreamTimes:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     ttfb: list[float] = []
     total: list[float] = []

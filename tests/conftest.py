@@ -88,8 +88,12 @@ def scan_metrics(app: Any) -> None:
 
 
 def mock_model(name: str = "mock-1", **mock: Any) -> dict[str, Any]:
-    return {"name": name, "deployments": [{"id": f"{name}-d", "provider": "mock", "model": name,
-                                           **({"mock": mock} if mock else {})}]}
+    return {
+        "name": name,
+        "deployments": [
+            {"id": f"{name}-d", "provider": "mock", "model": name, **({"mock": mock} if mock else {})}
+        ],
+    }
 
 
 def upstream_model(name: str, *urls: str, **extra: Any) -> dict[str, Any]:
@@ -97,8 +101,14 @@ def upstream_model(name: str, *urls: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "deployments": [
-            {"id": f"{name}-{i}", "provider": "openai-compatible", "model": f"{name}-upstream",
-             "base_url": url, "api_key": f"sk-upstream-secret-{i}", **extra}
+            {
+                "id": f"{name}-{i}",
+                "provider": "openai-compatible",
+                "model": f"{name}-upstream",
+                "base_url": url,
+                "api_key": f"sk-upstream-secret-{i}",
+                **extra,
+            }
             for i, url in enumerate(urls)
         ],
     }
@@ -136,15 +146,20 @@ async def asgi_client() -> AsyncIterator[Callable[..., httpx2.AsyncClient]]:
     """
     made: list[tuple[httpx2.AsyncClient, Any]] = []
 
-    def make(config: dict[str, Any] | Config | None = None, app: Any = None,
-             peer: tuple[str, int] = ("127.0.0.1", 123)) -> httpx2.AsyncClient:
+    def make(
+        config: dict[str, Any] | Config | None = None,
+        app: Any = None,
+        peer: tuple[str, int] = ("127.0.0.1", 123),
+    ) -> httpx2.AsyncClient:
         if app is None:
             if isinstance(config, dict):
                 config = Config.from_dict(config)
             app = build_app(config)
-        client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app, client=peer),
-                                    base_url="http://proxy.test",
-                                    event_hooks={"response": [scan_response]})
+        client = httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app, client=peer),
+            base_url="http://proxy.test",
+            event_hooks={"response": [scan_response]},
+        )
         made.append((client, app))
         return client
 
@@ -179,8 +194,10 @@ def redis_available() -> str:
         client.ping()
     except redis.RedisError as exc:
         if os.environ.get("ASGI_LLM_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis required (ASGI_LLM_REQUIRE_REDIS=1) but {REDIS_HOST}:{REDIS_PORT} "
-                        f"does not answer: {exc}")
+            pytest.fail(
+                f"Redis required (ASGI_LLM_REQUIRE_REDIS=1) but {REDIS_HOST}:{REDIS_PORT} "
+                f"does not answer: {exc}"
+            )
         pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT}: {exc}")
     finally:
         client.close()

@@ -24,14 +24,30 @@ def free_port() -> int:
 class ProxyServer:
     """`python -m asgi_llm serve` on a free loopback port, with a config written to disk."""
 
-    def __init__(self, config: dict[str, Any] | str | Path | None, workdir: Path, *, workers: int = 1,
-                 env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any] | str | Path | None,
+        workdir: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.root_url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.root_url + "/v1"
         self.log_path = workdir / f"proxy-{self.port}.log"
-        args = [sys.executable, "-m", "asgi_llm", "serve", "--port", str(self.port),
-                "--workers", str(workers), *extra_args]
+        args = [
+            sys.executable,
+            "-m",
+            "asgi_llm",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            *extra_args,
+        ]
         if isinstance(config, (str, Path)):
             self.config_path = Path(config)
             args += ["--config", str(self.config_path)]

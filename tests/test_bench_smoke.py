@@ -26,8 +26,20 @@ def test_the_full_stack_keeps_its_share_of_the_floor(tmp_path):
         if os.environ.get("ASGI_LLM_REQUIRE_BENCH") == "1":
             pytest.fail("wrk is not installed and ASGI_LLM_REQUIRE_BENCH=1")
         pytest.skip("wrk is not installed (apt-get install wrk): no benchmark smoke")
-    code = run.main(["--targets", "floor-aiohttp,proxy-full", "--connections", "16",
-                     "--duration", "3", "--rounds", "1", "--out-dir", str(tmp_path)])
+    code = run.main(
+        [
+            "--targets",
+            "floor-aiohttp,proxy-full",
+            "--connections",
+            "16",
+            "--duration",
+            "3",
+            "--rounds",
+            "1",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     (results,) = tmp_path.glob("*.json")
     rows = {row["target"]: row for row in json.loads(results.read_text())["results"]["16"]}

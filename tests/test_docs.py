@@ -79,8 +79,12 @@ def blocks_of(path: Path) -> list[Block]:
         while end < len(lines) and lines[end].strip() != "```":
             end += 1
         assert end < len(lines), f"{rel}:{index + 1}: code block never closed"
-        body = "\n".join(line[len(indent):] if line.startswith(indent) else line
-                         for line in lines[index + 1:end]) + "\n"
+        body = (
+            "\n".join(
+                line[len(indent) :] if line.startswith(indent) else line for line in lines[index + 1 : end]
+            )
+            + "\n"
+        )
         after = lines[end + 1].strip() if end + 1 < len(lines) else ""
         found.append(Block(rel, index + 1, language, body, after.startswith("(fragment")))
         index = end + 1
@@ -93,21 +97,28 @@ ALL = [block for path in FILES for block in blocks_of(path)]
 def test_the_walk_finds_the_blocks():
     # Guards the walker itself: these blocks are known to exist.
     where = {(b.path, b.language) for b in ALL}
-    assert {("README.md", "python"), ("docs/usage.md", "python"), ("docs/auth.md", "yaml"),
-            ("docs/limits.md", "json")} <= where
+    assert {
+        ("README.md", "python"),
+        ("docs/usage.md", "python"),
+        ("docs/auth.md", "yaml"),
+        ("docs/limits.md", "json"),
+    } <= where
 
 
-@pytest.mark.parametrize("block", [b for b in ALL if not b.fragment],
-                         ids=lambda b: f"{b.where}-{b.language or 'plain'}")
+@pytest.mark.parametrize(
+    "block", [b for b in ALL if not b.fragment], ids=lambda b: f"{b.where}-{b.language or 'plain'}"
+)
 async def test_block(block: Block, asgi_client):
     check = CHECKS.get(block.language)
     assert check is not None, (
         f"{block.where}: a ```{block.language} block cannot be checked; use yaml, json, python "
-        "or sh, or follow it with a line `(fragment: why)`")
+        "or sh, or follow it with a line `(fragment: why)`"
+    )
     await check(block, asgi_client)
 
 
 # -- the checks ----------------------------------------------------------------------------
+
 
 async def check_yaml(block: Block, asgi_client) -> None:
     data = yaml.safe_load(block.text)
@@ -132,7 +143,8 @@ async def check_python(block: Block, asgi_client) -> None:
     config = namespace.get("config")
     model = config.models[0].name if isinstance(config, Config) and config.models else "mock-1"
     reply = await asgi_client(app=app).post(
-        "/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        "/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert reply.status_code == 200, f"{block.where}: {reply.status_code} {reply.text}"
 
 
@@ -158,8 +170,9 @@ async def check_sh(block: Block, asgi_client) -> None:
                 args = _parser().parse_args(argv[1:])
             except SystemExit:
                 pytest.fail(f"{block.where}: `{line.strip()}` is not a valid asgi-llm command")
-            if args.command == "hash-key" or (args.command == "check-config"
-                                              and (ROOT / args.path).is_file()):
+            if args.command == "hash-key" or (
+                args.command == "check-config" and (ROOT / args.path).is_file()
+            ):
                 argv = [*argv[1:-1], str(ROOT / args.path)] if args.command == "check-config" else argv[1:]
                 out = io.StringIO()
                 with contextlib.redirect_stdout(out):
@@ -167,8 +180,10 @@ async def check_sh(block: Block, asgi_client) -> None:
                 if args.command == "hash-key":
                     assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", out.getvalue())
         else:
-            pytest.fail(f"{block.where}: cannot check `{line.strip()}`; follow the block with "
-                        "a line `(fragment: why)`")
+            pytest.fail(
+                f"{block.where}: cannot check `{line.strip()}`; follow the block with "
+                "a line `(fragment: why)`"
+            )
 
 
 CHECKS = {"yaml": check_yaml, "json": check_json, "python": check_python, "sh": check_sh}

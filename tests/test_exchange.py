@@ -7,8 +7,9 @@ from starlette.middleware import Middleware
 from asgi_llm import AuthMiddleware, Config, ConfigError, ProviderApp, RateLimitMiddleware
 from asgi_llm.admin import AdminMiddleware
 
-CONFIG = Config.from_dict({"models": [{"name": "m", "deployments": [
-    {"id": "m", "provider": "mock", "model": "m"}]}]})
+CONFIG = Config.from_dict(
+    {"models": [{"name": "m", "deployments": [{"id": "m", "provider": "mock", "model": "m"}]}]}
+)
 
 
 def test_rate_limit_outside_auth_is_refused_at_startup():
@@ -17,16 +18,21 @@ def test_rate_limit_outside_auth_is_refused_at_startup():
 
 
 def test_the_check_sees_through_starlettes_own_layers():
-    app = Starlette(middleware=[Middleware(AdminMiddleware, config=CONFIG),
-                                Middleware(AuthMiddleware, config=CONFIG)])
+    app = Starlette(
+        middleware=[Middleware(AdminMiddleware, config=CONFIG), Middleware(AuthMiddleware, config=CONFIG)]
+    )
     with pytest.raises(ConfigError, match="AdminMiddleware is placed outside AuthMiddleware"):
         app.build_middleware_stack()
 
 
 def test_the_right_order_builds():
-    app = Starlette(middleware=[Middleware(AuthMiddleware, config=CONFIG),
-                                Middleware(RateLimitMiddleware, config=CONFIG),
-                                Middleware(AdminMiddleware, config=CONFIG)])
+    app = Starlette(
+        middleware=[
+            Middleware(AuthMiddleware, config=CONFIG),
+            Middleware(RateLimitMiddleware, config=CONFIG),
+            Middleware(AdminMiddleware, config=CONFIG),
+        ]
+    )
     app.build_middleware_stack()
 
 
@@ -41,10 +47,16 @@ async def test_a_path_prefix_moves_every_llm_route_and_leaves_the_rest_alone(asg
     from asgi_llm.auth import hash_key
     from tests.conftest import mock_model
 
-    config = Config.from_dict({
-        "models": [mock_model()], "server": {"path_prefix": "/llm"},
-        "auth": {"api_keys": [{"id": "a", "key_sha256": hash_key("sk-prefix-key-1"), "roles": ["user"]}],
-                 "roles": {"user": {"models": ["*"], "endpoints": ["chat", "models"]}}}})
+    config = Config.from_dict(
+        {
+            "models": [mock_model()],
+            "server": {"path_prefix": "/llm"},
+            "auth": {
+                "api_keys": [{"id": "a", "key_sha256": hash_key("sk-prefix-key-1"), "roles": ["user"]}],
+                "roles": {"user": {"models": ["*"], "endpoints": ["chat", "models"]}},
+            },
+        }
+    )
 
     async def mine(request):
         return JSONResponse({"app": "mine", "path": request.url.path})

@@ -77,12 +77,18 @@ def audit_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def proxy(upstream, audit_path, tmp_path_factory):
     config = {
-        "models": [upstream_model("allowed", upstream.base_url),
-                   upstream_model("forbidden", upstream.base_url)],
+        "models": [
+            upstream_model("allowed", upstream.base_url),
+            upstream_model("forbidden", upstream.base_url),
+        ],
         "auth": {
             "api_keys": [
-                {"id": "hyg-user", "key_sha256": hash_key(USER_KEY), "roles": ["user"],
-                 "tenant": "team-user"},
+                {
+                    "id": "hyg-user",
+                    "key_sha256": hash_key(USER_KEY),
+                    "roles": ["user"],
+                    "tenant": "team-user",
+                },
                 {"id": "hyg-admin", "key_sha256": hash_key(ADMIN_KEY), "roles": ["admin"]},
             ],
             "roles": {
@@ -94,8 +100,9 @@ def proxy(upstream, audit_path, tmp_path_factory):
         },
         "server": {"max_body_bytes": CAP},
     }
-    with ProxyServer(config, tmp_path_factory.mktemp("hygiene"),
-                     extra_args=("--log-format", "json")) as server:
+    with ProxyServer(
+        config, tmp_path_factory.mktemp("hygiene"), extra_args=("--log-format", "json")
+    ) as server:
         yield server
 
 
@@ -111,8 +118,16 @@ def clean(upstream, attacker):
 AUTH = f"Authorization: Bearer {USER_KEY}\r\n".encode()
 
 
-def request(target: bytes, body: bytes = b"", *, method: bytes = b"POST", host: bytes = b"x",
-            headers: bytes = AUTH, close: bool = True, length: bool = True) -> bytes:
+def request(
+    target: bytes,
+    body: bytes = b"",
+    *,
+    method: bytes = b"POST",
+    host: bytes = b"x",
+    headers: bytes = AUTH,
+    close: bool = True,
+    length: bool = True,
+) -> bytes:
     head = method + b" " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\n" + headers
     if body or method == b"POST":
         head += b"Content-Type: application/json\r\n"
@@ -124,7 +139,9 @@ def request(target: bytes, body: bytes = b"", *, method: bytes = b"POST", host: 
 
 
 def chunked(body: bytes, size: int = 4096) -> bytes:
-    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)]
+    parts = [
+        b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)
+    ]
     return b"".join(parts) + b"0\r\n\r\n"
 
 
@@ -189,11 +206,19 @@ def chat_body(**extra: Any) -> bytes:
     return orjson.dumps({**CHAT, **extra})
 
 
-def post(proxy: ProxyServer, body: Any, key: str | None = USER_KEY, headers: dict[str, str] | None = None,
-         path: str = "/chat/completions") -> httpx2.Response:
+def post(
+    proxy: ProxyServer,
+    body: Any,
+    key: str | None = USER_KEY,
+    headers: dict[str, str] | None = None,
+    path: str = "/chat/completions",
+) -> httpx2.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
-    sent = {"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {}),
-            **(headers or {})}
+    sent = {
+        "content-type": "application/json",
+        **({"authorization": f"Bearer {key}"} if key else {}),
+        **(headers or {}),
+    }
     return httpx2.post(proxy.base_url + path, content=content, headers=sent, timeout=10)
 
 
@@ -226,8 +251,9 @@ def test_model_in_the_query_string_is_ignored(proxy, upstream):
     [seen] = upstream.requests
     assert seen.json["model"] == ALLOWED_UPSTREAM and seen.query == ""
     # nor does an allowed model in the query authorize a forbidden one in the body
-    response = httpx2.post(url + "?model=allowed", json={**CHAT, "model": "forbidden"}, headers=headers,
-                           timeout=10)
+    response = httpx2.post(
+        url + "?model=allowed", json={**CHAT, "model": "forbidden"}, headers=headers, timeout=10
+    )
     assert_error_shape(response, 403, "model_not_allowed")
     assert len(upstream.requests) == 1
 
@@ -243,12 +269,16 @@ def test_model_in_the_query_string_is_ignored(proxy, upstream):
         ({"api_key": "sk-attacker-000000"}, "api_key"),
         ({"extra_body": {"api_base": "ATTACKER"}}, "extra_body.api_base"),
         ({"extra_body": {"a": {"b": [{"c": {"base_url": "ATTACKER"}}]}}}, "extra_body.a.b.0.c.base_url"),
-        ({"metadata": {"team_id": "team-other", "litellm_params": {"api_base": "ATTACKER"}}},
-         "metadata.litellm_params"),
+        (
+            {"metadata": {"team_id": "team-other", "litellm_params": {"api_base": "ATTACKER"}}},
+            "metadata.litellm_params",
+        ),
         ({"metadata": {"x": [[[{"azure_endpoint": "ATTACKER"}]]]}}, "metadata.x.0.0.0.azure_endpoint"),
         ({"extra_headers": {"custom_llm_provider": "openai"}}, "extra_headers.custom_llm_provider"),
-        ({"deep": {"l1": {"l2": {"l3": {"l4": {"l5": {"l6": {"l7": {"api_base": "ATTACKER"}}}}}}}}},
-         "deep.l1.l2.l3.l4.l5.l6.l7.api_base"),
+        (
+            {"deep": {"l1": {"l2": {"l3": {"l4": {"l5": {"l6": {"l7": {"api_base": "ATTACKER"}}}}}}}}},
+            "deep.l1.l2.l3.l4.l5.l6.l7.api_base",
+        ),
     ],
 )
 def test_override_fields_at_any_depth_are_400(proxy, upstream, attacker, extra, param):
@@ -263,8 +293,9 @@ def test_override_fields_at_any_depth_are_400(proxy, upstream, attacker, extra, 
 def test_user_and_metadata_team_id_never_become_identity(proxy, upstream, audit_path):
     # `user` names the admin key's id, `metadata.team_id` another tenant: neither is read.
     extra = {"user": "hyg-admin", "metadata": {"team_id": "team-admin", "tenant": "team-admin"}}
-    response = post(proxy, {**CHAT, "model": "forbidden", **extra},
-                    headers={"x-request-id": "hyg-identity-0"})
+    response = post(
+        proxy, {**CHAT, "model": "forbidden", **extra}, headers={"x-request-id": "hyg-identity-0"}
+    )
     assert_error_shape(response, 403, "model_not_allowed")
     assert upstream.requests == []
     response = post(proxy, {**CHAT, **extra}, headers={"x-request-id": "hyg-identity-1"})
@@ -281,8 +312,18 @@ def test_user_and_metadata_team_id_never_become_identity(proxy, upstream, audit_
     assert_error_shape(response, 403, "endpoint_not_allowed")
 
 
-@pytest.mark.parametrize("name", ["x-api-base", "x-portkey-custom-host", "api-base", "x-base-url",
-                                  "x-forwarded-host", "x-portkey-provider", "x-litellm-api-base"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x-api-base",
+        "x-portkey-custom-host",
+        "api-base",
+        "x-base-url",
+        "x-forwarded-host",
+        "x-portkey-provider",
+        "x-litellm-api-base",
+    ],
+)
 def test_override_headers_never_pick_the_host(proxy, upstream, attacker, name):
     response = post(proxy, CHAT, headers={name: attacker.url})
     assert response.status_code == 200, response.text
@@ -292,10 +333,13 @@ def test_override_headers_never_pick_the_host(proxy, upstream, attacker, name):
 
 
 # -- R5: the admin route inventory, path variants -------------------------------------------
-ADMIN_ROUTES = sorted((path, method) for path, (name, method) in ENDPOINTS.items()
-                      if name.startswith("admin"))
-ADMIN_BODIES = {"/admin/keys": {"id": "minted", "roles": ["admin"]},
-                "/admin/keys/revoke": {"id": "hyg-admin"}}
+ADMIN_ROUTES = sorted(
+    (path, method) for path, (name, method) in ENDPOINTS.items() if name.startswith("admin")
+)
+ADMIN_BODIES = {
+    "/admin/keys": {"id": "minted", "roles": ["admin"]},
+    "/admin/keys/revoke": {"id": "hyg-admin"},
+}
 
 
 ROUTE_BODIES = {
@@ -323,8 +367,9 @@ def test_every_admin_route_is_403_for_a_user_key_and_401_without_one(proxy, path
     body = ADMIN_BODIES.get(path)
     kwargs: dict[str, Any] = {"json": body} if body is not None else {}
     url = proxy.root_url + path
-    response = httpx2.request(method, url, headers={"authorization": f"Bearer {USER_KEY}"}, timeout=10,
-                              **kwargs)
+    response = httpx2.request(
+        method, url, headers={"authorization": f"Bearer {USER_KEY}"}, timeout=10, **kwargs
+    )
     assert_error_shape(response, 403, "endpoint_not_allowed")
     response = httpx2.request(method, url, timeout=10, **kwargs)
     assert_error_shape(response, 401, "missing_api_key")
@@ -335,10 +380,22 @@ def test_the_admin_key_does_reach_the_admin_api(proxy):
     assert response.status_code == 200 and "models" in response.json()["config"]
 
 
-ADMIN_VARIANTS = [b"//admin/config", b"/admin/config/", b"/admin/%2e%2e/admin/config", b"/admin/config;x",
-                  b"/ADMIN/CONFIG", b"/v1/../admin/config", b"/v1/%2e%2e/admin/config", b"/admin//config",
-                  b"/admin/config%00", b"/admin/config%2f", b"/%61dmin/config", b"/admin/config?x=1",
-                  b"http://evil/admin/config", b"/admin/./config"]
+ADMIN_VARIANTS = [
+    b"//admin/config",
+    b"/admin/config/",
+    b"/admin/%2e%2e/admin/config",
+    b"/admin/config;x",
+    b"/ADMIN/CONFIG",
+    b"/v1/../admin/config",
+    b"/v1/%2e%2e/admin/config",
+    b"/admin//config",
+    b"/admin/config%00",
+    b"/admin/config%2f",
+    b"/%61dmin/config",
+    b"/admin/config?x=1",
+    b"http://evil/admin/config",
+    b"/admin/./config",
+]
 
 
 @pytest.mark.parametrize("target", ADMIN_VARIANTS, ids=[v.decode() for v in ADMIN_VARIANTS])
@@ -354,7 +411,7 @@ def test_admin_path_variants_never_give_a_user_key_admin_data(proxy, target, hos
 
 # -- H1: request smuggling ------------------------------------------------------------------
 SMUGGLED = request(b"/v1/chat/completions", orjson.dumps(CHAT), close=False)
-HEAD = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Type: application/json\r\n")
+HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Type: application/json\r\n"
 BODY = orjson.dumps(CHAT)
 SMUGGLING = {
     "chunk data not followed by CRLF": HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
@@ -365,12 +422,15 @@ SMUGGLING = {
     "bare LF inside a chunk extension": HEAD
     + b'Transfer-Encoding: chunked\r\n\r\n%x;a="b\nc"\r\n%s\r\n0\r\n\r\n' % (len(BODY), BODY),
     "TE xchunked": HEAD + b"Transfer-Encoding: xchunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY),
-    "TE chunked twice": HEAD + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "TE chunked twice": HEAD
+    + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
     + chunked(BODY),
     "space before the TE colon": HEAD
-    + b"Transfer-Encoding : chunked\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY,
+    + b"Transfer-Encoding : chunked\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+    + BODY,
     "CL and TE": HEAD
-    + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(BODY) + chunked(BODY),
+    + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(BODY)
+    + chunked(BODY),
     "two different CLs": HEAD + b"Content-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(BODY) + BODY,
     "CL with a sign": HEAD + b"Content-Length: +%d\r\n\r\n" % len(BODY) + BODY,
 }
@@ -410,8 +470,12 @@ def test_pipelined_requests_are_answered_in_order_one_upstream_call_each(proxy, 
 def test_obs_fold_is_unfolded_never_a_header_of_its_own(proxy, upstream):
     # h11 takes RFC 9112 5.2's second option: the folded line joins the previous value.
     # THREATS H1 asks for a 400; what is asserted here is that the fold cannot frame or smuggle.
-    data = (HEAD + b"X-Note: a\r\n Transfer-Encoding: chunked\r\n\tContent-Length: 5\r\n"
-            + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY) + BODY)
+    data = (
+        HEAD
+        + b"X-Note: a\r\n Transfer-Encoding: chunked\r\n\tContent-Length: 5\r\n"
+        + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY)
+        + BODY
+    )
     responses = parse(send_raw(proxy.port, data))
     assert [status for status, _, _ in responses] == [200]  # framed by the real Content-Length
     [seen] = upstream.requests
@@ -428,7 +492,8 @@ def padded_body(size: int) -> bytes:
 
 def test_declared_length_over_the_cap_is_413_before_the_body_is_sent(proxy, upstream):
     head = request(b"/v1/chat/completions", b"", close=False).replace(
-        b"Content-Length: 0", b"Content-Length: %d" % (CAP + 1))
+        b"Content-Length: 0", b"Content-Length: %d" % (CAP + 1)
+    )
     with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
         sock.sendall(head)  # headers only: the answer must not wait for the body
         sock.settimeout(3)
@@ -469,7 +534,8 @@ def test_a_coded_body_is_415_and_never_decoded(proxy, upstream, coding):
     bomb = gzip.compress(b" " * 10_000_000)  # ~10 KB that would inflate to 10 MB
     for body in (bomb, BODY):  # a lie (plain JSON said to be gzip) is refused just the same
         data = request(b"/v1/chat/completions", body).replace(
-            b"Connection: close\r\n", b"Connection: close\r\nContent-Encoding: " + coding + b"\r\n")
+            b"Connection: close\r\n", b"Connection: close\r\nContent-Encoding: " + coding + b"\r\n"
+        )
         status, _, reply = one_response(proxy.port, data)
         assert status == 415 and error_code(reply) == "unsupported_media_type"
     assert upstream.requests == []
@@ -477,17 +543,24 @@ def test_a_coded_body_is_415_and_never_decoded(proxy, upstream, coding):
 
 def test_identity_coding_is_accepted(proxy, upstream):
     data = request(b"/v1/chat/completions", BODY).replace(
-        b"Connection: close\r\n", b"Connection: close\r\nContent-Encoding: identity\r\n")
+        b"Connection: close\r\n", b"Connection: close\r\nContent-Encoding: identity\r\n"
+    )
     status, _, _ = one_response(proxy.port, data)
     assert status == 200 and len(upstream.requests) == 1
 
 
 def test_multipart_with_a_long_boundary_is_415_before_parsing(proxy, upstream):
     boundary = b"-" * 4000 + b"x"
-    body = (b"--" + boundary + b"\r\nContent-Disposition: form-data; name=model\r\n\r\nallowed\r\n--"
-            + boundary + b"--")
+    body = (
+        b"--"
+        + boundary
+        + b"\r\nContent-Disposition: form-data; name=model\r\n\r\nallowed\r\n--"
+        + boundary
+        + b"--"
+    )
     data = request(b"/v1/chat/completions", body).replace(
-        b"Content-Type: application/json", b"Content-Type: multipart/form-data; boundary=" + boundary)
+        b"Content-Type: application/json", b"Content-Type: multipart/form-data; boundary=" + boundary
+    )
     status, _, reply = one_response(proxy.port, data)
     assert status == 415 and error_code(reply) == "unsupported_media_type"
     assert upstream.requests == []
@@ -512,12 +585,23 @@ TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "ob
         ({"model": "m" * 257}, 400, "param_too_large", "model"),
         ({"messages": [{"role": "user", "content": "x" * 10_000_000}]}, 413, "request_too_large", None),
     ],
-    ids=["1000 tools", "max tools + 1", "max_tokens cap + 1", "max_tokens 2^64-1",
-         "max_completion_tokens cap + 1", "max_tokens 1e30", "n 1e6", "n cap + 1", "n 2^63",
-         "model 257 chars", "10 MB message"],
+    ids=[
+        "1000 tools",
+        "max tools + 1",
+        "max_tokens cap + 1",
+        "max_tokens 2^64-1",
+        "max_completion_tokens cap + 1",
+        "max_tokens 1e30",
+        "n 1e6",
+        "n cap + 1",
+        "n 2^63",
+        "model 257 chars",
+        "10 MB message",
+    ],
 )
-def test_huge_counts_and_sizes_are_refused_before_any_upstream_call(proxy, upstream, extra, status, code,
-                                                                    param):
+def test_huge_counts_and_sizes_are_refused_before_any_upstream_call(
+    proxy, upstream, extra, status, code, param
+):
     response = post(proxy, {**CHAT, **extra})
     error = assert_error_shape(response, status, code)
     assert error["param"] == param
@@ -525,8 +609,15 @@ def test_huge_counts_and_sizes_are_refused_before_any_upstream_call(proxy, upstr
 
 
 # -- H10: crafted Host, absolute-form targets -----------------------------------------------
-@pytest.mark.parametrize("target", [b"/v1/chat/completions", b"http://evil/v1/chat/completions",
-                                    b"HTTP://evil:1/v1/chat/completions", b"ATTACKER/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/v1/chat/completions",
+        b"http://evil/v1/chat/completions",
+        b"HTTP://evil:1/v1/chat/completions",
+        b"ATTACKER/v1/chat/completions",
+    ],
+)
 @pytest.mark.parametrize("host", [b"a/?x=", b"evil", b"127.0.0.1:1"])
 def test_host_and_absolute_form_change_neither_routing_nor_authz(proxy, upstream, attacker, target, host):
     target = target.replace(b"ATTACKER", attacker.url.encode())
@@ -576,13 +667,16 @@ def test_crlf_ansi_and_quotes_never_forge_log_lines(proxy, upstream, audit_path)
     statuses = {}
     for request_id, payload in sent.items():
         headers = f"Authorization: Bearer {USER_KEY}\r\nX-Request-Id: {request_id}\r\nUser-Agent: ".encode()
-        status, _, _ = one_response(proxy.port, request(b"/v1/chat/completions", orjson.dumps(payload),
-                                                         headers=headers + ua + b"\r\n"))
+        status, _, _ = one_response(
+            proxy.port,
+            request(b"/v1/chat/completions", orjson.dumps(payload), headers=headers + ua + b"\r\n"),
+        )
         statuses[request_id] = status
     assert statuses == {"hyg-h11-model": 404, "hyg-h11-user": 200, "hyg-h11-both": 404}
     # a path carrying CR, LF, ESC and quotes (percent-encoded: the request line allows no raw ones)
-    status, _, _ = one_response(proxy.port, request(b"/v1/INJ%0d%0a%7b%22level%22%3a%22error%22%7d%1b%5b31m",
-                                                     method=b"GET"))
+    status, _, _ = one_response(
+        proxy.port, request(b"/v1/INJ%0d%0a%7b%22level%22%3a%22error%22%7d%1b%5b31m", method=b"GET")
+    )
     assert status == 404
     time.sleep(0.3)  # hypercorn writes the access line after the response
 

@@ -15,9 +15,23 @@ SPAN = re.compile(r"`([A-Za-z_][\w.]*)(?:\((.*?)\))?`")
 
 def test_public_names():
     assert set(asgi_llm.__all__) >= {
-        "AuthMiddleware", "CacheMiddleware", "Config", "ConfigError", "ConfigManager", "LLMContext",
-        "LLMLayer", "MetricsMiddleware", "Principal", "ProviderApp", "ProxyError",
-        "RateLimitMiddleware", "RouterMiddleware", "Usage", "build_app", "get_context", "lifespan",
+        "AuthMiddleware",
+        "CacheMiddleware",
+        "Config",
+        "ConfigError",
+        "ConfigManager",
+        "LLMContext",
+        "LLMLayer",
+        "MetricsMiddleware",
+        "Principal",
+        "ProviderApp",
+        "ProxyError",
+        "RateLimitMiddleware",
+        "RouterMiddleware",
+        "Usage",
+        "build_app",
+        "get_context",
+        "lifespan",
     }
     for name in asgi_llm.__all__:
         assert getattr(asgi_llm, name) is not None
@@ -26,8 +40,7 @@ def test_public_names():
 def first_cells(section: str) -> list[str]:
     """The first column of the table under `## <section>`."""
     body = API_DOC.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return [line.split(" | ")[0].lstrip("| ") for line in body.splitlines()
-            if line.startswith("| `")]
+    return [line.split(" | ")[0].lstrip("| ") for line in body.splitlines() if line.startswith("| `")]
 
 
 def resolve(dotted: str):
@@ -80,15 +93,17 @@ def test_documented_signatures_match_the_code():
             actual = [p for p in signature.parameters.values() if p.name not in ("self", "cls")]
             written = documented_params(args)
             if [w[0] for w in written] != [p.name for p in actual]:
-                problems.append(f"{dotted}: documented {[w[0] for w in written]}, "
-                                f"code has {[p.name for p in actual]}")
+                problems.append(
+                    f"{dotted}: documented {[w[0] for w in written]}, code has {[p.name for p in actual]}"
+                )
                 continue
             for (name, keyword_only, default), param in zip(written, actual, strict=True):
                 if keyword_only != (param.kind is param.KEYWORD_ONLY):
                     problems.append(f"{dotted}({name}): keyword-only is {param.kind is param.KEYWORD_ONLY}")
                 if (default is None) != (param.default is param.empty):
-                    problems.append(f"{dotted}({name}): default documented {default!r}, "
-                                    f"code {param.default!r}")
+                    problems.append(
+                        f"{dotted}({name}): default documented {default!r}, code {param.default!r}"
+                    )
                 elif default is not None:
                     try:
                         value = ast.literal_eval(default)

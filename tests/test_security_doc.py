@@ -53,7 +53,7 @@ def test_frozen_ids_match_the_threats_file():
     text = THREATS.read_text()
     start = text.index("## (b)")
     end = text.find("\n## ", start + 1)
-    section = text[start:end if end != -1 else None]
+    section = text[start : end if end != -1 else None]
     assert ROW.findall(section) == MATRIX_IDS
 
 

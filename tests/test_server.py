@@ -30,9 +30,19 @@ def proxy(upstreams, tmp_path_factory):
             upstream_model("solo", one.base_url),
             upstream_model("impatient", one.base_url, first_byte_timeout_s=0.5, idle_timeout_s=0.5),
             upstream_model("idle", one.base_url, first_byte_timeout_s=2, idle_timeout_s=0.5),
-            {"name": "azure-m", "deployments": [
-                {"id": "az", "provider": "azure", "model": "my-deployment", "base_url": one.root_url,
-                 "api_version": "2024-06-01", "api_key": "azure-secret-key"}]},
+            {
+                "name": "azure-m",
+                "deployments": [
+                    {
+                        "id": "az",
+                        "provider": "azure",
+                        "model": "my-deployment",
+                        "base_url": one.root_url,
+                        "api_version": "2024-06-01",
+                        "api_key": "azure-secret-key",
+                    }
+                ],
+            },
             {"name": "mock-1", "deployments": [{"id": "mock", "provider": "mock", "model": "mock-1"}]},
         ],
         "routing": {"retries": 1},
@@ -50,8 +60,7 @@ def clean(upstreams):
 
 @pytest.fixture
 def sdk(proxy):
-    with openai.OpenAI(base_url=proxy.base_url, api_key="sk-client-key", max_retries=0,
-                       timeout=20) as client:
+    with openai.OpenAI(base_url=proxy.base_url, api_key="sk-client-key", max_retries=0, timeout=20) as client:
         yield client
 
 
@@ -96,8 +105,11 @@ def test_stream_without_include_usage_has_no_usage_chunk(proxy):
 
 
 def test_stream_with_include_usage_ends_with_usage(sdk):
-    chunks = list(sdk.chat.completions.create(model="solo", messages=USER, stream=True,
-                                              stream_options={"include_usage": True}))
+    chunks = list(
+        sdk.chat.completions.create(
+            model="solo", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
     assert chunks[-1].choices == []
 
@@ -109,8 +121,11 @@ def test_embeddings_and_models(sdk):
 
 
 def test_mock_model_streams_offline(sdk):
-    text = "".join(c.choices[0].delta.content or "" for c in
-                   sdk.chat.completions.create(model="mock-1", messages=USER, stream=True) if c.choices)
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in sdk.chat.completions.create(model="mock-1", messages=USER, stream=True)
+        if c.choices
+    )
     assert text == "This is mock-1 answering: Say hello"
 
 
@@ -214,8 +229,11 @@ def test_client_disconnect_while_waiting_closes_the_upstream(proxy, upstreams):
     one, _ = upstreams
     one.default = Behavior(delay_s=10)
     with pytest.raises(httpx2.ReadTimeout):
-        httpx2.post(proxy.base_url + "/chat/completions", json={"model": "solo", "messages": USER},
-                    timeout=httpx2.Timeout(5, read=0.5))
+        httpx2.post(
+            proxy.base_url + "/chat/completions",
+            json={"model": "solo", "messages": USER},
+            timeout=httpx2.Timeout(5, read=0.5),
+        )
     left_at = time.monotonic()
     gone = one.wait_for_disconnect(timeout=5)
     assert gone is not None and gone.disconnected_at - left_at < 1.0
@@ -234,10 +252,16 @@ def test_azure_deployment_urls_and_key_header(sdk, upstreams):
 def test_upstream_cookies_and_client_credentials_do_not_cross(proxy, upstreams):
     one, _ = upstreams
     one.default = Behavior(headers={"set-cookie": "session=upstream", "connection": "close"})
-    response = httpx2.post(proxy.base_url + "/chat/completions",
-                           json={"model": "solo", "messages": USER},
-                           headers={"authorization": "Bearer sk-client", "x-api-key": "sk-client2",
-                                    "cookie": "mine=1", "x-forwarded-for": "1.2.3.4"})
+    response = httpx2.post(
+        proxy.base_url + "/chat/completions",
+        json={"model": "solo", "messages": USER},
+        headers={
+            "authorization": "Bearer sk-client",
+            "x-api-key": "sk-client2",
+            "cookie": "mine=1",
+            "x-forwarded-for": "1.2.3.4",
+        },
+    )
     assert response.status_code == 200
     assert "set-cookie" not in response.headers
     seen = one.requests[-1].headers
@@ -254,8 +278,9 @@ def test_upstream_cookies_and_client_credentials_do_not_cross(proxy, upstreams):
     ],
 )
 def test_bad_input_over_the_wire_then_still_healthy(proxy, body, status):
-    response = httpx2.post(proxy.base_url + "/chat/completions", content=body,
-                           headers={"content-type": "application/json"})
+    response = httpx2.post(
+        proxy.base_url + "/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
     assert_error_shape(response, status)
     assert httpx2.get(proxy.root_url + "/healthz").status_code == 200
 

@@ -70,8 +70,7 @@ def proxy(up, fp, fp_fast, tmp_path_factory):
             upstream_model("slowup", f"http://127.0.0.1:{fp.port}/v1"),
         ],
         "routing": {"retries": 0},
-        "limits": {"storage": "memory://",
-                   "rules": [{"per": "global", "model": "conc", "concurrency": 1}]},
+        "limits": {"storage": "memory://", "rules": [{"per": "global", "model": "conc", "concurrency": 1}]},
         "server": {"max_response_bytes": MAX_RESPONSE_BYTES},
     }
     with ProxyServer(config, tmp_path_factory.mktemp("resources")) as server:
@@ -103,10 +102,19 @@ def reset_peak(pid: int) -> None:
 
 
 def sse_body(events: int, content_bytes: int) -> bytes:
-    event = b"data: " + orjson.dumps({
-        "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-        "choices": [{"index": 0, "delta": {"content": "a" * content_bytes}, "finish_reason": None}],
-    }) + b"\n\n"
+    event = (
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "delta": {"content": "a" * content_bytes}, "finish_reason": None}],
+            }
+        )
+        + b"\n\n"
+    )
     return event * events + b"data: [DONE]\n\n"
 
 
@@ -131,9 +139,12 @@ async def slow_reader(port: int, stop: asyncio.Event) -> int:
     try:
         await loop.sock_connect(sock, ("127.0.0.1", port))
         payload = json.dumps(body("fast", True)).encode()
-        await loop.sock_sendall(sock, b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\n"
-                                      b"content-type: application/json\r\n"
-                                      b"content-length: %d\r\n\r\n" % len(payload) + payload)
+        await loop.sock_sendall(
+            sock,
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % len(payload) + payload,
+        )
         got = 0
         while not stop.is_set():
             try:
@@ -164,7 +175,8 @@ async def normal_reader(client: httpx2.AsyncClient, stop: asyncio.Event) -> int:
 
 
 async def test_slow_upstreams_and_slow_readers_keep_memory_bounded_and_the_loop_free(
-        proxy, up, slow, fp, fp_fast):
+    proxy, up, slow, fp, fp_fast
+):
     pid = proxy.process.pid
     up.default = Behavior(body=BIG_STREAM, content_type="text/event-stream")
     slow.default = Behavior(body=sse_body(256, 1000), content_type="text/event-stream")
@@ -212,6 +224,7 @@ async def test_slow_upstreams_and_slow_readers_keep_memory_bounded_and_the_loop_
 
 # -- U12 -------------------------------------------------------------------------------------
 
+
 def test_an_oversized_upstream_body_is_a_502_without_holding_it(proxy, up):
     pid = proxy.process.pid
     head = b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"content":"'
@@ -229,6 +242,7 @@ def test_an_oversized_upstream_body_is_a_502_without_holding_it(proxy, up):
 
 # -- U13 -------------------------------------------------------------------------------------
 
+
 def admitted_within(proxy, seconds: float) -> float:
     """Seconds until a request to the concurrency-1 model is admitted again."""
     started = time.monotonic()
@@ -243,8 +257,9 @@ def admitted_within(proxy, seconds: float) -> float:
 
 def test_leaving_mid_stream_gives_the_concurrency_slot_back_at_once(proxy, up):
     up.script(Behavior(chunks=50, chunk_delay_s=0.1))
-    with httpx2.stream("POST", proxy.base_url + "/chat/completions", json=body("conc", True),
-                       timeout=10) as response:
+    with httpx2.stream(
+        "POST", proxy.base_url + "/chat/completions", json=body("conc", True), timeout=10
+    ) as response:
         assert response.status_code == 200
         chunks = response.iter_raw()  # kept: a dropped iterator would close the response
         next(chunks)
@@ -258,8 +273,11 @@ def test_leaving_mid_stream_gives_the_concurrency_slot_back_at_once(proxy, up):
 def test_leaving_before_the_first_byte_gives_the_concurrency_slot_back_at_once(proxy, up, stream):
     up.script(Behavior(delay_s=5))
     with pytest.raises(httpx2.ReadTimeout):
-        httpx2.post(proxy.base_url + "/chat/completions", json=body("conc", stream),
-                    timeout=httpx2.Timeout(5, read=0.3))
+        httpx2.post(
+            proxy.base_url + "/chat/completions",
+            json=body("conc", stream),
+            timeout=httpx2.Timeout(5, read=0.3),
+        )
     assert admitted_within(proxy, 1.0) < 1.0
     assert up.wait_for_disconnect(timeout=2) is not None
 
@@ -290,10 +308,18 @@ async def leave(app, after_bodies: int) -> tuple[int | None, int]:
 
     if after_bodies == 0:
         asyncio.get_running_loop().call_later(0.01, gone.set)
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "root_path": "",
-             "query_string": b"", "client": ("127.0.0.1", 1), "server": ("proxy", 80),
-             "scheme": "http", "http_version": "1.1",
-             "headers": [(b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "root_path": "",
+        "query_string": b"",
+        "client": ("127.0.0.1", 1),
+        "server": ("proxy", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "headers": [(b"content-type", b"application/json")],
+    }
     await asyncio.wait_for(app(scope, receive, send), 5)
     return status, sent
 
@@ -301,8 +327,14 @@ async def leave(app, after_bodies: int) -> tuple[int | None, int]:
 async def test_a_disconnect_leaves_no_unretrieved_task_exception(no_secrets_in_logs):
     """In process, with the garbage collector run: asyncio reports a task whose exception
     nobody retrieved only when the task is collected."""
-    app = build_app(Config.from_dict({"models": [mock_model("m", chunks=50, chunk_delay_ms=20)],
-                                      "limits": {"rules": [{"per": "global", "concurrency": 1}]}}))
+    app = build_app(
+        Config.from_dict(
+            {
+                "models": [mock_model("m", chunks=50, chunk_delay_ms=20)],
+                "limits": {"rules": [{"per": "global", "concurrency": 1}]},
+            }
+        )
+    )
     for after_bodies in (0, 2, 0, 2):  # before the first byte, and mid-stream
         status, sent = await leave(app, after_bodies)
         assert status in (None, 200)  # never 429: each leaver gave the one slot back
@@ -310,6 +342,5 @@ async def test_a_disconnect_leaves_no_unretrieved_task_exception(no_secrets_in_l
     await asyncio.sleep(0.05)
     gc.collect()
     await asyncio.sleep(0)
-    problems = [line for line in no_secrets_in_logs.lines
-                if any(p in line for p in LOG_PROBLEMS[:2])]
+    problems = [line for line in no_secrets_in_logs.lines if any(p in line for p in LOG_PROBLEMS[:2])]
     assert not problems, problems

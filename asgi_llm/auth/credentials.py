@@ -19,10 +19,12 @@ _QUERY_NAMES = frozenset({"api_key", "api-key", "key", "apikey", "access_token",
 
 def extract_credential(scope: Scope) -> str:
     query = scope.get("query_string", b"")
-    if query and any(name.lower() in _QUERY_NAMES
-                     for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)):
-        raise AuthenticationFailed("Credentials in the URL are not accepted; send them in a header.",
-                                   code="invalid_api_key")
+    if query and any(
+        name.lower() in _QUERY_NAMES for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    ):
+        raise AuthenticationFailed(
+            "Credentials in the URL are not accepted; send them in a header.", code="invalid_api_key"
+        )
     found: dict[bytes, list[bytes]] = {}
     for name, value in scope["headers"]:
         if name in _HEADERS:
@@ -40,8 +42,9 @@ def extract_credential(scope: Scope) -> str:
             value = rest
         values.add(value.strip())
     if len(values) > 1:
-        raise InvalidRequest("Different credentials were sent in different headers.",
-                             code="duplicate_credentials")
+        raise InvalidRequest(
+            "Different credentials were sent in different headers.", code="duplicate_credentials"
+        )
     (token,) = values
     if not token:
         raise AuthenticationFailed("No API key provided.", code="missing_api_key")

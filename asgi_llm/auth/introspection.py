@@ -34,11 +34,17 @@ class Introspector:
                 (self.settings.client_id, self.settings.client_secret),
             )
         except Exception as exc:  # noqa: BLE001 - transport or decoding: the IdP is down
-            raise ServiceUnavailable("The token introspection service is unavailable.",
-                                     code="dependency_unavailable", retry_after=5) from exc
+            raise ServiceUnavailable(
+                "The token introspection service is unavailable.",
+                code="dependency_unavailable",
+                retry_after=5,
+            ) from exc
         if status != 200 or not isinstance(body, dict):
-            raise ServiceUnavailable("The token introspection service is unavailable.",
-                                     code="dependency_unavailable", retry_after=5)
+            raise ServiceUnavailable(
+                "The token introspection service is unavailable.",
+                code="dependency_unavailable",
+                retry_after=5,
+            )
         if body.get("active") is not True:
             self._negative.put(digest, True)
             raise AuthenticationFailed("Invalid token.", code="invalid_token")

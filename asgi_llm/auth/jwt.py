@@ -105,11 +105,15 @@ class JWTVerifier:
                 if self._attempted_at < now:  # one fetch for all the waiters
                     await self._refresh()
         if self._keys is None:
-            raise ServiceUnavailable("The identity provider's keys are unavailable.",
-                                     code="dependency_unavailable", retry_after=5)
+            raise ServiceUnavailable(
+                "The identity provider's keys are unavailable.", code="dependency_unavailable", retry_after=5
+            )
         if time.monotonic() - self._fetched_at > settings.jwks_ttl_s + settings.jwks_max_stale_s:
-            raise ServiceUnavailable("The identity provider's keys are too old to trust.",
-                                     code="dependency_unavailable", retry_after=5)
+            raise ServiceUnavailable(
+                "The identity provider's keys are too old to trust.",
+                code="dependency_unavailable",
+                retry_after=5,
+            )
         if kid is not None and not _has_kid(self._keys, kid):
             raise AuthenticationFailed("Invalid token.", code="invalid_token")
         return self._keys
@@ -119,8 +123,11 @@ class JWTVerifier:
         self.fetches += 1
         try:
             document = await self._fetch(self.settings.jwks_url)
-            keys = [k for k in document["keys"] if isinstance(k, dict) and k.get("kty") in _ASYMMETRIC
-                    and k.get("use", "sig") == "sig"]
+            keys = [
+                k
+                for k in document["keys"]
+                if isinstance(k, dict) and k.get("kty") in _ASYMMETRIC and k.get("use", "sig") == "sig"
+            ]
             key_set = KeySet.import_key_set({"keys": keys})
         except Exception:  # noqa: BLE001 - any failure keeps the cached keys
             return

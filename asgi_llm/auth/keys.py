@@ -111,8 +111,11 @@ class RedisKeyStore:
                 return None if revoked else config_record
             raw = await self.client.hget(self._keys, digest)
         except errors() as exc:
-            raise ServiceUnavailable("The key store is unavailable; try again shortly.",
-                                     code="dependency_unavailable", retry_after=1) from exc
+            raise ServiceUnavailable(
+                "The key store is unavailable; try again shortly.",
+                code="dependency_unavailable",
+                retry_after=1,
+            ) from exc
         record = self._decode(raw, digest)
         self._cache.put(cache_key, record)
         return record

@@ -32,8 +32,9 @@ Authenticate = Callable[[Scope], Awaitable[Principal | None]]
 
 
 class AuthMiddleware(LLMLayer):
-    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
-                 authenticate: Authenticate | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, config: Config | ConfigManager, authenticate: Authenticate | None = None
+    ) -> None:
         super().__init__(app, config=config)
         self.authenticate = authenticate
         self._http: Any = None
@@ -59,8 +60,9 @@ class AuthMiddleware(LLMLayer):
         settings = ctx.config.auth
         if settings is None and self.authenticate is None:
             if ctx.endpoint.startswith("admin"):
-                raise PermissionDenied("The admin API needs auth to be configured.",
-                                       code="endpoint_not_allowed")
+                raise PermissionDenied(
+                    "The admin API needs auth to be configured.", code="endpoint_not_allowed"
+                )
             await self.app(scope, receive, send)
             return
         audit = self.audit_log(ctx.config)
@@ -91,8 +93,11 @@ class AuthMiddleware(LLMLayer):
             self.failures.failed(address, settings.failure_window_s, now)
             if wait is None:  # within the limit: the plain 401
                 raise
-            raise RateLimited("Too many failed authentications from this address; try again later.",
-                              code="too_many_auth_failures", retry_after=wait) from None
+            raise RateLimited(
+                "Too many failed authentications from this address; try again later.",
+                code="too_many_auth_failures",
+                retry_after=wait,
+            ) from None
 
     async def _identify(self, ctx: LLMContext, scope: Scope, *, local_only: bool = False) -> Principal:
         if self.authenticate is not None:
@@ -108,25 +113,37 @@ class AuthMiddleware(LLMLayer):
         record = state.keys.lookup(digest)
         jwt = settings.jwt is not None and record is None and looks_like_jwt(token)
         store = None if jwt or local_only else self.key_store(ctx.config)  # a JWT is never a stored key:
-        if store is not None:                              # no Redis trip, no 503 when it is down
+        if store is not None:  # no Redis trip, no 503 when it is down
             record = await store.lookup(digest, record)
         if record is not None:
-            return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles,
-                                         kind="api_key")
+            return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles, kind="api_key")
         if jwt and settings.jwt is not None:
             claims = await self._verifier(ctx.config).verify(token)
-            return self._from_claims(state, claims, settings.jwt.subject_claim,
-                                     settings.jwt.roles_claim, settings.jwt.tenant_claim, "jwt")
+            return self._from_claims(
+                state,
+                claims,
+                settings.jwt.subject_claim,
+                settings.jwt.roles_claim,
+                settings.jwt.tenant_claim,
+                "jwt",
+            )
         if settings.oauth2_introspection is not None and not local_only:
             spec = settings.oauth2_introspection
             claims = await self._introspector(ctx.config).introspect(token)
-            return self._from_claims(state, claims, spec.subject_claim, spec.roles_claim,
-                                     spec.tenant_claim, "introspection")
+            return self._from_claims(
+                state, claims, spec.subject_claim, spec.roles_claim, spec.tenant_claim, "introspection"
+            )
         raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
 
     @staticmethod
-    def _from_claims(state: _AuthState, claims: dict[str, Any], subject: str, roles_claim: str,
-                     tenant_claim: str | None, kind: str) -> Principal:
+    def _from_claims(
+        state: _AuthState,
+        claims: dict[str, Any],
+        subject: str,
+        roles_claim: str,
+        tenant_claim: str | None,
+        kind: str,
+    ) -> Principal:
         sub = claims.get(subject)
         if not isinstance(sub, str) or not sub:
             raise AuthenticationFailed("The token names no subject.", code="invalid_token")
@@ -134,29 +151,34 @@ class AuthMiddleware(LLMLayer):
         if tenant_claim and (not isinstance(tenant, str) or not tenant):
             # A tenant is configured to come from this claim: a token without it would fall
             # into a shared tenant-less bucket (limits, budgets, cache). No default: refused.
-            raise PermissionDenied(f"The token carries no {tenant_claim!r} claim (the tenant).",
-                                   code="tenant_missing")
-        return state.roles.principal(f"{kind}:{sub}"[:200],
-                                     tenant=tenant if isinstance(tenant, str) else None,
-                                     roles=roles_from_claim(claims.get(roles_claim)), kind=kind)
+            raise PermissionDenied(
+                f"The token carries no {tenant_claim!r} claim (the tenant).", code="tenant_missing"
+            )
+        return state.roles.principal(
+            f"{kind}:{sub}"[:200],
+            tenant=tenant if isinstance(tenant, str) else None,
+            roles=roles_from_claim(claims.get(roles_claim)),
+            kind=kind,
+        )
 
     @staticmethod
     def _authorize(ctx: LLMContext, principal: Principal) -> None:
         if ctx.endpoint.startswith("admin"):
             if not principal.admin:
-                raise PermissionDenied("The admin API needs an admin role.",
-                                       code="endpoint_not_allowed")
+                raise PermissionDenied("The admin API needs an admin role.", code="endpoint_not_allowed")
             return
         if not principal.may_call(ctx.endpoint):
-            raise PermissionDenied(f"Your role does not allow the {ctx.endpoint} endpoint.",
-                                   code="endpoint_not_allowed")
+            raise PermissionDenied(
+                f"Your role does not allow the {ctx.endpoint} endpoint.", code="endpoint_not_allowed"
+            )
         if ctx.endpoint in INFERENCE:
             entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
             if entry is None:
                 raise ModelNotFound(ctx.model or "")
             if not principal.may_use(entry):
-                raise PermissionDenied("You are not allowed to use this model.", param="model",
-                                       code="model_not_allowed")
+                raise PermissionDenied(
+                    "You are not allowed to use this model.", param="model", code="model_not_allowed"
+                )
             ctx.entry = entry
 
     # -- per-config resources (created on first use, closed at shutdown) ------------------
@@ -206,8 +228,9 @@ class AuthMiddleware(LLMLayer):
         return response.json()
 
     async def _post_form(self, url: str, data: dict[str, str], auth: tuple[str, str]) -> tuple[int, Any]:
-        response = await self._client().post(url, data=data, auth=auth,
-                                             headers={"accept": "application/json"})
+        response = await self._client().post(
+            url, data=data, auth=auth, headers={"accept": "application/json"}
+        )
         return response.status_code, response.json() if response.status_code == 200 else None
 
 

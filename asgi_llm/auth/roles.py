@@ -16,8 +16,9 @@ class RoleBook:
         """Only roles the config defines: a token can't invent one."""
         return tuple(dict.fromkeys(name for name in names if name in self._roles))
 
-    def principal(self, principal_id: str, *, tenant: str | None, roles: Iterable[str],
-                  kind: str) -> Principal:
+    def principal(
+        self, principal_id: str, *, tenant: str | None, roles: Iterable[str], kind: str
+    ) -> Principal:
         held = self.known(roles)
         models: dict[str, None] = {}
         endpoints: dict[str, None] = {}
@@ -28,8 +29,15 @@ class RoleBook:
             endpoints.update(dict.fromkeys(role.endpoints))
             admin = admin or role.admin
         # No role, no grant: an identity with no mapping is refused, never allowed by default.
-        return Principal(id=principal_id, tenant=tenant, roles=held, kind=kind, admin=admin,
-                         models=tuple(models), endpoints=tuple(endpoints))
+        return Principal(
+            id=principal_id,
+            tenant=tenant,
+            roles=held,
+            kind=kind,
+            admin=admin,
+            models=tuple(models),
+            endpoints=tuple(endpoints),
+        )
 
 
 def roles_from_claim(value: object) -> list[str]:

@@ -77,8 +77,10 @@ class TorchEmbedder:
 
         torch.set_num_threads(threads)
         self.model = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
-        size: Any = getattr(self.model, "get_embedding_dimension", None) or \
-            self.model.get_sentence_embedding_dimension  # the name before sentence-transformers 6
+        size: Any = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )  # the name before sentence-transformers 6
         self.dim = int(size() or 384)
         self._window = _WindowCheck(model_dir, int(self.model.max_seq_length or 256))
 
@@ -86,8 +88,9 @@ class TorchEmbedder:
         return self._window.fits(text)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -101,8 +104,7 @@ class OnnxEmbedder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(onnx_path, options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding()
@@ -116,8 +118,9 @@ class OnnxEmbedder:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                         "token_type_ids": np.zeros_like(ids)})[0]
+        hidden = self.session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
         summed = (hidden * mask[..., None]).sum(axis=1)
         vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -127,8 +130,9 @@ class OnnxEmbedder:
 def export_onnx(model_dir: str, cache_dir: str) -> str:
     """Export the model's transformer to ONNX once (needs torch); later starts reuse it."""
     weights = Path(model_dir) / "model.safetensors"
-    tag = hashlib.sha256(f"{model_dir}:{weights.stat().st_size if weights.exists() else 0}"
-                         .encode()).hexdigest()[:16]
+    tag = hashlib.sha256(
+        f"{model_dir}:{weights.stat().st_size if weights.exists() else 0}".encode()
+    ).hexdigest()[:16]
     target = Path(cache_dir) / f"model-{tag}.onnx"
     if target.exists():
         return str(target)
@@ -144,8 +148,9 @@ def export_onnx(model_dir: str, cache_dir: str) -> str:
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     example = torch.ones((1, 8), dtype=torch.int64)
     axes = {0: "batch", 1: "tokens"}
@@ -157,23 +162,35 @@ def export_onnx(model_dir: str, cache_dir: str) -> str:
     # silenced for this one call only, run once per model.
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden(model), (example, example, torch.zeros_like(example)), str(partial),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"],
-                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                        "token_type_ids": axes, "last_hidden_state": axes})
+        torch.onnx.export(
+            Hidden(model),
+            (example, example, torch.zeros_like(example)),
+            str(partial),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={
+                "input_ids": axes,
+                "attention_mask": axes,
+                "token_type_ids": axes,
+                "last_hidden_state": axes,
+            },
+        )
     os.replace(partial, target)  # atomic: a concurrent worker never loads half a file
     return str(target)
 
 
-def load_embedder(model: str, model_path: str | None, backend: str, threads: int,
-                  cache_dir: str | None) -> Embedder:
+def load_embedder(
+    model: str, model_path: str | None, backend: str, threads: int, cache_dir: str | None
+) -> Embedder:
     """Blocking (seconds): call it in a thread at startup."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_dir = model_path or default_model_path(model)
     if backend == "onnx":
         where = cache_dir or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "asgi-llm")
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "asgi-llm"
+        )
         return OnnxEmbedder(model_dir, export_onnx(model_dir, where), threads=threads)
     return TorchEmbedder(model_dir, threads=threads)
 
@@ -182,8 +199,7 @@ class BatchingEmbedder:
     """The async face of an Embedder: an LRU of recent embeddings (the seed's embedding
     cache), and one worker thread that embeds whatever arrived within a short window."""
 
-    def __init__(self, embedder: Embedder, *, window_s: float, max_batch: int,
-                 cache_entries: int) -> None:
+    def __init__(self, embedder: Embedder, *, window_s: float, max_batch: int, cache_entries: int) -> None:
         self.embedder = embedder
         self.dim = embedder.dim
         self._window = window_s
@@ -226,7 +242,7 @@ class BatchingEmbedder:
             if self._window and len(self._queue) < self._max_batch:
                 await asyncio.sleep(self._window)  # let concurrent requests join the batch
             while self._queue:
-                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 try:
                     vectors = await loop.run_in_executor(self._executor, self.embedder.embed, batch)
                 except Exception as exc:  # noqa: BLE001 - every waiter hears of it
@@ -261,5 +277,12 @@ class BatchingEmbedder:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["BatchingEmbedder", "Embedder", "OnnxEmbedder", "TorchEmbedder", "default_model_path",
-           "export_onnx", "load_embedder"]
+__all__ = [
+    "BatchingEmbedder",
+    "Embedder",
+    "OnnxEmbedder",
+    "TorchEmbedder",
+    "default_model_path",
+    "export_onnx",
+    "load_embedder",
+]

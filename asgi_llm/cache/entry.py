@@ -24,8 +24,9 @@ class Entry:
     created: float
 
     def encode(self) -> bytes:
-        return orjson.dumps({"v": FORMAT, "d": self.digest, "e": self.endpoint,
-                             "t": self.created, "r": self.response})
+        return orjson.dumps(
+            {"v": FORMAT, "d": self.digest, "e": self.endpoint, "t": self.created, "r": self.response}
+        )
 
     @property
     def usage(self) -> dict[str, Any] | None:

@@ -67,8 +67,9 @@ class SingleFlight:
                     log.warning("cache lock release failed: %s", exc.__class__.__name__)
 
     @staticmethod
-    async def _fleet_lead(lock: FlightLock, lock_key: str, token: str, wait_s: float,
-                          ready: Callable[[], Awaitable[Any]] | None) -> bool:
+    async def _fleet_lead(
+        lock: FlightLock, lock_key: str, token: str, wait_s: float, ready: Callable[[], Awaitable[Any]] | None
+    ) -> bool:
         """True once this replica holds the lease; False when another replica's leader
         finished (or gave up) while we polled."""
         loop = asyncio.get_running_loop()

@@ -140,9 +140,12 @@ class ExactIndex:
         return out
 
     def remove(self, namespace: str | None, model: str | None) -> int:
-        doomed = [(item.id, item.group) for group in list(self._groups.values()) for item in group.items
-                  if (namespace is None or item.namespace == namespace)
-                  and (model is None or item.model == model)]
+        doomed = [
+            (item.id, item.group)
+            for group in list(self._groups.values())
+            for item in group.items
+            if (namespace is None or item.namespace == namespace) and (model is None or item.model == model)
+        ]
         for item_id, group_name in doomed:
             self._order.pop(item_id, None)
             self._drop(item_id, group_name)
@@ -151,8 +154,12 @@ class ExactIndex:
     def sweep(self) -> int:
         """Drop every expired entry (run now and then, so idle groups give memory back)."""
         now = time.time()
-        doomed = [(item.id, item.group) for group in list(self._groups.values())
-                  for item in group.items if item.expires <= now]
+        doomed = [
+            (item.id, item.group)
+            for group in list(self._groups.values())
+            for item in group.items
+            if item.expires <= now
+        ]
         for item_id, group_name in doomed:
             self._order.pop(item_id, None)
             self._drop(item_id, group_name)
@@ -166,8 +173,9 @@ class HNSWIndex:
     outnumber the live rows the graph is rebuilt from the live vectors.
     """
 
-    def __init__(self, dim: int, max_entries: int, *, m: int = 32, ef_search: int = 64,
-                 ef_construction: int = 80) -> None:
+    def __init__(
+        self, dim: int, max_entries: int, *, m: int = 32, ef_search: int = 64, ef_construction: int = 80
+    ) -> None:
         self.dim = dim
         self.max_entries = max_entries
         self._m, self._ef_search, self._ef_construction = m, ef_search, ef_construction
@@ -241,9 +249,13 @@ class HNSWIndex:
         return out
 
     def remove(self, namespace: str | None, model: str | None) -> int:
-        doomed = [item.id for item in self._items if item is not None
-                  and (namespace is None or item.namespace == namespace)
-                  and (model is None or item.model == model)]
+        doomed = [
+            item.id
+            for item in self._items
+            if item is not None
+            and (namespace is None or item.namespace == namespace)
+            and (model is None or item.model == model)
+        ]
         for item_id in doomed:
             self._tombstone(item_id)
         return len(doomed)

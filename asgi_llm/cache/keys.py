@@ -17,8 +17,7 @@ from asgi_llm.context import Principal
 
 # Fields that never change what the model answers: left out so that a stream and a plain
 # request, or two end users of one tenant, share an entry. Everything else is in the key.
-IGNORED_FIELDS = frozenset({"model", "stream", "stream_options", "user", "metadata", "store",
-                            "service_tier"})
+IGNORED_FIELDS = frozenset({"model", "stream", "stream_options", "user", "metadata", "store", "service_tier"})
 GLOBAL = "global"
 
 
@@ -85,5 +84,14 @@ def cache_key(namespace: str, model: str, endpoint: str, payload: dict[str, Any]
     return CacheKey(namespace, model, endpoint, digest)
 
 
-__all__ = ["GLOBAL", "IGNORED_FIELDS", "CacheKey", "cache_key", "canonical", "digest_of",
-           "namespace_for", "request_params", "short_digest"]
+__all__ = [
+    "GLOBAL",
+    "IGNORED_FIELDS",
+    "CacheKey",
+    "cache_key",
+    "canonical",
+    "digest_of",
+    "namespace_for",
+    "request_params",
+    "short_digest",
+]

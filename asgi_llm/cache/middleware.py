@@ -36,8 +36,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("asgi_llm.cache")
 
 _JSON = (b"content-type", b"application/json")
-_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no")]
+_SSE = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 BACKOFF_S = 1.0  # after a backend error, bypass without trying for this long
 BACKEND_DOWN = "backend_unavailable"
 
@@ -63,8 +66,14 @@ class CacheMiddleware(LLMLayer):
     built from the `cache:` section and opened on lifespan startup (or on first use).
     """
 
-    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
-                 store: CacheStore | None = None, semantic: SemanticTier | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: Config | ConfigManager,
+        store: CacheStore | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> None:
         super().__init__(app, config=config)
         self.stats = CacheStats()
         self._injected = store
@@ -79,9 +88,11 @@ class CacheMiddleware(LLMLayer):
         settings = self.configs.current.cache
         if settings is None or settings.namespace_by == GLOBAL:
             return {}
-        return {"AuthMiddleware": f"the caller that names the cache namespace (namespace_by: "
-                                  f"{settings.namespace_by}); a public cache outside it needs "
-                                  f"namespace_by: global"}
+        return {
+            "AuthMiddleware": f"the caller that names the cache namespace (namespace_by: "
+            f"{settings.namespace_by}); a public cache outside it needs "
+            f"namespace_by: global"
+        }
 
     # -- lifespan ------------------------------------------------------------------
 
@@ -92,6 +103,7 @@ class CacheMiddleware(LLMLayer):
             return asyncio.get_running_loop().time() < self._down_until
         except RuntimeError:
             return False
+
     async def startup(self) -> None:
         settings = self.configs.current.cache
         if settings is None:
@@ -103,8 +115,10 @@ class CacheMiddleware(LLMLayer):
 
                 self._semantic = await build_semantic_tier(settings, store)
             except Exception:  # noqa: BLE001 - the cache fails open, the exact tier still works
-                log.exception("semantic cache disabled: the embedding model could not be loaded "
-                              "(is the `semantic` extra installed?)")
+                log.exception(
+                    "semantic cache disabled: the embedding model could not be loaded "
+                    "(is the `semantic` extra installed?)"
+                )
         if self._semantic is not None:
             await self._semantic.start()
 
@@ -124,8 +138,11 @@ class CacheMiddleware(LLMLayer):
         store = self._stores.get(ident)
         if store is None:
             store = self._stores[ident] = open_store(
-                settings.backend, max_entries=settings.max_entries, max_bytes=settings.max_bytes,
-                timeout_s=settings.timeout_s)
+                settings.backend,
+                max_entries=settings.max_entries,
+                max_bytes=settings.max_bytes,
+                timeout_s=settings.timeout_s,
+            )
         return store
 
     @property
@@ -151,16 +168,22 @@ class CacheMiddleware(LLMLayer):
             return
         ctx.entry = entry
         directives = read_directives(scope, settings)
-        reason = ("no-store" if not (directives.lookup or directives.store)
-                  else "temperature" if not deterministic_enough(ctx.payload, ctx.endpoint, settings)
-                  else BACKEND_DOWN if asyncio.get_running_loop().time() < self._down_until
-                  else None)
+        reason = (
+            "no-store"
+            if not (directives.lookup or directives.store)
+            else "temperature"
+            if not deterministic_enough(ctx.payload, ctx.endpoint, settings)
+            else BACKEND_DOWN
+            if asyncio.get_running_loop().time() < self._down_until
+            else None
+        )
         if reason is not None:
             await self._bypass(ctx, scope, receive, send, reason)
             return
         store = self._store_for(settings)
-        key = cache_key(namespace_for(ctx.principal, settings.namespace_by), entry.name,
-                        ctx.endpoint, ctx.payload)
+        key = cache_key(
+            namespace_for(ctx.principal, settings.namespace_by), entry.name, ctx.endpoint, ctx.payload
+        )
         where = key.storage_key(settings.key_prefix)
         call = _Call(ctx, settings, store, key, where, directives)
         try:
@@ -174,7 +197,10 @@ class CacheMiddleware(LLMLayer):
             return
         lock = cast("FlightLock", store) if _is_flight_lock(type(store)) else None
         async with self._flights.lead_or_follow(
-            where, settings.flight_wait_s, lock, f"{settings.key_prefix}:l:{key.digest}",
+            where,
+            settings.flight_wait_s,
+            lock,
+            f"{settings.key_prefix}:l:{key.digest}",
             ready=lambda: self._peek(store, where, key),
         ) as leader:
             if not leader:
@@ -224,8 +250,9 @@ class CacheMiddleware(LLMLayer):
         except _BackendDown:
             return None
 
-    async def _serve(self, ctx: LLMContext, entry: Entry, kind: str, similarity: float | None,
-                     send: Send) -> None:
+    async def _serve(
+        self, ctx: LLMContext, entry: Entry, kind: str, similarity: float | None, send: Send
+    ) -> None:
         self.stats.hits[kind] += 1
         ctx.cache_status, ctx.cache_kind = "hit", kind
         if similarity is not None:
@@ -234,8 +261,9 @@ class CacheMiddleware(LLMLayer):
         # stored usage goes aside and ctx.usage stays None.
         usage = entry.usage
         if usage is not None:
-            ctx.extra["cached_usage"] = Usage(int(usage.get("prompt_tokens") or 0),
-                                              int(usage.get("completion_tokens") or 0))
+            ctx.extra["cached_usage"] = Usage(
+                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            )
         ctx.cost_usd = 0.0
         reasons = finish_reasons(entry.response)
         ctx.finish_reason = reasons[0] if reasons else None
@@ -274,8 +302,7 @@ class CacheMiddleware(LLMLayer):
             except Exception as exc:  # noqa: BLE001 - an index entry lost is a future miss
                 log.warning("semantic index add failed: %s", exc.__class__.__name__)
 
-    async def _bypass(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send,
-                      reason: str) -> None:
+    async def _bypass(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
         """Not consulted; why goes to `ctx.extra["cache_bypass"]` for the metrics layer
         (`backend_unavailable` is the fail-open case: Redis down or too slow)."""
         self.stats.bypasses += 1
@@ -287,8 +314,9 @@ class CacheMiddleware(LLMLayer):
         self.stats.backend_errors += 1
         loop = asyncio.get_running_loop()
         if loop.time() >= self._down_until:  # one log line per back-off period, not per request
-            log.warning("cache backend unavailable (%s): bypassing for %.0f s",
-                        exc.__class__.__name__, BACKOFF_S)
+            log.warning(
+                "cache backend unavailable (%s): bypassing for %.0f s", exc.__class__.__name__, BACKOFF_S
+            )
         self._down_until = loop.time() + BACKOFF_S
 
     # -- administration ---------------------------------------------------------------
@@ -307,8 +335,10 @@ class CacheMiddleware(LLMLayer):
         if model is not None:
             resolved = config.catalog.resolve(model)
             name = resolved.name if resolved is not None else model
-        pattern = (f"{settings.key_prefix}:e:{short_digest(ns) if ns is not None else '*'}:"
-                   f"{short_digest(name) if name is not None else '*'}:*")
+        pattern = (
+            f"{settings.key_prefix}:e:{short_digest(ns) if ns is not None else '*'}:"
+            f"{short_digest(name) if name is not None else '*'}:*"
+        )
         deleted = await self._store_for(settings).purge(pattern)
         if self._semantic is not None:
             await self._semantic.purge(ns, name)

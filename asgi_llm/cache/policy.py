@@ -32,8 +32,11 @@ def _number(scope: Scope, name: bytes, low: float, high: float) -> float | None:
         value = math.nan
     if not math.isfinite(value) or not low <= value <= high:
         shown = name.decode()
-        raise InvalidRequest(f"The {shown} header must be a number from {low:g} to {high:g}.",
-                             param=shown, code="invalid_cache_header")
+        raise InvalidRequest(
+            f"The {shown} header must be a number from {low:g} to {high:g}.",
+            param=shown,
+            code="invalid_cache_header",
+        )
     return value
 
 

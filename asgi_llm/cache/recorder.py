@@ -79,8 +79,13 @@ class Recorder:
     def result(self) -> dict[str, Any] | None:
         """The answer as a storable response object, or None when it must not be stored."""
         ctx = self.ctx
-        if (not self.ok or not ctx.completed or ctx.disconnected or ctx.status != 200
-                or ctx.extra.get("stream_failure")):
+        if (
+            not self.ok
+            or not ctx.completed
+            or ctx.disconnected
+            or ctx.status != 200
+            or ctx.extra.get("stream_failure")
+        ):
             return None
         try:
             response = self._stream_result() if self.streaming else self._body_result()
@@ -106,9 +111,15 @@ class Recorder:
                 return None
             assembler.add(chunk)
         usage = self.ctx.usage
-        as_dict = None if usage is None else {
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+        as_dict = (
+            None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            }
+        )
         return assembler.result(as_dict)
 
 

@@ -30,8 +30,7 @@ class StreamAssembler:
 
     def add(self, chunk: dict[str, Any]) -> None:
         if not self.head:
-            self.head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint")
-                         if k in chunk}
+            self.head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
@@ -61,16 +60,14 @@ class StreamAssembler:
                 message.setdefault("role", "assistant")
                 message.setdefault("content", None)
                 if "tool_calls" in message:
-                    message["tool_calls"] = [message["tool_calls"][i]
-                                             for i in sorted(message["tool_calls"])]
+                    message["tool_calls"] = [message["tool_calls"][i] for i in sorted(message["tool_calls"])]
                 choice["message"] = message
             else:
                 choice["text"] = got.get("text", "")
             choice["logprobs"] = got.get("logprobs")
             choice["finish_reason"] = got.get("finish_reason")
             choices.append(choice)
-        out = {**self.head, "object": "chat.completion" if chat else "text_completion",
-               "choices": choices}
+        out = {**self.head, "object": "chat.completion" if chat else "text_completion", "choices": choices}
         if usage is not None or self.usage is not None:
             out["usage"] = usage if usage is not None else self.usage
         return out
@@ -101,8 +98,9 @@ def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
 def sse_events(endpoint: str, response: dict[str, Any], include_usage: bool) -> bytes:
     """A stored response object as one OpenAI SSE body, ending in `[DONE]`."""
     chat = endpoint == "chat"
-    head: dict[str, Any] = {k: response[k] for k in ("id", "created", "model", "system_fingerprint")
-                            if k in response}
+    head: dict[str, Any] = {
+        k: response[k] for k in ("id", "created", "model", "system_fingerprint") if k in response
+    }
     head["object"] = "chat.completion.chunk" if chat else "text_completion"
     content: list[dict[str, Any]] = []
     finish: list[dict[str, Any]] = []
@@ -111,17 +109,25 @@ def sse_events(endpoint: str, response: dict[str, Any], include_usage: bool) -> 
         if chat:
             message = {k: v for k, v in (choice.get("message") or {}).items() if v is not None}
             if "tool_calls" in message:
-                message["tool_calls"] = [{**call, "index": i}
-                                         for i, call in enumerate(message["tool_calls"])]
-            content.append({"index": index, "delta": message, "logprobs": choice.get("logprobs"),
-                            "finish_reason": None})
-            finish.append({"index": index, "delta": {}, "logprobs": None,
-                           "finish_reason": choice.get("finish_reason")})
+                message["tool_calls"] = [{**call, "index": i} for i, call in enumerate(message["tool_calls"])]
+            content.append(
+                {"index": index, "delta": message, "logprobs": choice.get("logprobs"), "finish_reason": None}
+            )
+            finish.append(
+                {"index": index, "delta": {}, "logprobs": None, "finish_reason": choice.get("finish_reason")}
+            )
         else:
-            content.append({"index": index, "text": choice.get("text", ""),
-                            "logprobs": choice.get("logprobs"), "finish_reason": None})
-            finish.append({"index": index, "text": "", "logprobs": None,
-                           "finish_reason": choice.get("finish_reason")})
+            content.append(
+                {
+                    "index": index,
+                    "text": choice.get("text", ""),
+                    "logprobs": choice.get("logprobs"),
+                    "finish_reason": None,
+                }
+            )
+            finish.append(
+                {"index": index, "text": "", "logprobs": None, "finish_reason": choice.get("finish_reason")}
+            )
     events = [{**head, "choices": content}, {**head, "choices": finish}]
     if include_usage and isinstance(response.get("usage"), dict):
         events.append({**head, "choices": [], "usage": response["usage"]})

@@ -45,8 +45,10 @@ def semantic_parts(endpoint: str, payload: dict[str, Any]) -> tuple[str, dict[st
             return None
         content = last.get("content")
         if isinstance(content, list):
-            if not all(isinstance(p, dict) and p.get("type") == "text"
-                       and isinstance(p.get("text"), str) for p in content):
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                for p in content
+            ):
                 return None
             content = "\n".join(p["text"] for p in content)
         if not isinstance(content, str) or not content.strip():
@@ -66,8 +68,9 @@ def context_hash(key: CacheKey, rest: dict[str, Any]) -> str:
 
 
 class SemanticTier:
-    def __init__(self, settings: Cache, embedder: BatchingEmbedder, index: VectorIndex,
-                 sync: FleetSync | None = None) -> None:
+    def __init__(
+        self, settings: Cache, embedder: BatchingEmbedder, index: VectorIndex, sync: FleetSync | None = None
+    ) -> None:
         self.settings = settings.semantic
         self.embedder = embedder
         self.index = index
@@ -108,8 +111,9 @@ class SemanticTier:
             log.warning("embedding failed (%s): semantic tier bypassed", exc.__class__.__name__)
             return None
 
-    async def lookup(self, ctx: LLMContext, key: CacheKey,
-                     threshold: float | None) -> tuple[CacheKey, str, float] | None:
+    async def lookup(
+        self, ctx: LLMContext, key: CacheKey, threshold: float | None
+    ) -> tuple[CacheKey, str, float] | None:
         """The best stored question of the same context that is close enough and that the
         guards allow: (its key, its storage key, the similarity)."""
         parts = semantic_parts(key.endpoint, ctx.payload)
@@ -140,10 +144,17 @@ class SemanticTier:
         vector = await self._vector(text)
         if vector is None:
             return
-        item = IndexItem(id=where, digest=key.digest, group=context_hash(key, rest),
-                         namespace=short_digest(key.namespace), model=short_digest(key.model),
-                         endpoint=key.endpoint, text=text, features=features(text),
-                         expires=time.time() + ttl_s)
+        item = IndexItem(
+            id=where,
+            digest=key.digest,
+            group=context_hash(key, rest),
+            namespace=short_digest(key.namespace),
+            model=short_digest(key.model),
+            endpoint=key.endpoint,
+            text=text,
+            features=features(text),
+            expires=time.time() + ttl_s,
+        )
         self.index.add(item, vector)
         if self.sync is not None:
             await self.sync.publish(item, vector)
@@ -169,19 +180,28 @@ def limit_blas_threads(threads: int) -> None:
     threadpool_limits(threads, user_api="blas")
 
 
-async def build_semantic_tier(settings: Cache, store: CacheStore,
-                              embedder: Embedder | None = None) -> SemanticTier:
+async def build_semantic_tier(
+    settings: Cache, store: CacheStore, embedder: Embedder | None = None
+) -> SemanticTier:
     """Load the model (in a thread: seconds, never on the event loop), the index, and the
     fleet sync when the exact tier is in Redis."""
     semantic = settings.semantic
     if embedder is None:
-        embedder = await asyncio.to_thread(load_embedder, semantic.model, semantic.model_path,
-                                           semantic.backend, semantic.threads,
-                                           semantic.onnx_cache_dir)
+        embedder = await asyncio.to_thread(
+            load_embedder,
+            semantic.model,
+            semantic.model_path,
+            semantic.backend,
+            semantic.threads,
+            semantic.onnx_cache_dir,
+        )
     limit_blas_threads(semantic.threads)
-    front = BatchingEmbedder(embedder, window_s=semantic.batch_window_ms / 1000,
-                             max_batch=semantic.max_batch,
-                             cache_entries=semantic.embedding_cache_entries)
+    front = BatchingEmbedder(
+        embedder,
+        window_s=semantic.batch_window_ms / 1000,
+        max_batch=semantic.max_batch,
+        cache_entries=semantic.embedding_cache_entries,
+    )
     index = make_index(semantic.index, embedder.dim, semantic.max_entries)
     sync = None
     if settings.backend.startswith(("redis://", "rediss://")):

@@ -62,8 +62,9 @@ class MemoryStore:
     objects for the garbage collector to walk, and its pauses showed in the p99.
     """
 
-    def __init__(self, *, max_entries: int, max_bytes: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         # No per-operation timeout: aiocache would wrap every dict lookup in wait_for (a task).
         self._cache = _AioCache(_AioCache.MEMORY, serializer=_Bytes(), timeout=None)
         self._meta: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (size, expires)
@@ -231,5 +232,4 @@ def new_token() -> str:
     return os.urandom(12).hex()
 
 
-__all__ = ["CacheStore", "FlightLock", "MemoryStore", "RedisStore", "new_token",
-           "open_store"]
+__all__ = ["CacheStore", "FlightLock", "MemoryStore", "RedisStore", "new_token", "open_store"]

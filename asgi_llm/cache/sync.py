@@ -57,24 +57,35 @@ class FleetSync:
     async def publish(self, item: IndexItem, vector: np.ndarray) -> None:
         if self._client is None:
             return
-        fields = {"op": "add", "origin": self.origin, "id": item.id, "digest": item.digest,
-                  "group": item.group, "ns": item.namespace, "model": item.model,
-                  "endpoint": item.endpoint, "text": item.text, "expires": repr(item.expires),
-                  "vector": np.asarray(vector, dtype=np.float32).tobytes()}
+        fields = {
+            "op": "add",
+            "origin": self.origin,
+            "id": item.id,
+            "digest": item.digest,
+            "group": item.group,
+            "ns": item.namespace,
+            "model": item.model,
+            "endpoint": item.endpoint,
+            "text": item.text,
+            "expires": repr(item.expires),
+            "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+        }
         await self._client.xadd(self.stream, fields, maxlen=self.max_entries, approximate=True)
 
     async def publish_purge(self, namespace: str | None, model: str | None) -> None:
         if self._client is None:
             return
-        await self._client.xadd(self.stream, {"op": "purge", "origin": self.origin,
-                                              "ns": namespace or "", "model": model or ""},
-                                maxlen=self.max_entries, approximate=True)
+        await self._client.xadd(
+            self.stream,
+            {"op": "purge", "origin": self.origin, "ns": namespace or "", "model": model or ""},
+            maxlen=self.max_entries,
+            approximate=True,
+        )
 
     async def _tail(self, index: VectorIndex) -> None:
         while True:
             try:
-                replies = await self._client.xread({self.stream: self._last_id}, count=500,
-                                                   block=BLOCK_MS)
+                replies = await self._client.xread({self.stream: self._last_id}, count=500, block=BLOCK_MS)
             except asyncio.CancelledError:
                 raise
             except errors() as exc:
@@ -104,11 +115,20 @@ class FleetSync:
             if vector.shape[0] != getattr(index, "dim", vector.shape[0]):
                 raise ValueError("vector of another model")
             text = get["text"].decode()
-            index.add(IndexItem(id=get["id"].decode(), digest=get["digest"].decode(),
-                                group=get["group"].decode(), namespace=get["ns"].decode(),
-                                model=get["model"].decode(), endpoint=get["endpoint"].decode(),
-                                text=text, features=features(text),
-                                expires=expires), vector.copy())
+            index.add(
+                IndexItem(
+                    id=get["id"].decode(),
+                    digest=get["digest"].decode(),
+                    group=get["group"].decode(),
+                    namespace=get["ns"].decode(),
+                    model=get["model"].decode(),
+                    endpoint=get["endpoint"].decode(),
+                    text=text,
+                    features=features(text),
+                    expires=expires,
+                ),
+                vector.copy(),
+            )
         else:
             return
         self.applied += 1

@@ -94,8 +94,7 @@ class Config(ConfigModel):
         return config
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *,
-                  environ: Mapping[str, str] | None = None) -> Config:
+    def from_file(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
         path = Path(path)
         source = str(path)
         try:
@@ -150,8 +149,9 @@ def parse_text(text: str, suffix: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse YAML: {_yaml_problem(exc)}", source=source) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"cannot parse JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                          source=source) from None
+        raise ConfigError(
+            f"cannot parse JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=source
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot parse TOML: {exc}", source=source) from None
     raise ConfigError(f"unknown config format {suffix!r} (use .yaml, .toml or .json)", source=source)

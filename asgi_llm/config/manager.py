@@ -95,13 +95,11 @@ class ConfigManager:
                     raise ConfigError(f"larger than {MAX_CONFIG_BYTES} bytes", source=source)
                 decoded = text.decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"cannot read: {exc.__class__.__name__}: {exc}",
-                                  source=source) from None
+                raise ConfigError(f"cannot read: {exc.__class__.__name__}: {exc}", source=source) from None
             if not decoded.strip():
                 # A truncate-then-write caught in between: never a config with nothing in it.
                 raise ConfigError("the file is empty (a write in progress?)", source=source)
-            config = Config.from_dict(parse_text(decoded, Path(source).suffix, source),
-                                      source=source)
+            config = Config.from_dict(parse_text(decoded, Path(source).suffix, source), source=source)
         config.catalog  # noqa: B018 - built now, so a snapshot that cannot serve is refused
         for check in self.validators:
             check(config)

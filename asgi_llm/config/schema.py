@@ -30,8 +30,9 @@ class Cost(Section):
     output_per_mtok: float = Field(0.0, ge=0)
 
 
-METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "metadata.goog",
-                            "instance-data", "instance-data.ec2.internal"})
+METADATA_NAMES = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+)
 _METADATA_V6 = (ipaddress.ip_network("fd00:ec2::/32"),)  # AWS IMDS over IPv6 (fd00:ec2::254)
 
 
@@ -124,8 +125,10 @@ class Deployment(Section):
         host = urlsplit(self.base_url).hostname if self.base_url else None
         if host is not None and not self.allow_link_local and is_metadata_host(host):
             # Cloud metadata endpoints live there (169.254.169.254, fd00:ec2::254, fe80::/10).
-            raise ValueError("base_url points at a link-local (metadata) address; set "
-                             "allow_link_local: true if that is really the upstream")
+            raise ValueError(
+                "base_url points at a link-local (metadata) address; set "
+                "allow_link_local: true if that is really the upstream"
+            )
         if self.provider in ("openai-compatible", "azure") and not self.base_url:
             raise ValueError(f"base_url is required for provider {self.provider!r}")
         if self.provider == "azure" and not self.api_version:
@@ -177,8 +180,9 @@ class Routing(Section):
     default_max_tokens: int = Field(1024, ge=1)  # output estimate when a request sets none
     # Cooldowns shared by a fleet (routing/fleet.py): unset, each replica keeps its own.
     redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
-    redis_prefix: str = Field("asgi_llm:routing", min_length=1, max_length=128,
-                              pattern=r"^[A-Za-z0-9_.:\-]+$")
+    redis_prefix: str = Field(
+        "asgi_llm:routing", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"
+    )
 
 
 class ApiKey(Section):
@@ -200,9 +204,9 @@ class JWTConfig(Section):
     issuer: str = Field(min_length=1)  # required: a JWT config without iss/aud does not load
     audience: str = Field(min_length=1)
     # Public-key algorithms only, pinned here: never taken from a token's header.
-    algorithms: tuple[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                              "ES256", "ES384", "ES512", "EdDSA"], ...] = Field(("RS256",),
-                                                                                 min_length=1)
+    algorithms: tuple[
+        Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"], ...
+    ] = Field(("RS256",), min_length=1)
     roles_claim: str = "roles"
     tenant_claim: str | None = None
     subject_claim: str = "sub"
@@ -286,8 +290,9 @@ class LimitRule(Section):
         try:
             items = limits.parse_many(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not a rate such as '60/minute' or "
-                             f"'10/second;600/minute'") from None
+            raise ValueError(
+                f"{value!r} is not a rate such as '60/minute' or '10/second;600/minute'"
+            ) from None
         if not items or any(item.amount < 1 for item in items):
             raise ValueError(f"{value!r} must allow at least 1 per window")
         return value
@@ -316,8 +321,7 @@ class Limits(Section):
     # asgi-llm's extensions (docs/limits.md): storage key prefix (fleets sharing one Redis
     # keep apart by it), the deadline of one storage round trip before the local fallback,
     # and the completion tokens reserved when a request names no max_tokens.
-    key_prefix: str = Field("asgi-llm", min_length=1, max_length=64,
-                            pattern=r"^[A-Za-z0-9_.:\-]+$")
+    key_prefix: str = Field("asgi-llm", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
     timeout_s: float = Field(0.5, gt=0, le=30)
     default_max_tokens: int = Field(1024, ge=1)
 
@@ -325,11 +329,12 @@ class Limits(Section):
     @classmethod
     def _check_storage(cls, value: str) -> str:
         scheme = urlsplit(value).scheme.removeprefix("async+")
-        if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+cluster",
-                          "redis+sentinel"):
-            raise ValueError("must be memory:// or a Redis `limits` storage URI "
-                             "(redis://, rediss://, redis+unix://, redis+cluster://, "
-                             "redis+sentinel://)")
+        if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"):
+            raise ValueError(
+                "must be memory:// or a Redis `limits` storage URI "
+                "(redis://, rediss://, redis+unix://, redis+cluster://, "
+                "redis+sentinel://)"
+            )
         return value
 
     @field_validator("trusted_proxies")
@@ -424,8 +429,7 @@ class Reload(Section):
     watch: bool = True  # poll the config file (and its symlink target) and reload on change
     poll_interval_s: float = Field(0.5, ge=0.05, le=60)
     redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
-    channel: str = Field("asgi_llm:config", min_length=1, max_length=128,
-                         pattern=r"^[A-Za-z0-9_.:\-]+$")
+    channel: str = Field("asgi_llm:config", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
 
 
 class Server(Section):

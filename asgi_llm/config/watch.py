@@ -103,8 +103,13 @@ class RedisReloadChannel:
     """Reload notices between replicas over Redis pub/sub (fail-open: Redis down only means
     no notices; each replica keeps serving the config it has)."""
 
-    def __init__(self, manager: ConfigManager, *, connect: Callable[..., Any] | None = None,
-                 replica_id: str | None = None) -> None:
+    def __init__(
+        self,
+        manager: ConfigManager,
+        *,
+        connect: Callable[..., Any] | None = None,
+        replica_id: str | None = None,
+    ) -> None:
         self.manager = manager
         self.replica_id = replica_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self._connect = connect
@@ -181,8 +186,7 @@ class RedisReloadChannel:
                 client = self._client(url)
             except (ImportError, RuntimeError):
                 if not outage_logged:
-                    log.error("config reload channel needs the Redis extra: "
-                              "pip install 'asgi-llm[redis]'")
+                    log.error("config reload channel needs the Redis extra: pip install 'asgi-llm[redis]'")
                     outage_logged = True
                 await asyncio.sleep(_BACKOFF_MAX_S)
                 continue
@@ -203,8 +207,9 @@ class RedisReloadChannel:
             except redis_errors as exc:
                 self.subscribed.clear()
                 if not outage_logged:
-                    log.warning("config reload channel: Redis unavailable (%s); retrying",
-                                exc.__class__.__name__)
+                    log.warning(
+                        "config reload channel: Redis unavailable (%s); retrying", exc.__class__.__name__
+                    )
                     outage_logged = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
@@ -282,8 +287,10 @@ class LiveConfig:
         await self.file_watcher.prime()  # before the app serves: no edit can slip in between
         self.channel.attach()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.file_watcher.run(), name="asgi-llm config watch"),
-                       loop.create_task(self.channel.run(), name="asgi-llm config channel")]
+        self._tasks = [
+            loop.create_task(self.file_watcher.run(), name="asgi-llm config watch"),
+            loop.create_task(self.channel.run(), name="asgi-llm config channel"),
+        ]
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []

@@ -39,8 +39,14 @@ class MetricsMiddleware(LLMLayer):
     """Records LLM requests for Prometheus (`metrics.prometheus`), StatsD (`metrics.statsd`)
     and any `exporters` given here (these always receive, whatever the config says)."""
 
-    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
-                 exporters: Iterable[Exporter] = (), registry: Any = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: Config | ConfigManager,
+        exporters: Iterable[Exporter] = (),
+        registry: Any = None,
+    ) -> None:
         super().__init__(app, config=config)
         self.custom: tuple[Exporter, ...] = tuple(exporters)
         self._registry = registry
@@ -81,16 +87,26 @@ class MetricsMiddleware(LLMLayer):
         return self._prometheus
 
     def _statsd_for(self, settings: StatsD) -> Any:
-        key = (settings.host, settings.port, settings.prefix, tuple(sorted(settings.tags.items())),
-               settings.max_packet_bytes)
+        key = (
+            settings.host,
+            settings.port,
+            settings.prefix,
+            tuple(sorted(settings.tags.items())),
+            settings.max_packet_bytes,
+        )
         exporter = self._statsd.get(key)
         if exporter is None:
             from asgi_llm.metrics.statsd import StatsDExporter
 
             for old in self._statsd.values():  # a reload moved the agent: close the old socket
                 old.sender.close()
-            exporter = StatsDExporter(settings.host, settings.port, prefix=settings.prefix,
-                                      tags=settings.tags, max_packet_bytes=settings.max_packet_bytes)
+            exporter = StatsDExporter(
+                settings.host,
+                settings.port,
+                prefix=settings.prefix,
+                tags=settings.tags,
+                max_packet_bytes=settings.max_packet_bytes,
+            )
             self._statsd = {key: exporter}
         return exporter
 
@@ -109,14 +125,28 @@ class MetricsMiddleware(LLMLayer):
             if endpoint is not None:
                 exporters = self.exporters(config)
                 if not exporters:
-                    await run_exchange(config, endpoint, scope, receive, send, self._inward,
-                                       self.request_ids.for_scope(scope))
+                    await run_exchange(
+                        config,
+                        endpoint,
+                        scope,
+                        receive,
+                        send,
+                        self._inward,
+                        self.request_ids.for_scope(scope),
+                    )
                     return
                 # We run the exchange: record after it, when status and error are final.
                 self._started(exporters)
                 try:
-                    await run_exchange(config, endpoint, scope, receive, send, self._inward,
-                                       self.request_ids.for_scope(scope))
+                    await run_exchange(
+                        config,
+                        endpoint,
+                        scope,
+                        receive,
+                        send,
+                        self._inward,
+                        self.request_ids.for_scope(scope),
+                    )
                 finally:
                     ctx = get_context(scope)
                     if ctx is not None:
@@ -154,8 +184,9 @@ class MetricsMiddleware(LLMLayer):
                 except Exception:
                     self._failed("request_started", exporter)
 
-    def _finished(self, exporters: tuple[Exporter, ...], ctx: LLMContext,
-                  error: BaseException | None) -> None:
+    def _finished(
+        self, exporters: tuple[Exporter, ...], ctx: LLMContext, error: BaseException | None
+    ) -> None:
         self.in_flight -= 1
         try:
             record = self._builder(ctx.config.metrics).build(ctx, error, time.perf_counter())
@@ -181,19 +212,20 @@ class MetricsMiddleware(LLMLayer):
         now = time.monotonic()
         if now - self._last_error_log >= _ERROR_LOG_EVERY_S:  # one line a minute at most
             self._last_error_log = now
-            log.exception("metrics: %s failed in %s (the request is not affected)", what,
-                          type(exporter).__name__ if exporter is not None else "the record")
+            log.exception(
+                "metrics: %s failed in %s (the request is not affected)",
+                what,
+                type(exporter).__name__ if exporter is not None else "the record",
+            )
 
     # -- /metrics -----------------------------------------------------------------------
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.configs.current.metrics
-        if (settings is None or settings.prometheus is None
-                or route_path(scope) != settings.prometheus.path):
+        if settings is None or settings.prometheus is None or route_path(scope) != settings.prometheus.path:
             await self.app(scope, receive, send)
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await _respond(send, 405, b"Use GET.\n", "text/plain; charset=utf-8",
-                           [(b"allow", b"GET, HEAD")])
+            await _respond(send, 405, b"Use GET.\n", "text/plain; charset=utf-8", [(b"allow", b"GET, HEAD")])
             return
         exporter = self.prometheus
         self._sample_state()
@@ -203,8 +235,7 @@ class MetricsMiddleware(LLMLayer):
                 accept = value.decode("latin-1")
         # Rendering reads every worker's files in multiprocess mode: not on the loop.
         body, content_type = await asyncio.to_thread(exporter.render, accept)
-        await _respond(send, 200, b"" if scope["method"] == "HEAD" else body, content_type,
-                       length=len(body))
+        await _respond(send, 200, b"" if scope["method"] == "HEAD" else body, content_type, length=len(body))
 
     # -- gauges and reloads -------------------------------------------------------------
     def state(self) -> ProxyState:
@@ -264,8 +295,9 @@ class MetricsMiddleware(LLMLayer):
                     await start()
                 except Exception:
                     self._failed("start", exporter)
-        self._task = asyncio.get_running_loop().create_task(self._sample_forever(),
-                                                            name="asgi-llm metrics state")
+        self._task = asyncio.get_running_loop().create_task(
+            self._sample_forever(), name="asgi-llm metrics state"
+        )
 
     async def _sample_forever(self) -> None:
         while True:
@@ -301,13 +333,26 @@ def _degraded(layer: Any, now: float) -> bool | None:
     return None
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: str,
-                   headers: list[tuple[bytes, bytes]] | None = None, *,
-                   length: int | None = None) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body) if length is None else length).encode()),
-        *(headers or ())]})
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    length: int | None = None,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode("latin-1")),
+                (b"content-length", str(len(body) if length is None else length).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

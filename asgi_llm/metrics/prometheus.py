@@ -21,11 +21,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from asgi_llm.metrics.exporter import BaseExporter, ProxyState
 from asgi_llm.metrics.record import RequestRecord
 
-TOTAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                 120.0, 300.0)
+TOTAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                    0.25, 1.0)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 def multiprocess_mode() -> bool:
@@ -43,56 +41,100 @@ class PrometheusExporter(BaseExporter):
         def live(mode: str) -> dict[str, Any]:
             return {"multiprocess_mode": mode} if self.multiprocess else mm
 
-        self.requests = Counter(f"{p}_requests", "LLM requests by outcome.",
-                                ("endpoint", "model", "deployment", "status", "cache"), registry=r)
-        self.errors = Counter(f"{p}_errors", "Requests answered with an error, by error type.",
-                              ("endpoint", "model", "type", "code"), registry=r)
-        self.prompt_tokens = Counter(f"{p}_prompt_tokens", "Prompt tokens (as the upstream said).",
-                                     ("model", "deployment"), registry=r)
-        self.completion_tokens = Counter(f"{p}_completion_tokens", "Completion tokens.",
-                                         ("model", "deployment"), registry=r)
-        self.cost = Counter(f"{p}_cost_usd", "Cost in USD from the deployment's price table.",
-                            ("model", "deployment"), registry=r)
-        self.duration = Histogram(f"{p}_request_duration_seconds",
-                                  "Whole request, as the proxy saw it (streams until their end).",
-                                  ("model", "deployment"), buckets=TOTAL_BUCKETS, registry=r)
-        self.ttft = Histogram(f"{p}_time_to_first_token_seconds",
-                              "Streams: request start to the first event sent to the client.",
-                              ("model", "deployment"), buckets=TTFT_BUCKETS, registry=r)
-        self.upstream = Histogram(f"{p}_upstream_duration_seconds",
-                                  "The answering attempt, from its start to its end.",
-                                  ("model", "deployment"), buckets=TOTAL_BUCKETS, registry=r)
-        self.overhead = Histogram(f"{p}_proxy_overhead_seconds",
-                                  "Request time not spent upstream: the proxy's own cost.",
-                                  ("endpoint",), buckets=OVERHEAD_BUCKETS, registry=r)
-        self.in_flight = Gauge(f"{p}_requests_in_flight", "LLM requests being served now.",
-                               registry=r, **live("livesum"))
-        self.cache_hits = Counter(f"{p}_cache_hits", "Answers served from the cache.",
-                                  ("model", "kind"), registry=r)
-        self.rejections = Counter(f"{p}_ratelimit_rejections",
-                                  "Requests refused by the proxy's rate limits or budgets.",
-                                  ("model", "reason"), registry=r)
-        self.failovers = Counter(f"{p}_failovers", "Upstream attempts after the first one.",
-                                 ("model",), registry=r)
-        self.fallbacks = Counter(f"{p}_fallbacks", "Requests served by a fallback model.",
-                                 ("model", "fallback"), registry=r)
-        self.stream_failures = Counter(f"{p}_stream_failures",
-                                       "Streams cut after their first byte.",
-                                       ("model", "code"), registry=r)
-        self.disconnects = Counter(f"{p}_client_disconnects",
-                                   "Requests whose client left before the end.",
-                                   ("endpoint",), registry=r)
-        self.reloads = Counter(f"{p}_config_reloads", "Config reload attempts.", ("result",),
-                               registry=r)
-        self.degraded = Gauge(f"{p}_backend_degraded",
-                              "1 while a shared backend is down and its fallback serves.",
-                              ("backend",), registry=r, **live("livemax"))
-        self.cooling = Gauge(f"{p}_deployment_cooling",
-                             "1 while the router skips a deployment after failures.",
-                             ("deployment",), registry=r, **live("livemax"))
-        self.dropped = Counter(f"{p}_telemetry_dropped",
-                               "Telemetry that could not be sent or recorded.", ("sink",),
-                               registry=r)
+        self.requests = Counter(
+            f"{p}_requests",
+            "LLM requests by outcome.",
+            ("endpoint", "model", "deployment", "status", "cache"),
+            registry=r,
+        )
+        self.errors = Counter(
+            f"{p}_errors",
+            "Requests answered with an error, by error type.",
+            ("endpoint", "model", "type", "code"),
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            f"{p}_prompt_tokens", "Prompt tokens (as the upstream said).", ("model", "deployment"), registry=r
+        )
+        self.completion_tokens = Counter(
+            f"{p}_completion_tokens", "Completion tokens.", ("model", "deployment"), registry=r
+        )
+        self.cost = Counter(
+            f"{p}_cost_usd",
+            "Cost in USD from the deployment's price table.",
+            ("model", "deployment"),
+            registry=r,
+        )
+        self.duration = Histogram(
+            f"{p}_request_duration_seconds",
+            "Whole request, as the proxy saw it (streams until their end).",
+            ("model", "deployment"),
+            buckets=TOTAL_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            f"{p}_time_to_first_token_seconds",
+            "Streams: request start to the first event sent to the client.",
+            ("model", "deployment"),
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.upstream = Histogram(
+            f"{p}_upstream_duration_seconds",
+            "The answering attempt, from its start to its end.",
+            ("model", "deployment"),
+            buckets=TOTAL_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            f"{p}_proxy_overhead_seconds",
+            "Request time not spent upstream: the proxy's own cost.",
+            ("endpoint",),
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            f"{p}_requests_in_flight", "LLM requests being served now.", registry=r, **live("livesum")
+        )
+        self.cache_hits = Counter(
+            f"{p}_cache_hits", "Answers served from the cache.", ("model", "kind"), registry=r
+        )
+        self.rejections = Counter(
+            f"{p}_ratelimit_rejections",
+            "Requests refused by the proxy's rate limits or budgets.",
+            ("model", "reason"),
+            registry=r,
+        )
+        self.failovers = Counter(
+            f"{p}_failovers", "Upstream attempts after the first one.", ("model",), registry=r
+        )
+        self.fallbacks = Counter(
+            f"{p}_fallbacks", "Requests served by a fallback model.", ("model", "fallback"), registry=r
+        )
+        self.stream_failures = Counter(
+            f"{p}_stream_failures", "Streams cut after their first byte.", ("model", "code"), registry=r
+        )
+        self.disconnects = Counter(
+            f"{p}_client_disconnects", "Requests whose client left before the end.", ("endpoint",), registry=r
+        )
+        self.reloads = Counter(f"{p}_config_reloads", "Config reload attempts.", ("result",), registry=r)
+        self.degraded = Gauge(
+            f"{p}_backend_degraded",
+            "1 while a shared backend is down and its fallback serves.",
+            ("backend",),
+            registry=r,
+            **live("livemax"),
+        )
+        self.cooling = Gauge(
+            f"{p}_deployment_cooling",
+            "1 while the router skips a deployment after failures.",
+            ("deployment",),
+            registry=r,
+            **live("livemax"),
+        )
+        self.dropped = Counter(
+            f"{p}_telemetry_dropped", "Telemetry that could not be sent or recorded.", ("sink",), registry=r
+        )
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._in_flight = self.in_flight
         for result in ("ok", "failed"):
@@ -105,8 +147,10 @@ class PrometheusExporter(BaseExporter):
     def record(self, request: RequestRecord) -> None:
         self._in_flight.dec()
         child = self._child
-        child(self.requests, (request.endpoint, request.model, request.deployment,
-                              request.status_class, request.cache)).inc()
+        child(
+            self.requests,
+            (request.endpoint, request.model, request.deployment, request.status_class, request.cache),
+        ).inc()
         model = request.model
         pair = (model, request.deployment)
         child(self.duration, pair).observe(request.total_s)
@@ -124,8 +168,9 @@ class PrometheusExporter(BaseExporter):
             child(self.cost, pair).inc(request.cost_usd)
         # Rarer outcomes: bound through labels() (dict lookups inside prometheus_client).
         if request.error_type is not None:
-            self.errors.labels(request.endpoint, model, request.error_type,
-                               request.error_code or "none").inc()
+            self.errors.labels(
+                request.endpoint, model, request.error_type, request.error_code or "none"
+            ).inc()
             if request.rate_limited:
                 self.rejections.labels(model, request.error_code or "none").inc()
         if request.cache == "hit" and request.cache_kind is not None:

@@ -18,11 +18,21 @@ from asgi_llm.errors import ProxyError, RateLimited
 OTHER = "other"
 NONE = "none"
 
-ERROR_TYPES = frozenset({
-    "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
-    "rate_limit_error", "service_unavailable", "server_error", "timeout", "timeout_error",
-    "upstream_error", "request_timeout",
-})
+ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "rate_limit_error",
+        "service_unavailable",
+        "server_error",
+        "timeout",
+        "timeout_error",
+        "upstream_error",
+        "request_timeout",
+    }
+)
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
@@ -103,8 +113,7 @@ class RecordBuilder:
                 status = error.status
             error_type = error.type if error.type in ERROR_TYPES else OTHER
             code = error.code
-            error_code = self.codes(code) if code and _CODE.fullmatch(code) else (
-                OTHER if code else None)
+            error_code = self.codes(code) if code and _CODE.fullmatch(code) else (OTHER if code else None)
         elif error is not None:  # anything else is answered as a 500 by the exchange
             status = status or 500
             error_type, error_code = "server_error", "internal_error"
@@ -120,8 +129,7 @@ class RecordBuilder:
             asked = asked if isinstance(asked, str) else None
         if entry is None and asked is not None:  # refused before any layer resolved it
             entry = ctx.config.catalog.resolve(asked)
-        model = self.models(entry.name) if entry is not None else (
-            OTHER if asked is not None else NONE)
+        model = self.models(entry.name) if entry is not None else (OTHER if asked is not None else NONE)
         fallback_from = None
         served_by_fallback = ctx.extra.get("fallback_model")
         if served_by_fallback is not None and ctx.model is not None:
@@ -131,8 +139,11 @@ class RecordBuilder:
         usage = ctx.usage
         stream_failure = ctx.extra.get("stream_failure")
         if stream_failure is not None:
-            stream_failure = (self.codes(stream_failure) if isinstance(stream_failure, str)
-                              and _CODE.fullmatch(stream_failure) else OTHER)
+            stream_failure = (
+                self.codes(stream_failure)
+                if isinstance(stream_failure, str) and _CODE.fullmatch(stream_failure)
+                else OTHER
+            )
         return RequestRecord(
             endpoint=ctx.endpoint,
             model=model,

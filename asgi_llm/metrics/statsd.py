@@ -69,8 +69,7 @@ class UDPSender:
     async def resolve(self) -> None:
         """Look the host name up without blocking the loop (getaddrinfo runs in a thread)."""
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                self.host, self.port, type=socket.SOCK_DGRAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
         except OSError as exc:
             log.warning("statsd: cannot resolve %s: %s", self.host, exc.__class__.__name__)
             return
@@ -112,8 +111,15 @@ class UDPSender:
 
 
 class StatsDExporter(BaseExporter):
-    def __init__(self, host: str = "127.0.0.1", port: int = 8125, *, prefix: str = "asgi_llm",
-                 tags: Mapping[str, str] | None = None, max_packet_bytes: int = 1432) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8125,
+        *,
+        prefix: str = "asgi_llm",
+        tags: Mapping[str, str] | None = None,
+        max_packet_bytes: int = 1432,
+    ) -> None:
         self.sender = UDPSender(host, port)
         self.prefix = prefix
         self.max_packet_bytes = max_packet_bytes
@@ -137,9 +143,11 @@ class StatsDExporter(BaseExporter):
         model, deployment = request.model, request.deployment
         pair = self._suffix(("model", "deployment"), (model, deployment))
         lines = [
-            f"{p}.requests:1|c" + self._suffix(
+            f"{p}.requests:1|c"
+            + self._suffix(
                 ("endpoint", "model", "deployment", "status", "cache"),
-                (request.endpoint, model, deployment, request.status_class, request.cache)),
+                (request.endpoint, model, deployment, request.status_class, request.cache),
+            ),
             f"{p}.request.duration:{request.total_s * 1000:.3f}|ms{pair}",
         ]
         if request.ttft_s is not None:
@@ -147,8 +155,10 @@ class StatsDExporter(BaseExporter):
         if request.upstream_s is not None:
             lines.append(f"{p}.upstream.duration:{request.upstream_s * 1000:.3f}|ms{pair}")
         if request.overhead_s is not None:
-            lines.append(f"{p}.proxy.overhead:{request.overhead_s * 1000:.3f}|ms"
-                         + self._suffix(("endpoint",), (request.endpoint,)))
+            lines.append(
+                f"{p}.proxy.overhead:{request.overhead_s * 1000:.3f}|ms"
+                + self._suffix(("endpoint",), (request.endpoint,))
+            )
         if request.prompt_tokens:
             lines.append(f"{p}.tokens.prompt:{request.prompt_tokens}|c{pair}")
         if request.completion_tokens:
@@ -157,27 +167,30 @@ class StatsDExporter(BaseExporter):
             lines.append(f"{p}.cost_usd:{request.cost_usd:.8f}|c{pair}")
         if request.error_type is not None:
             code = request.error_code or "none"
-            lines.append(f"{p}.errors:1|c" + self._suffix(
-                ("endpoint", "model", "type", "code"),
-                (request.endpoint, model, request.error_type, code)))
+            lines.append(
+                f"{p}.errors:1|c"
+                + self._suffix(
+                    ("endpoint", "model", "type", "code"), (request.endpoint, model, request.error_type, code)
+                )
+            )
             if request.rate_limited:
-                lines.append(f"{p}.ratelimit.rejections:1|c"
-                             + self._suffix(("model", "reason"), (model, code)))
+                lines.append(
+                    f"{p}.ratelimit.rejections:1|c" + self._suffix(("model", "reason"), (model, code))
+                )
         if request.cache == "hit" and request.cache_kind is not None:
-            lines.append(f"{p}.cache.hits:1|c"
-                         + self._suffix(("model", "kind"), (model, request.cache_kind)))
+            lines.append(f"{p}.cache.hits:1|c" + self._suffix(("model", "kind"), (model, request.cache_kind)))
         if request.attempts > 1:
-            lines.append(f"{p}.failovers:{request.attempts - 1}|c"
-                         + self._suffix(("model",), (model,)))
+            lines.append(f"{p}.failovers:{request.attempts - 1}|c" + self._suffix(("model",), (model,)))
         if request.fallback_from is not None:
-            lines.append(f"{p}.fallbacks:1|c"
-                         + self._suffix(("model", "fallback"), (request.fallback_from, model)))
+            lines.append(
+                f"{p}.fallbacks:1|c" + self._suffix(("model", "fallback"), (request.fallback_from, model))
+            )
         if request.stream_failure is not None:
-            lines.append(f"{p}.stream.failures:1|c"
-                         + self._suffix(("model", "code"), (model, request.stream_failure)))
+            lines.append(
+                f"{p}.stream.failures:1|c" + self._suffix(("model", "code"), (model, request.stream_failure))
+            )
         if request.disconnected:
-            lines.append(f"{p}.client.disconnects:1|c"
-                         + self._suffix(("endpoint",), (request.endpoint,)))
+            lines.append(f"{p}.client.disconnects:1|c" + self._suffix(("endpoint",), (request.endpoint,)))
         self._send(lines)
 
     def _send(self, lines: Iterable[str]) -> None:
@@ -201,17 +214,21 @@ class StatsDExporter(BaseExporter):
     def state(self, state: ProxyState) -> None:
         p = self.prefix
         lines = [f"{p}.requests.in_flight:{state.in_flight}|g" + self._suffix((), ())]
-        lines += [f"{p}.backend.degraded:{int(down)}|g" + self._suffix(("backend",), (backend,))
-                  for backend, down in state.degraded.items()]
-        lines += [f"{p}.deployment.cooling:{int(cooling)}|g"
-                  + self._suffix(("deployment",), (deployment,))
-                  for deployment, cooling in state.cooling.items()]
+        lines += [
+            f"{p}.backend.degraded:{int(down)}|g" + self._suffix(("backend",), (backend,))
+            for backend, down in state.degraded.items()
+        ]
+        lines += [
+            f"{p}.deployment.cooling:{int(cooling)}|g" + self._suffix(("deployment",), (deployment,))
+            for deployment, cooling in state.cooling.items()
+        ]
         self._send(lines)
         self.sender.maybe_resolve()
 
     def config_reloaded(self, ok: bool) -> None:
-        self._send([f"{self.prefix}.config.reloads:1|c"
-                    + self._suffix(("result",), ("ok" if ok else "failed",))])
+        self._send(
+            [f"{self.prefix}.config.reloads:1|c" + self._suffix(("result",), ("ok" if ok else "failed",))]
+        )
 
     async def start(self) -> None:
         if self.sender._address is None:  # noqa: SLF001 - our own sender

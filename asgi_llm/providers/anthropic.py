@@ -40,8 +40,7 @@ class AnthropicStream:
     def __init__(self, ctx: LLMContext, deployment: Deployment) -> None:
         self.ctx = ctx
         self.done = False
-        self._translator = MessagesToChatStream(created=int(time.time()),
-                                                include_usage=ctx.include_usage)
+        self._translator = MessagesToChatStream(created=int(time.time()), include_usage=ctx.include_usage)
         self._translator.hint["deployment"] = deployment.id
         ctx.extra[NATIVE_HINT] = self._translator.hint  # filled as the stream goes
         self._counted = 0
@@ -68,11 +67,15 @@ class AnthropicProvider:
 
     def build(self, ctx: LLMContext, deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
         if ctx.endpoint != "chat":
-            raise InvalidRequest(f"Anthropic deployments serve chat completions, not "
-                                 f"{ctx.endpoint}.", code="unsupported_endpoint")
-        headers = {"content-type": "application/json",
-                   "accept": "text/event-stream" if ctx.stream else "application/json",
-                   "anthropic-version": deployment.api_version or DEFAULT_VERSION}
+            raise InvalidRequest(
+                f"Anthropic deployments serve chat completions, not {ctx.endpoint}.",
+                code="unsupported_endpoint",
+            )
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if ctx.stream else "application/json",
+            "anthropic-version": deployment.api_version or DEFAULT_VERSION,
+        }
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key
         body = chat_to_messages(ctx.payload, model=deployment.model)
@@ -92,9 +95,11 @@ class AnthropicProvider:
         usage = completion.get("usage")
         ctx.usage = Usage(usage["prompt_tokens"], usage["completion_tokens"]) if usage else None
         ctx.finish_reason = completion["choices"][0]["finish_reason"]
-        ctx.extra[NATIVE_HINT] = {"deployment": deployment.id,
-                                  "stop_reason": message.get("stop_reason"),
-                                  "stop_sequence": message.get("stop_sequence")}
+        ctx.extra[NATIVE_HINT] = {
+            "deployment": deployment.id,
+            "stop_reason": message.get("stop_reason"),
+            "stop_sequence": message.get("stop_sequence"),
+        }
         return orjson.dumps(completion)
 
     def stream(self, ctx: LLMContext, deployment: Deployment) -> AnthropicStream:

@@ -29,8 +29,11 @@ from asgi_llm.types import Message, Receive, Scope, Send
 log = logging.getLogger("asgi_llm.providers")
 
 _JSON = (b"content-type", b"application/json")
-_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 MAX_ERROR_BODY = 64 * 1024
 
 
@@ -43,8 +46,9 @@ def usage_cost(deployment: Deployment, ctx: LLMContext) -> float | None:
     if ctx.usage is None:
         return None
     cost = deployment.cost
-    return (ctx.usage.prompt_tokens * cost.input_per_mtok
-            + ctx.usage.completion_tokens * cost.output_per_mtok) / 1_000_000
+    return (
+        ctx.usage.prompt_tokens * cost.input_per_mtok + ctx.usage.completion_tokens * cost.output_per_mtok
+    ) / 1_000_000
 
 
 async def _read_limited(response: Any, limit: int) -> bytes:
@@ -73,8 +77,11 @@ class ProviderApp(LLMLayer):
 
     def _config_changed(self, old: Config, new: Config) -> None:
         removed = set(old.catalog.deployments) - set(new.catalog.deployments)
-        changed = {d for d in set(old.catalog.deployments) & set(new.catalog.deployments)
-                   if old.catalog.deployments[d] != new.catalog.deployments[d]}
+        changed = {
+            d
+            for d in set(old.catalog.deployments) & set(new.catalog.deployments)
+            if old.catalog.deployments[d] != new.catalog.deployments[d]
+        }
         self._retiring |= removed | changed  # a changed deployment gets a fresh pool too
         for deployment_id in list(self._retiring):
             self._retire_if_idle(deployment_id)
@@ -125,8 +132,9 @@ class ProviderApp(LLMLayer):
             await _send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             ready = bool(self.configs.current.models)
-            await _send_json(send, 200 if ready else 503,
-                             b'{"status":"ready"}' if ready else b'{"status":"no models"}')
+            await _send_json(
+                send, 200 if ready else 503, b'{"status":"ready"}' if ready else b'{"status":"no models"}'
+            )
         else:
             await self._not_found(scope, receive, send)
 
@@ -179,8 +187,7 @@ class ProviderApp(LLMLayer):
                         raise bad_response(deployment, "a redirect, which is not followed")
                     if response.status_code >= 400:
                         error_body = await _read_limited(response, MAX_ERROR_BODY)
-                        raise provider.error(response.status_code, error_body, response.headers,
-                                             deployment)
+                        raise provider.error(response.status_code, error_body, response.headers, deployment)
                     if ctx.stream:
                         await self._stream(ctx, deployment, provider, response, send, timer, deadline)
                     else:
@@ -192,16 +199,23 @@ class ProviderApp(LLMLayer):
                         await _send_json(send, 200, out)
                 except TransportError as exc:
                     if is_timeout(exc):
-                        raise UpstreamTimeout("The upstream did not answer in time.",
-                                              deployment=deployment.id, code="connect_timeout") from None
-                    raise UpstreamError("Could not reach the upstream.", deployment=deployment.id,
-                                        code="upstream_connection_error") from None
+                        raise UpstreamTimeout(
+                            "The upstream did not answer in time.",
+                            deployment=deployment.id,
+                            code="connect_timeout",
+                        ) from None
+                    raise UpstreamError(
+                        "Could not reach the upstream.",
+                        deployment=deployment.id,
+                        code="upstream_connection_error",
+                    ) from None
                 except ValueError:  # oversized body
                     raise bad_response(deployment, "too large") from None
         except TimeoutError:
             code = "first_token_timeout" if ctx.timings.first_byte is None else "upstream_timeout"
-            raise UpstreamTimeout("The upstream did not answer in time.", deployment=deployment.id,
-                                  code=code) from None
+            raise UpstreamTimeout(
+                "The upstream did not answer in time.", deployment=deployment.id, code=code
+            ) from None
         finally:
             if response is not None:
                 await response.aclose()
@@ -211,8 +225,16 @@ class ProviderApp(LLMLayer):
                 del self._in_flight[deployment.id]
                 self._retire_if_idle(deployment.id)
 
-    async def _stream(self, ctx: LLMContext, deployment: Deployment, provider: Provider,
-                      response: Any, send: Send, timer: asyncio.Timeout, deadline: float) -> None:
+    async def _stream(
+        self,
+        ctx: LLMContext,
+        deployment: Deployment,
+        provider: Provider,
+        response: Any,
+        send: Send,
+        timer: asyncio.Timeout,
+        deadline: float,
+    ) -> None:
         content_type = response.headers.get("content-type", "")
         if not content_type.startswith("text/event-stream"):
             raise bad_response(deployment, f"expected an event stream, got {content_type[:40]!r}")
@@ -240,13 +262,28 @@ class ProviderApp(LLMLayer):
                 raise
             task.uncancel()  # our own drain: end the stream in words, not by a dropped socket
             ctx.extra["stream_failure"] = "server_shutdown"
-            await send({"type": "http.response.body", "more_body": False, "body": stream_error_event(
-                "The server is shutting down; retry the request.", "server_shutdown")})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "more_body": False,
+                    "body": stream_error_event(
+                        "The server is shutting down; retry the request.", "server_shutdown"
+                    ),
+                }
+            )
         finally:
             self._streams.discard(task)
 
-    async def _relay(self, ctx: LLMContext, deployment: Deployment, adapter: StreamAdapter,
-                     chunks: Any, send: Send, timer: asyncio.Timeout, deadline: float) -> None:
+    async def _relay(
+        self,
+        ctx: LLMContext,
+        deployment: Deployment,
+        adapter: StreamAdapter,
+        chunks: Any,
+        send: Send,
+        timer: asyncio.Timeout,
+        deadline: float,
+    ) -> None:
         timer.reschedule(None)  # from here on: idle and total limits, not the first-byte one
         loop = asyncio.get_running_loop()
         idle = deployment.idle_timeout_s
@@ -274,8 +311,9 @@ class ProviderApp(LLMLayer):
         ctx.cost_usd = usage_cost(deployment, ctx)
         if failure is not None:
             ctx.extra["stream_failure"] = failure[1]
-            await send({"type": "http.response.body", "body": stream_error_event(*failure),
-                        "more_body": False})
+            await send(
+                {"type": "http.response.body", "body": stream_error_event(*failure), "more_body": False}
+            )
         else:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 

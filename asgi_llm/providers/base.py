@@ -35,11 +35,9 @@ class Provider(Protocol):
         """A whole non-streamed upstream body in, the OpenAI-format body out; sets ctx.usage."""
         ...
 
-    def stream(self, ctx: LLMContext, deployment: Deployment) -> StreamAdapter:
-        ...
+    def stream(self, ctx: LLMContext, deployment: Deployment) -> StreamAdapter: ...
 
-    def error(self, status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
-        ...
+    def error(self, status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError: ...
 
 
 def scrub(text: str, deployment: Deployment) -> str:
@@ -107,5 +105,8 @@ def usage_from(payload: Any) -> Usage | None:
 
 
 def bad_response(deployment: Deployment, why: str) -> UpstreamError:
-    return UpstreamError(f"The upstream sent a malformed response ({why}).",
-                         deployment=deployment.id, code="bad_upstream_response")
+    return UpstreamError(
+        f"The upstream sent a malformed response ({why}).",
+        deployment=deployment.id,
+        code="bad_upstream_response",
+    )

@@ -81,23 +81,31 @@ class DirectTransport:
     reach another tenant's request), no redirects, no proxies from the environment."""
 
     def __init__(self, connect_timeout: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
-                                              connect=None, sock_read=None)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, connect=None, sock_read=None
+        )
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=POOL_LIMITS.max_connections or 0,
-                                         keepalive_timeout=POOL_LIMITS.keepalive_expiry or 30,
-                                         ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                              trust_env=False, skip_auto_headers=("User-Agent",))
+        connector = aiohttp.TCPConnector(
+            limit=POOL_LIMITS.max_connections or 0,
+            keepalive_timeout=POOL_LIMITS.keepalive_expiry or 30,
+            ttl_dns_cache=300,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            skip_auto_headers=("User-Agent",),
+        )
         return self._session
 
     async def send(self, url: str, headers: dict[str, str], body: bytes) -> DirectResponse:
         session = self._session or self._open()
         try:
-            response = await session.request("POST", url, data=body, headers=headers,
-                                             allow_redirects=False, timeout=self._timeout)
+            response = await session.request(
+                "POST", url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+            )
         except TimeoutError as exc:  # aiohttp's connect timeouts are asyncio.TimeoutError
             raise httpx2.ConnectTimeout("upstream connect timed out") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -130,8 +138,7 @@ class UpstreamClients:
             transport = self._transports[deployment.id] = self._make(deployment)
         return transport
 
-    async def send(self, deployment: Deployment, url: str, headers: dict[str, str],
-                   body: bytes) -> Any:
+    async def send(self, deployment: Deployment, url: str, headers: dict[str, str], body: bytes) -> Any:
         """One upstream request; the response has status_code, headers, aiter_bytes, aclose."""
         transport = self.transport(deployment)
         if isinstance(transport, DirectTransport):
@@ -144,9 +151,12 @@ class UpstreamClients:
             # Read timeouts are ours (first byte, idle, total: ProviderApp); never httpx's
             # 5 s default on every phase.
             timeout = self._timeouts[deployment.id] = {
-                "connect": deployment.connect_timeout_s, "read": None, "write": None, "pool": None}
-        return httpx2.Request("POST", url, headers=headers, content=body,
-                              extensions={"timeout": timeout})
+                "connect": deployment.connect_timeout_s,
+                "read": None,
+                "write": None,
+                "pool": None,
+            }
+        return httpx2.Request("POST", url, headers=headers, content=body, extensions={"timeout": timeout})
 
     def _make(self, deployment: Deployment) -> Any:
         if deployment.provider == "mock":

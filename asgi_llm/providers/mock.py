@@ -82,48 +82,84 @@ class MockTransport(AsyncBaseTransport):
         kind = "completions" if path.endswith("/v1/completions") or path == "/completions" else "chat"
         pieces = reply_pieces(payload, options.chunks)
         prompt_tokens = _words(_last_user_text(payload))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
-                 "total_tokens": prompt_tokens + len(pieces)}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(pieces),
+            "total_tokens": prompt_tokens + len(pieces),
+        }
         created = int(time.time())
         ident = "mock-" + hashlib.sha256(request.content or b"").hexdigest()[:24]
         if payload.get("stream"):
-            events = [self._chunk(kind, ident, created, piece, i == 0, None)
-                      for i, piece in enumerate(pieces)]
+            events = [
+                self._chunk(kind, ident, created, piece, i == 0, None) for i, piece in enumerate(pieces)
+            ]
             events.append(self._chunk(kind, ident, created, "", False, "stop"))
             if (payload.get("stream_options") or {}).get("include_usage"):
-                events.append({"id": ident, "object": self._object(kind, True), "created": created,
-                               "model": self.model, "choices": [], "usage": usage})
+                events.append(
+                    {
+                        "id": ident,
+                        "object": self._object(kind, True),
+                        "created": created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
             parts = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-            return Response(200, headers={"content-type": "text/event-stream"},
-                            stream=_Stream(parts, options.chunk_delay_ms / 1000))
+            return Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                stream=_Stream(parts, options.chunk_delay_ms / 1000),
+            )
         text = "".join(pieces)
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
         if kind == "chat":
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice["text"] = text
-        return self._json({"id": ident, "object": self._object(kind, False), "created": created,
-                           "model": self.model, "choices": [choice], "usage": usage})
+        return self._json(
+            {
+                "id": ident,
+                "object": self._object(kind, False),
+                "created": created,
+                "model": self.model,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
 
     def _embeddings(self, payload: dict[str, Any]) -> dict[str, Any]:
         given = payload.get("input")
         inputs = [given] if isinstance(given, str) else list(given or [])
-        data = [{"object": "embedding", "index": i, "embedding": embedding(str(text))}
-                for i, text in enumerate(inputs)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": embedding(str(text))}
+            for i, text in enumerate(inputs)
+        ]
         tokens = sum(_words(str(text)) for text in inputs)
-        return {"object": "list", "data": data, "model": self.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": self.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
-    def _chunk(self, kind: str, ident: str, created: int, piece: str, first: bool,
-               finish: str | None) -> dict[str, Any]:
+    def _chunk(
+        self, kind: str, ident: str, created: int, piece: str, first: bool, finish: str | None
+    ) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
         if kind == "chat":
-            choice["delta"] = ({"role": "assistant", "content": piece} if first
-                               else ({"content": piece} if piece else {}))
+            choice["delta"] = (
+                {"role": "assistant", "content": piece} if first else ({"content": piece} if piece else {})
+            )
         else:
             choice["text"] = piece
-        return {"id": ident, "object": self._object(kind, True), "created": created,
-                "model": self.model, "choices": [choice]}
+        return {
+            "id": ident,
+            "object": self._object(kind, True),
+            "created": created,
+            "model": self.model,
+            "choices": [choice],
+        }
 
     @staticmethod
     def _object(kind: str, stream: bool) -> str:
@@ -133,5 +169,4 @@ class MockTransport(AsyncBaseTransport):
 
     @staticmethod
     def _json(payload: dict[str, Any]) -> Response:
-        return Response(200, headers={"content-type": "application/json"},
-                        content=orjson.dumps(payload))
+        return Response(200, headers={"content-type": "application/json"}, content=orjson.dumps(payload))

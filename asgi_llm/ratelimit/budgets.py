@@ -31,8 +31,11 @@ def period_bounds(period: str, now_s: float) -> tuple[str, int]:
     else:
         start = day.replace(day=1)
         label = start.strftime("%Y-%m")
-        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else \
-            start.replace(month=start.month + 1)
+        end = (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
+        )
     return label, int(end.timestamp() * 1000)
 
 
@@ -55,8 +58,7 @@ def request_cost(ctx: LLMContext, prompt_tokens: int, completion_tokens: int) ->
     if deployment is None:
         return 0.0
     cost = deployment.cost
-    return (prompt_tokens * cost.input_per_mtok
-            + completion_tokens * cost.output_per_mtok) / MICROS
+    return (prompt_tokens * cost.input_per_mtok + completion_tokens * cost.output_per_mtok) / MICROS
 
 
 __all__ = ["MICROS", "budget_key", "period_bounds", "request_cost", "to_micros"]

@@ -42,17 +42,19 @@ class Outcome:
 
 
 class Limiter:
-    def __init__(self, storage: str, *, prefix: str, timeout_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, storage: str, *, prefix: str, timeout_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.storage = storage
         self.shared = not storage.removeprefix("async+").startswith("memory")
         if self.shared and importlib.util.find_spec("redis") is None:
-            raise ConfigError("a Redis storage needs the redis client: pip install "
-                              "'asgi-llm[redis]'", field="limits.storage")
+            raise ConfigError(
+                "a Redis storage needs the redis client: pip install 'asgi-llm[redis]'",
+                field="limits.storage",
+            )
         self.local = MemoryStore(clock=clock)
         self.primary: CounterStore = (
-            RedisStore(storage, route_key=prefix, timeout_s=timeout_s) if self.shared
-            else self.local
+            RedisStore(storage, route_key=prefix, timeout_s=timeout_s) if self.shared else self.local
         )
         self._clock = clock
         self._down_until = 0.0
@@ -81,11 +83,17 @@ class Limiter:
                     log.warning("rate-limit storage is back: shared limits in force again")
                 return Outcome(decision, admission, self.primary, False)
         if plan.strict:
-            raise ServiceUnavailable("Rate limiting is unavailable; try again shortly.",
-                                     retry_after=RETRY_S, code="ratelimit_unavailable")
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly.",
+                retry_after=RETRY_S,
+                code="ratelimit_unavailable",
+            )
         if admission.budgets:
-            raise ServiceUnavailable("Spend budgets cannot be checked right now; try again "
-                                     "shortly.", retry_after=RETRY_S, code="budget_unavailable")
+            raise ServiceUnavailable(
+                "Spend budgets cannot be checked right now; try again shortly.",
+                retry_after=RETRY_S,
+                code="budget_unavailable",
+            )
         self.degraded_admissions += 1
         local = scaled_for_one_replica(admission, plan.replicas)
         return Outcome(self.local.admit_now(local, plan.strategy), local, self.local, True)
@@ -96,8 +104,12 @@ class Limiter:
             await outcome.store.settle(settlement, plan.strategy)
         except StoreUnavailable as exc:
             self._went_down(exc)
-            log.warning("rate-limit settlement lost (%d token windows, %d budgets): %s",
-                        len(settlement.windows), len(settlement.budgets), exc)
+            log.warning(
+                "rate-limit settlement lost (%d token windows, %d budgets): %s",
+                len(settlement.windows),
+                len(settlement.budgets),
+                exc,
+            )
         except Exception:
             log.exception("rate-limit settlement failed")
 
@@ -106,8 +118,9 @@ class Limiter:
             return await self.primary.budget_spend(key)
         except StoreUnavailable as exc:
             self._went_down(exc)
-            raise ServiceUnavailable("Spend figures are unavailable right now.",
-                                     retry_after=RETRY_S, code="budget_unavailable") from None
+            raise ServiceUnavailable(
+                "Spend figures are unavailable right now.", retry_after=RETRY_S, code="budget_unavailable"
+            ) from None
 
     async def aclose(self) -> None:
         await self.primary.aclose()
@@ -117,8 +130,9 @@ class Limiter:
         self._down_until = self._clock() + RETRY_S
         if not self.degraded:
             self.degraded = True
-            log.warning("rate-limit storage unavailable (%s); local per-replica limits in force "
-                        "until it answers", exc)
+            log.warning(
+                "rate-limit storage unavailable (%s); local per-replica limits in force until it answers", exc
+            )
 
 
 __all__ = ["RETRY_S", "Limiter", "Outcome"]

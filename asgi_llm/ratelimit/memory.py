@@ -95,28 +95,33 @@ class MemoryStore:
         used = [self._used(w, strategy, now) for w in admission.windows]
         for index, hold in enumerate(admission.budgets):
             if self._spent(hold.key, hold.member, now) >= hold.limit_micros:
-                states = [self._state(w, u, strategy, now, taken=False)
-                          for w, u in zip(admission.windows, used, strict=True)]
-                return Decision(False, now, states, "budget", index,
-                                max(1, hold.ends_at_ms - now))
-        failing = [i for i, (w, u) in enumerate(zip(admission.windows, used, strict=True))
-                   if u + w.cost > w.limit]
-        slot_fail = next((i for i, s in enumerate(admission.slots)
-                          if len(self._leases(s.key, now)) >= s.limit), -1)
+                states = [
+                    self._state(w, u, strategy, now, taken=False)
+                    for w, u in zip(admission.windows, used, strict=True)
+                ]
+                return Decision(False, now, states, "budget", index, max(1, hold.ends_at_ms - now))
+        failing = [
+            i for i, (w, u) in enumerate(zip(admission.windows, used, strict=True)) if u + w.cost > w.limit
+        ]
+        slot_fail = next(
+            (i for i, s in enumerate(admission.slots) if len(self._leases(s.key, now)) >= s.limit), -1
+        )
         if failing or slot_fail >= 0:
-            states = [self._state(w, u, strategy, now, taken=False)
-                      for w, u in zip(admission.windows, used, strict=True)]
+            states = [
+                self._state(w, u, strategy, now, taken=False)
+                for w, u in zip(admission.windows, used, strict=True)
+            ]
             if failing:
-                retry = max(self._retry(admission.windows[i], used[i], strategy, now)
-                            for i in failing)
+                retry = max(self._retry(admission.windows[i], used[i], strategy, now) for i in failing)
                 return Decision(False, now, states, "window", failing[0], retry)
             return Decision(False, now, states, "concurrency", slot_fail, CONCURRENCY_RETRY_MS)
         for window in admission.windows:
             self._take(window, admission.id, strategy, now)
         for slot in admission.slots:
             self._slots.setdefault(slot.key, {})[admission.id] = now + slot.lease_ms
-        states = [self._state(w, u, strategy, now, taken=True)
-                  for w, u in zip(admission.windows, used, strict=True)]
+        states = [
+            self._state(w, u, strategy, now, taken=True) for w, u in zip(admission.windows, used, strict=True)
+        ]
         return Decision(True, now, states)
 
     def settle_now(self, settlement: Settlement, strategy: Strategy) -> None:
@@ -174,8 +179,7 @@ class MemoryStore:
         # Kept to the end of the next window: the sliding counter weighs it there.
         self._incr(f"{w.key}:{idx}", w.cost, (idx + 2) * exp - now, now)
 
-    def _state(self, w: Window, used: int, strategy: Strategy, now: int, *,
-               taken: bool) -> WindowState:
+    def _state(self, w: Window, used: int, strategy: Strategy, now: int, *, taken: bool) -> WindowState:
         after = used + (w.cost if taken else 0)
         exp = w.expiry_ms
         if strategy == "moving-window":
@@ -205,8 +209,7 @@ class MemoryStore:
                 return max(1, at_ms + exp - now)
         return exp
 
-    def _adjust(self, w: Window, rid: str, at: int, actual: int, strategy: Strategy,
-                now: int) -> None:
+    def _adjust(self, w: Window, rid: str, at: int, actual: int, strategy: Strategy, now: int) -> None:
         delta = actual - w.cost
         exp = w.expiry_ms
         if strategy == "moving-window":
@@ -259,8 +262,7 @@ class MemoryStore:
             del self._budgets[key]
 
 
-def sliding_retry(exp: int, elapsed: int, previous: int, current: int, limit: int,
-                  cost: int) -> int:
+def sliding_retry(exp: int, elapsed: int, previous: int, current: int, limit: int, cost: int) -> int:
     """Milliseconds until floor(previous * (exp - elapsed) / exp) + current + cost <= limit."""
     room = limit - cost - current
     if room >= 0:

@@ -39,9 +39,10 @@ from asgi_llm.ratelimit.store import Decision, Settlement
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 LIMITED_ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
-_HEADER_NAMES = {kind: tuple(f"x-ratelimit-{what}-{kind}".encode()
-                             for what in ("limit", "remaining", "reset"))
-                 for kind in ("requests", "tokens")}
+_HEADER_NAMES = {
+    kind: tuple(f"x-ratelimit-{what}-{kind}".encode() for what in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
 
 
 def format_reset(ms: int) -> str:
@@ -91,8 +92,9 @@ class RateLimitMiddleware(LLMLayer):
 
     must_be_inside = ("AuthMiddleware",)  # it counts the principal Auth finds
 
-    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, app: ASGIApp, *, config: Config | ConfigManager, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__(app, config=config)
         self._clock = clock
         self._ids = RequestIds()  # one admission's id: its concurrency slots and reservations
@@ -121,8 +123,7 @@ class RateLimitMiddleware(LLMLayer):
         key = (plan.storage, plan.prefix, plan.timeout_s)
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = Limiter(plan.storage, prefix=plan.prefix, timeout_s=plan.timeout_s,
-                              clock=self._clock)
+            limiter = Limiter(plan.storage, prefix=plan.prefix, timeout_s=plan.timeout_s, clock=self._clock)
             self._limiters[key] = limiter
         return limiter
 
@@ -136,8 +137,15 @@ class RateLimitMiddleware(LLMLayer):
         names = (entry.name, *entry.aliases) if entry is not None else ()
         prompt = ctx.prompt_tokens_estimate
         reserve = prompt + completion_reserve(ctx, plan.default_max_tokens)
-        checks = build_checks(plan, self._ids.new(), ctx.principal,
-                              client_address(scope, plan.trusted), names, reserve, self._clock())
+        checks = build_checks(
+            plan,
+            self._ids.new(),
+            ctx.principal,
+            client_address(scope, plan.trusted),
+            names,
+            reserve,
+            self._clock(),
+        )
         admission = checks.admission
         if not (admission.windows or admission.slots or admission.budgets):
             await self.app(scope, receive, send)
@@ -148,7 +156,9 @@ class RateLimitMiddleware(LLMLayer):
                 raise InvalidRequest(
                     f"This request may use up to {window.cost} tokens, more than the limit of "
                     f"{rate.text}; lower max_tokens or shorten the prompt.",
-                    param="max_tokens", code="request_exceeds_limit")
+                    param="max_tokens",
+                    code="request_exceeds_limit",
+                )
         limiter = self._limiter(plan)
         info: dict[str, Any] = {"degraded": False, "reserved_tokens": reserve}
         ctx.extra["ratelimit"] = info
@@ -189,19 +199,27 @@ class RateLimitMiddleware(LLMLayer):
         decision: Decision = outcome.decision
         retry_after = max(1.0, decision.retry_ms / 1000)
         if decision.reason == "budget":
-            return RateLimited("You have used up your spend budget for this period.",
-                               retry_after=retry_after, code="insufficient_quota")
+            return RateLimited(
+                "You have used up your spend budget for this period.",
+                retry_after=retry_after,
+                code="insufficient_quota",
+            )
         if decision.reason == "concurrency":
-            return RateLimited("Too many requests in flight; wait for one to finish.",
-                               retry_after=retry_after)
+            return RateLimited(
+                "Too many requests in flight; wait for one to finish.", retry_after=retry_after
+            )
         window = outcome.admission.windows[decision.failed]
         rate = checks.rates[decision.failed]
         scope = " (local limit while the shared limiter is unavailable)" if outcome.degraded else ""
-        return RateLimited(f"Rate limit reached for {window.kind}: {rate.text}{scope}. "
-                           f"Retry after {int(retry_after + 0.999)}s.", retry_after=retry_after)
+        return RateLimited(
+            f"Rate limit reached for {window.kind}: {rate.text}{scope}. "
+            f"Retry after {int(retry_after + 0.999)}s.",
+            retry_after=retry_after,
+        )
 
-    def _settlement(self, ctx: LLMContext, outcome: Outcome, prompt_estimate: int,
-                    info: dict[str, Any]) -> Settlement:
+    def _settlement(
+        self, ctx: LLMContext, outcome: Outcome, prompt_estimate: int, info: dict[str, Any]
+    ) -> Settlement:
         admission = outcome.admission
         settlement = Settlement(admission.id, outcome.decision.now_ms)
         settlement.slots = list(admission.slots)
@@ -225,9 +243,13 @@ class RateLimitMiddleware(LLMLayer):
         if plan is None:
             return {"enabled": False}
         limiter = self._limiter(plan)
-        return {"enabled": True, "shared": limiter.shared, "degraded": limiter.degraded,
-                "degraded_admissions": limiter.degraded_admissions,
-                "store_failures": limiter.store_failures}
+        return {
+            "enabled": True,
+            "shared": limiter.shared,
+            "degraded": limiter.degraded,
+            "degraded_admissions": limiter.degraded_admissions,
+            "store_failures": limiter.store_failures,
+        }
 
     async def usage_report(self) -> dict[str, Any]:
         """Spend and what remains per key/tenant in the current period of every budget.
@@ -246,16 +268,19 @@ class RateLimitMiddleware(LLMLayer):
             spend = await limiter.budget_spend(budget_key(plan.prefix, budget, label))
             limit = to_micros(budget.usd)
             usage = [
-                {"id": who, "spent_usd": micros / MICROS,
-                 "remaining_usd": max(0, limit - micros) / MICROS}
+                {"id": who, "spent_usd": micros / MICROS, "remaining_usd": max(0, limit - micros) / MICROS}
                 for who, micros in sorted(spend.items())
             ]
-            report.append({
-                "per": budget.per, "usd": budget.usd, "period": budget.period,
-                "period_label": label,
-                "resets_at": datetime.fromtimestamp(ends_ms / 1000, UTC).isoformat(),
-                "usage": usage,
-            })
+            report.append(
+                {
+                    "per": budget.per,
+                    "usd": budget.usd,
+                    "period": budget.period,
+                    "period_label": label,
+                    "resets_at": datetime.fromtimestamp(ends_ms / 1000, UTC).isoformat(),
+                    "usage": usage,
+                }
+            )
         return {"budgets": report}
 
 

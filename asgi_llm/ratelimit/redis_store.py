@@ -57,23 +57,26 @@ class RedisStore:
         try:
             import redis.exceptions
         except ImportError:
-            raise ConfigError("a redis:// storage needs the redis client: pip install "
-                              "'asgi-llm[redis]'", field="limits.storage") from None
+            raise ConfigError(
+                "a redis:// storage needs the redis client: pip install 'asgi-llm[redis]'",
+                field="limits.storage",
+            ) from None
         import redis.asyncio
 
         self._failures = (redis.exceptions.RedisError, OSError, TimeoutError)
-        options: dict[str, Any] = {"socket_timeout": self.timeout_s,
-                                   "socket_connect_timeout": self.timeout_s}
+        options: dict[str, Any] = {"socket_timeout": self.timeout_s, "socket_connect_timeout": self.timeout_s}
         plain = self.uri.removeprefix("async+")
         scheme = urlsplit(plain).scheme
         if scheme in ("redis", "rediss", "redis+unix"):  # cluster and sentinel pool per node
             self._pool = redis.asyncio.BlockingConnectionPool.from_url(
-                plain.replace("redis+unix", "unix", 1), max_connections=MAX_CONNECTIONS,
-                timeout=self.timeout_s, **options)
+                plain.replace("redis+unix", "unix", 1),
+                max_connections=MAX_CONNECTIONS,
+                timeout=self.timeout_s,
+                **options,
+            )
             options["connection_pool"] = self._pool
         try:
-            storage: Any = storage_from_string(async_uri(self.uri), implementation="redispy",
-                                          **options)
+            storage: Any = storage_from_string(async_uri(self.uri), implementation="redispy", **options)
         except ConfigurationError as exc:
             raise ConfigError(str(exc), field="limits.storage") from None
         client = storage.bridge.get_connection()
@@ -114,8 +117,14 @@ class RedisStore:
         raw = await self._call("admit", args)
         values = [int(v) for v in raw]
         states = [WindowState(values[i], values[i + 1]) for i in range(5, len(values), 2)]
-        return Decision(bool(values[0]), values[1], states, _REASONS[values[2]],  # type: ignore[arg-type]
-                        values[3], values[4])
+        return Decision(
+            bool(values[0]),
+            values[1],
+            states,
+            _REASONS[values[2]],  # type: ignore[arg-type]
+            values[3],
+            values[4],
+        )
 
     async def settle(self, settlement: Settlement, strategy: Strategy) -> None:
         args: list[Any] = [strategy, settlement.id, settlement.at_ms, len(settlement.windows)]
@@ -143,9 +152,11 @@ class RedisStore:
         if storage is None:
             return
         bridge = storage.bridge
-        for client in {id(c): c for c in (getattr(bridge, "storage", None),
-                                          getattr(bridge, "storage_replica", None))
-                       if c is not None}.values():
+        for client in {
+            id(c): c
+            for c in (getattr(bridge, "storage", None), getattr(bridge, "storage_replica", None))
+            if c is not None
+        }.values():
             try:
                 await client.aclose()
             except self._failures:

@@ -60,8 +60,7 @@ class Plan:
 def parse_rates(text: str | None) -> tuple[Rate, ...]:
     if text is None:
         return ()
-    return tuple(Rate(item.amount, item.get_expiry() * 1000, str(item))
-                 for item in limits.parse_many(text))
+    return tuple(Rate(item.amount, item.get_expiry() * 1000, str(item)) for item in limits.parse_many(text))
 
 
 def compile_plan(config: Config) -> Plan | None:
@@ -69,8 +68,7 @@ def compile_plan(config: Config) -> Plan | None:
     if section is None:
         return None
     rules = tuple(
-        Rule(rule.per, rule.model, parse_rates(rule.requests), parse_rates(rule.tokens),
-             rule.concurrency)
+        Rule(rule.per, rule.model, parse_rates(rule.requests), parse_rates(rule.tokens), rule.concurrency)
         for rule in section.rules
     )
     timeouts = [d.timeout_s for d in config.catalog.deployments.values()] or [600.0]
@@ -101,8 +99,15 @@ class Checks:
     rates: list[Rate]  # one per admission window, for messages
 
 
-def build_checks(plan: Plan, request_id: str, principal: Principal | None, address: str,
-                 model_names: tuple[str, ...], tokens: int, now_s: float) -> Checks:
+def build_checks(
+    plan: Plan,
+    request_id: str,
+    principal: Principal | None,
+    address: str,
+    model_names: tuple[str, ...],
+    tokens: int,
+    now_s: float,
+) -> Checks:
     """Every check one request must pass. `model_names`: the resolved name, then aliases."""
     admission = Admission(request_id)
     rates: list[Rate] = []
@@ -134,8 +139,9 @@ def build_checks(plan: Plan, request_id: str, principal: Principal | None, addre
         if who is None:
             continue
         label, ends = period_bounds(budget.period, now_s)
-        admission.budgets.append(BudgetHold(budget_key(plan.prefix, budget, label), who,
-                                            to_micros(budget.usd), ends))
+        admission.budgets.append(
+            BudgetHold(budget_key(plan.prefix, budget, label), who, to_micros(budget.usd), ends)
+        )
     return Checks(admission, rates)
 
 
@@ -155,5 +161,13 @@ def scaled_for_one_replica(admission: Admission, replicas: int) -> Admission:
     return Admission(admission.id, windows, slots, list(admission.budgets))
 
 
-__all__ = ["Checks", "Plan", "Rate", "Rule", "build_checks", "compile_plan", "parse_rates",
-           "scaled_for_one_replica"]
+__all__ = [
+    "Checks",
+    "Plan",
+    "Rate",
+    "Rule",
+    "build_checks",
+    "compile_plan",
+    "parse_rates",
+    "scaled_for_one_replica",
+]

@@ -50,7 +50,9 @@ local function moving_used(key, exp)
 end
 """
 
-ADMIT = _COMMON + r"""
+ADMIT = (
+    _COMMON
+    + r"""
 local pos = 3
 local windows, slots, budgets = {}, {}, {}
 local n = tonumber(ARGV[pos]); pos = pos + 1
@@ -177,8 +179,11 @@ for _, s in ipairs(slots) do
 end
 return states(u, true, {1, now, 0, -1, 0})
 """
+)
 
-SETTLE = _COMMON + r"""
+SETTLE = (
+    _COMMON
+    + r"""
 local at = tonumber(ARGV[3])
 local pos = 4
 local n = tonumber(ARGV[pos]); pos = pos + 1
@@ -236,5 +241,6 @@ for _ = 1, n do
 end
 return now
 """
+)
 
 __all__ = ["ADMIT", "SETTLE"]

@@ -64,7 +64,10 @@ class ModelCatalog:
     def _entry(model: ModelConfig, default_strategy: str) -> ModelEntry:
         windows = [d.context_window for d in model.deployments if d.context_window is not None]
         return ModelEntry(
-            model.name, model.aliases, model.deployments, model.strategy or default_strategy,
+            model.name,
+            model.aliases,
+            model.deployments,
+            model.strategy or default_strategy,
             tuple(frozenset(d.capabilities) if d.capabilities else None for d in model.deployments),
             min(windows) if windows else None,
         )

@@ -13,8 +13,7 @@ def requested_output_tokens(ctx: LLMContext, default: int) -> int:
     return value if type(value) is int else default
 
 
-def capable(entry: ModelEntry, ctx: LLMContext, default_output: int) -> tuple[
-        list[Deployment], str | None]:
+def capable(entry: ModelEntry, ctx: LLMContext, default_output: int) -> tuple[list[Deployment], str | None]:
     """Deployments able to take the request, and why none could (for the 400)."""
     needs = ctx.needs
     wanted = ctx.prompt_tokens_estimate + requested_output_tokens(ctx, default_output)
@@ -29,8 +28,10 @@ def capable(entry: ModelEntry, ctx: LLMContext, default_output: int) -> tuple[
             reason = f"no deployment of this model supports {missing}"
             continue
         if deployment.context_window is not None and wanted > deployment.context_window:
-            reason = (f"the request needs about {wanted} tokens, more than the context window of "
-                      "every deployment of this model")
+            reason = (
+                f"the request needs about {wanted} tokens, more than the context window of "
+                "every deployment of this model"
+            )
             continue
         kept.append(deployment)
     return kept, (None if kept else reason)

@@ -32,9 +32,15 @@ _BACKOFF_MIN_S, _BACKOFF_MAX_S, _IDLE_S = 0.5, 10.0, 1.0
 
 
 class FleetCooldowns:
-    def __init__(self, tracker: CooldownTracker, settings: Callable[[], tuple[str | None, str]],
-                 known: Callable[[], set[str]], *, connect: Callable[[str], Any] | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        tracker: CooldownTracker,
+        settings: Callable[[], tuple[str | None, str]],
+        known: Callable[[], set[str]],
+        *,
+        connect: Callable[[str], Any] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.tracker = tracker
         self._settings = settings  # () -> (redis_url or None, prefix), from the config in force
         self._known = known  # () -> deployment ids in the config in force
@@ -101,8 +107,11 @@ class FleetCooldowns:
                         self._on_notice(message.get("data"))
             except errors() as exc:
                 if not outage_logged:
-                    log.warning("shared cooldowns: Redis unavailable (%s); each replica keeps its "
-                                "own until it is back", exc.__class__.__name__)
+                    log.warning(
+                        "shared cooldowns: Redis unavailable (%s); each replica keeps its "
+                        "own until it is back",
+                        exc.__class__.__name__,
+                    )
                     outage_logged = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)

@@ -58,8 +58,7 @@ class CooldownTracker:
         """When every deployment is cooling, the one whose cooldown ends first goes first."""
         return sorted(deployments, key=lambda d: self._get(d.id).cooling_until)
 
-    def failure(self, deployment_id: str, policy: Cooldown,
-                retry_after: float | None = None) -> float | None:
+    def failure(self, deployment_id: str, policy: Cooldown, retry_after: float | None = None) -> float | None:
         """Count one failure; returns the seconds of a cooldown this starts, else None."""
         now = self._clock()
         health = self._get(deployment_id)

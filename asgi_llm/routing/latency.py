@@ -74,8 +74,10 @@ class LatencyTracker:
         return out
 
     def snapshot(self) -> dict[str, dict[str, float]]:
-        return {k: {"ewma_s": v.ewma, "in_flight": v.in_flight, "samples": v.samples}
-                for k, v in self._stats.items()}
+        return {
+            k: {"ewma_s": v.ewma, "in_flight": v.in_flight, "samples": v.samples}
+            for k, v in self._stats.items()
+        }
 
     def forget(self, keep: set[str]) -> None:
         for deployment_id in list(self._stats):

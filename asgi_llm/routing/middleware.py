@@ -70,17 +70,25 @@ def _with_retry_after(error: UpstreamStatus, cap: float | None) -> UpstreamStatu
 
 
 class RouterMiddleware(LLMLayer):
-    def __init__(self, app: ASGIApp, *, config: Config | ConfigManager,
-                 rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: Config | ConfigManager,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(app, config=config)
         routing = self.configs.current.routing
         self.cooldowns = CooldownTracker(clock)
         self.fleet = FleetCooldowns(
             self.cooldowns,
-            settings=lambda: (self.configs.current.routing.redis_url,
-                              self.configs.current.routing.redis_prefix),
-            known=lambda: set(self.configs.current.catalog.deployments))
+            settings=lambda: (
+                self.configs.current.routing.redis_url,
+                self.configs.current.routing.redis_prefix,
+            ),
+            known=lambda: set(self.configs.current.catalog.deployments),
+        )
         self._fleet_task: asyncio.Task[None] | None = None
         self.latency = LatencyTracker(routing.latency.decay_s, clock)
         self.rng = rng or random.Random()
@@ -123,9 +131,10 @@ class RouterMiddleware(LLMLayer):
             raise ModelNotFound(ctx.model or "")
         plan, refusal = self._plan(ctx, entry)
         if not plan:
-            raise InvalidRequest(f"The request cannot be served: {refusal}.",
-                                 code="request_exceeds_limit" if "token" in (refusal or "")
-                                 else "unsupported_capability")
+            raise InvalidRequest(
+                f"The request cannot be served: {refusal}.",
+                code="request_exceeds_limit" if "token" in (refusal or "") else "unsupported_capability",
+            )
         errors: list[UpstreamError] = []
         self.active += 1
         retrying = False
@@ -141,15 +150,19 @@ class RouterMiddleware(LLMLayer):
                     ctx.extra["fallback_model"] = model.name
                 if await self._attempt(ctx, deployment, errors, scope, receive, send):
                     return
-            raise final_error(errors, ctx.config.routing.cooldown.max_seconds) if errors else UpstreamError(
-                "No upstream attempt could be made.", code="upstream_unavailable")
+            raise (
+                final_error(errors, ctx.config.routing.cooldown.max_seconds)
+                if errors
+                else UpstreamError("No upstream attempt could be made.", code="upstream_unavailable")
+            )
         finally:
             self.active -= 1
             if retrying:
                 self.retrying -= 1
 
-    def _plan(self, ctx: LLMContext, entry: ModelEntry) -> tuple[list[tuple[ModelEntry, Deployment]],
-                                                                 str | None]:
+    def _plan(
+        self, ctx: LLMContext, entry: ModelEntry
+    ) -> tuple[list[tuple[ModelEntry, Deployment]], str | None]:
         """The attempts, in order: each candidate of the model, then each candidate of every
         fallback model the caller may use, then the model's candidates again; 1 + retries long."""
         catalog = ctx.config.catalog
@@ -190,8 +203,15 @@ class RouterMiddleware(LLMLayer):
             return STRATEGIES[model.strategy](healthy, ctx, state)
         return self.cooldowns.soonest_back(cooling)
 
-    async def _attempt(self, ctx: LLMContext, deployment: Deployment, errors: list[UpstreamError],
-                       scope: Scope, receive: Receive, send: Send) -> bool:
+    async def _attempt(
+        self,
+        ctx: LLMContext,
+        deployment: Deployment,
+        errors: list[UpstreamError],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> bool:
         routing = ctx.config.routing
         previous = next((e for e in reversed(errors) if e.deployment == deployment.id), None)
         if previous is not None:

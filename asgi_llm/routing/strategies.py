@@ -16,8 +16,9 @@ Strategy = Callable[[Sequence[Deployment], LLMContext, "RoutingState"], list[Dep
 class RoutingState:
     """What strategies may look at: the latency tracker, the RNG and the config's options."""
 
-    def __init__(self, latency: LatencyTracker, rng: random.Random, explore: float,
-                 default_output: int) -> None:
+    def __init__(
+        self, latency: LatencyTracker, rng: random.Random, explore: float, default_output: int
+    ) -> None:
         self.latency = latency
         self.rng = rng
         self.explore = explore
@@ -36,8 +37,9 @@ def weighted(candidates: Sequence[Deployment], ctx: LLMContext, state: RoutingSt
 
 def expected_cost(deployment: Deployment, ctx: LLMContext, default_output: int) -> float:
     output = requested_output_tokens(ctx, default_output)
-    return (ctx.prompt_tokens_estimate * deployment.cost.input_per_mtok
-            + output * deployment.cost.output_per_mtok) / 1_000_000
+    return (
+        ctx.prompt_tokens_estimate * deployment.cost.input_per_mtok + output * deployment.cost.output_per_mtok
+    ) / 1_000_000
 
 
 def cheapest(candidates: Sequence[Deployment], ctx: LLMContext, state: RoutingState) -> list[Deployment]:

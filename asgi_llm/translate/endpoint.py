@@ -39,8 +39,12 @@ def native_hint(ctx: LLMContext) -> dict[str, Any] | None:
     """What an Anthropic upstream said that the chat form cannot, if it served this answer."""
     hint = ctx.extra.get(NATIVE_HINT)
     deployment = ctx.deployment
-    if isinstance(hint, dict) and deployment is not None and ctx.cache_status != "hit" \
-            and hint.get("deployment") == deployment.id:
+    if (
+        isinstance(hint, dict)
+        and deployment is not None
+        and ctx.cache_status != "hit"
+        and hint.get("deployment") == deployment.id
+    ):
         return hint
     return None
 
@@ -89,8 +93,9 @@ class MessagesResponder:
         elif content_type.startswith(b"text/event-stream"):
             self._mode = "sse"
             ctx = self.ctx
-            self._stream = ChatToMessagesStream(input_tokens=ctx.prompt_tokens_estimate,
-                                                hint=lambda: native_hint(ctx))
+            self._stream = ChatToMessagesStream(
+                input_tokens=ctx.prompt_tokens_estimate, hint=lambda: native_hint(ctx)
+            )
         elif content_type.startswith(b"application/json"):
             self._mode, self._start = "json", message
         else:
@@ -110,14 +115,16 @@ class MessagesResponder:
         assert start is not None
         status = 200
         try:
-            message = completion_to_message(orjson.loads(b"".join(self._parts)),
-                                            native_hint(self.ctx))
+            message = completion_to_message(orjson.loads(b"".join(self._parts)), native_hint(self.ctx))
             out = orjson.dumps(message)
         except (ValueError, AttributeError):
             # The upstream answered in a form Anthropic's cannot carry (tool arguments that are
             # not an object, say). The start was held back, so a 502 can still be said.
-            error = UpstreamError("The upstream's answer cannot be expressed as an Anthropic "
-                                  "message.", retryable=False, code="bad_upstream_response")
+            error = UpstreamError(
+                "The upstream's answer cannot be expressed as an Anthropic message.",
+                retryable=False,
+                code="bad_upstream_response",
+            )
             status = self.ctx.status = error.status
             out = error.body()
         headers = [(k, v) for k, v in start.get("headers", ()) if k.lower() != b"content-length"]

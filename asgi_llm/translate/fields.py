@@ -12,17 +12,25 @@ from asgi_llm.errors import InvalidRequest
 
 
 def unsupported(param: str, detail: str = "") -> InvalidRequest:
-    return InvalidRequest(f"'{param}'{detail} has no equivalent in the translation between "
-                          "OpenAI chat and Anthropic Messages, so it is refused rather than "
-                          "dropped.", param=param, code="unsupported_parameter")
+    return InvalidRequest(
+        f"'{param}'{detail} has no equivalent in the translation between "
+        "OpenAI chat and Anthropic Messages, so it is refused rather than "
+        "dropped.",
+        param=param,
+        code="unsupported_parameter",
+    )
 
 
 def invalid(param: str, what: str, code: str = "invalid_value") -> InvalidRequest:
     return InvalidRequest(f"'{param}' {what}.", param=param, code=code)
 
 
-def check_fields(payload: dict[str, Any], carried: frozenset[str], dropped: frozenset[str],
-                 neutral: dict[str, tuple[Any, ...]]) -> None:
+def check_fields(
+    payload: dict[str, Any],
+    carried: frozenset[str],
+    dropped: frozenset[str],
+    neutral: dict[str, tuple[Any, ...]],
+) -> None:
     for name, value in payload.items():
         if name in carried or name in dropped:
             continue
@@ -34,4 +42,3 @@ def check_fields(payload: dict[str, Any], carried: frozenset[str], dropped: froz
 def _same(value: Any, neutral: Any) -> bool:
     """Equal, with booleans kept apart from numbers (`seed: false` is not `seed: 0`)."""
     return bool(value == neutral) and (type(value) is bool) == (type(neutral) is bool)
-

@@ -13,9 +13,22 @@ import orjson
 from asgi_llm.translate.fields import check_fields, invalid, unsupported
 
 # Anthropic request fields accepted on /v1/messages.
-_MESSAGES_CARRIED = frozenset({"model", "messages", "system", "max_tokens", "stop_sequences",
-                               "stream", "temperature", "top_p", "top_k", "tools", "tool_choice",
-                               "metadata"})
+_MESSAGES_CARRIED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "metadata",
+    }
+)
 _MESSAGES_DROPPED = frozenset({"service_tier"})
 _MESSAGES_NEUTRAL: dict[str, tuple[Any, ...]] = {"thinking": (None, {"type": "disabled"})}
 
@@ -25,8 +38,9 @@ def messages_to_chat(payload: dict[str, Any]) -> dict[str, Any]:
     check_fields(payload, _MESSAGES_CARRIED, _MESSAGES_DROPPED, _MESSAGES_NEUTRAL)
     turns = payload.get("messages")
     if not isinstance(turns, list) or not turns:
-        raise invalid("messages", "must be a non-empty array",
-                      "missing_messages" if turns is None else "invalid_type")
+        raise invalid(
+            "messages", "must be a non-empty array", "missing_messages" if turns is None else "invalid_type"
+        )
     messages: list[dict[str, Any]] = []
     system = payload.get("system")
     if isinstance(system, str):
@@ -100,8 +114,7 @@ def _chat_messages(turn: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "tool_result" and role == "user":
             results.append(_tool_message(block, at))
         elif isinstance(kind, str):
-            raise unsupported(f"{at}.type", f" (content blocks of type {kind[:40]!r} in a "
-                                            f"{role} turn)")
+            raise unsupported(f"{at}.type", f" (content blocks of type {kind[:40]!r} in a {role} turn)")
         else:
             raise invalid(at, "must be a content block with a type", "invalid_type")
     if role == "assistant":
@@ -115,8 +128,7 @@ def _chat_messages(turn: Any, where: str) -> list[dict[str, Any]]:
 
 def _image_part(source: Any, where: str) -> dict[str, Any]:
     kind = source.get("type") if isinstance(source, dict) else None
-    if kind == "base64" and isinstance(source.get("media_type"), str) \
-            and isinstance(source.get("data"), str):
+    if kind == "base64" and isinstance(source.get("media_type"), str) and isinstance(source.get("data"), str):
         url = f"data:{source['media_type']};base64,{source['data']}"
     elif kind == "url" and isinstance(source.get("url"), str):
         url = source["url"]
@@ -128,12 +140,17 @@ def _image_part(source: Any, where: str) -> dict[str, Any]:
 
 
 def _call(block: dict[str, Any], where: str) -> dict[str, Any]:
-    if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str) \
-            or not isinstance(block.get("input", {}), dict):
+    if (
+        not isinstance(block.get("id"), str)
+        or not isinstance(block.get("name"), str)
+        or not isinstance(block.get("input", {}), dict)
+    ):
         raise invalid(where, "must have an id, a name and an object input", "invalid_type")
-    return {"id": block["id"], "type": "function",
-            "function": {"name": block["name"],
-                         "arguments": orjson.dumps(block.get("input", {})).decode()}}
+    return {
+        "id": block["id"],
+        "type": "function",
+        "function": {"name": block["name"], "arguments": orjson.dumps(block.get("input", {})).decode()},
+    }
 
 
 def _tool_message(block: dict[str, Any], where: str) -> dict[str, Any]:
@@ -144,8 +161,7 @@ def _tool_message(block: dict[str, Any], where: str) -> dict[str, Any]:
     if isinstance(content, list):
         content = _text_parts(content, f"{where}.content")
     elif not isinstance(content, str):
-        raise invalid(f"{where}.content", "must be a string or an array of text blocks",
-                      "invalid_type")
+        raise invalid(f"{where}.content", "must be a string or an array of text blocks", "invalid_type")
     return {"role": "tool", "tool_call_id": ident, "content": content}
 
 

@@ -18,17 +18,42 @@ _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 # OpenAI chat fields: carried over, dropped (no effect on the answer), or refused unless
 # they hold their neutral value.
-_CHAT_CARRIED = frozenset({"model", "messages", "max_tokens", "max_completion_tokens",
-                           "temperature", "top_p", "top_k", "stop", "tools", "tool_choice",
-                           "parallel_tool_calls", "stream", "user", "safety_identifier"})
-_CHAT_DROPPED = frozenset({"stream_options", "store", "metadata", "service_tier",
-                           "prompt_cache_key"})
+_CHAT_CARRIED = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "stream",
+        "user",
+        "safety_identifier",
+    }
+)
+_CHAT_DROPPED = frozenset({"stream_options", "store", "metadata", "service_tier", "prompt_cache_key"})
 _CHAT_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1), "logprobs": (None, False), "top_logprobs": (None, 0), "logit_bias": (None, {}),
-    "seed": (None,), "frequency_penalty": (None, 0), "presence_penalty": (None, 0),
-    "response_format": (None, {"type": "text"}), "modalities": (None, ["text"]),
-    "audio": (None,), "prediction": (None,), "functions": (None,), "function_call": (None,),
-    "reasoning_effort": (None,), "web_search_options": (None,), "verbosity": (None,),
+    "n": (None, 1),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "seed": (None,),
+    "frequency_penalty": (None, 0),
+    "presence_penalty": (None, 0),
+    "response_format": (None, {"type": "text"}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "functions": (None,),
+    "function_call": (None,),
+    "reasoning_effort": (None,),
+    "web_search_options": (None,),
+    "verbosity": (None,),
 }
 
 
@@ -39,8 +64,9 @@ def chat_to_messages(payload: dict[str, Any], *, model: str) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model, "messages": turns}
     if system is not None:
         out["system"] = system
-    out["max_tokens"] = (payload.get("max_completion_tokens") or payload.get("max_tokens")
-                         or DEFAULT_MAX_TOKENS)
+    out["max_tokens"] = (
+        payload.get("max_completion_tokens") or payload.get("max_tokens") or DEFAULT_MAX_TOKENS
+    )
     for name in ("temperature", "top_p", "top_k"):
         if payload.get(name) is not None:
             out[name] = payload[name]
@@ -114,8 +140,7 @@ def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         raise invalid(where, "must be a string or an array of text parts", "invalid_type")
     blocks = []
     for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(
-                part.get("text"), str):
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
             raise invalid(f"{where}[{j}]", "must be a text part here", "invalid_type")
         blocks.append({"type": "text", "text": part["text"]})
     return blocks
@@ -149,8 +174,7 @@ def _image(image: Any, where: str) -> dict[str, Any]:
         media_type, _, encoding = header.partition(";")
         if not comma or encoding != "base64" or not media_type:
             raise invalid(f"{where}.url", "must be a base64 data: URL or an http(s) URL")
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type,
-                                            "data": data}}
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     if url.startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     raise invalid(f"{where}.url", "must be a base64 data: URL or an http(s) URL")
@@ -184,8 +208,12 @@ def _assistant_content(message: dict[str, Any], where: str) -> str | list[dict[s
 
 def _tool_use(call: Any, where: str) -> dict[str, Any]:
     function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict) or not isinstance(call.get("id"), str) \
-            or not isinstance(function.get("name"), str) or call.get("type", "function") != "function":
+    if (
+        not isinstance(function, dict)
+        or not isinstance(call.get("id"), str)
+        or not isinstance(function.get("name"), str)
+        or call.get("type", "function") != "function"
+    ):
         raise invalid(where, "must be a function call with an id and a name", "invalid_type")
     arguments = function.get("arguments")
     if arguments is None or arguments == "":
@@ -196,9 +224,11 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             arguments = None
     if not isinstance(arguments, dict):
-        raise InvalidRequest(f"'{where}.function.arguments' must be a JSON object, as Anthropic "
-                             "takes tool input.", param=f"{where}.function.arguments",
-                             code="invalid_tool_arguments")
+        raise InvalidRequest(
+            f"'{where}.function.arguments' must be a JSON object, as Anthropic takes tool input.",
+            param=f"{where}.function.arguments",
+            code="invalid_tool_arguments",
+        )
     return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments}
 
 
@@ -248,4 +278,3 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         if out["type"] != "none":
             out["disable_parallel_tool_use"] = True
     return out
-

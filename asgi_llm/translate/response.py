@@ -42,8 +42,7 @@ def finish_reason_for(stop_reason: Any) -> str | None:
 
 def stop_reason_for(finish_reason: Any, hint: dict[str, Any] | None = None) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence); the upstream's own values when the hint agrees."""
-    reason = STOP_FOR_FINISH.get(finish_reason, "end_turn") if isinstance(finish_reason, str) \
-        else "end_turn"
+    reason = STOP_FOR_FINISH.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
     if hint is not None:
         native = hint.get("stop_reason")
         if isinstance(native, str) and finish_reason_for(native) == (finish_reason or "stop"):
@@ -57,14 +56,19 @@ def openai_usage(usage: Any) -> dict[str, Any] | None:
     in prompt_tokens (reads also as cached_tokens), as OpenAI counts them."""
     if not isinstance(usage, dict):
         return None
-    values = [usage.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens",
-                                          "cache_read_input_tokens", "output_tokens")]
+    values = [
+        usage.get(k) or 0
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    ]
     if any(type(v) is not int for v in values):
         return None
     fresh, written, read, output = values
     prompt = fresh + written + read
-    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": output,
-                           "total_tokens": prompt + output}
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+    }
     if read:
         out["prompt_tokens_details"] = {"cached_tokens": read}
     return out
@@ -100,12 +104,22 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 raise ValueError("a tool_use block without id or name")
-            calls.append({"id": block["id"], "type": "function",
-                          "function": {"name": block["name"],
-                                       "arguments": orjson.dumps(block.get("input", {})).decode()}})
+            calls.append(
+                {
+                    "id": block["id"],
+                    "type": "function",
+                    "function": {
+                        "name": block["name"],
+                        "arguments": orjson.dumps(block.get("input", {})).decode(),
+                    },
+                }
+            )
         # thinking and server-tool blocks have no place in a chat completion: not shown.
-    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None,
-                             "refusal": None}
+    reply: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts else None,
+        "refusal": None,
+    }
     if calls:
         reply["tool_calls"] = calls
     completion: dict[str, Any] = {
@@ -113,8 +127,14 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
         "object": "chat.completion",
         "created": created,
         "model": message.get("model") if isinstance(message.get("model"), str) else "",
-        "choices": [{"index": 0, "message": reply, "logprobs": None,
-                     "finish_reason": finish_reason_for(message.get("stop_reason")) or "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "logprobs": None,
+                "finish_reason": finish_reason_for(message.get("stop_reason")) or "stop",
+            }
+        ],
     }
     usage = openai_usage(message.get("usage"))
     if usage is not None:
@@ -122,8 +142,7 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
     return completion
 
 
-def completion_to_message(completion: dict[str, Any],
-                          hint: dict[str, Any] | None = None) -> dict[str, Any]:
+def completion_to_message(completion: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
     """A chat.completion as an Anthropic message; ValueError when it is not one."""
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else None
@@ -133,8 +152,9 @@ def completion_to_message(completion: dict[str, Any],
     content: list[dict[str, Any]] = []
     text = reply.get("content")
     if isinstance(text, list):  # some servers answer with parts
-        text = "".join(p.get("text", "") for p in text if isinstance(p, dict)
-                       and isinstance(p.get("text"), str))
+        text = "".join(
+            p.get("text", "") for p in text if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     if not text and isinstance(reply.get("refusal"), str):
         text = reply["refusal"]
     if isinstance(text, str) and text:
@@ -166,8 +186,12 @@ def tool_use_block(call: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("tool call arguments that are not a JSON object")
     ident = call.get("id")
-    return {"type": "tool_use", "id": ident if isinstance(ident, str) else "toolu_unknown",
-            "name": function["name"], "input": value}
+    return {
+        "type": "tool_use",
+        "id": ident if isinstance(ident, str) else "toolu_unknown",
+        "name": function["name"],
+        "input": value,
+    }
 
 
 def message_id(ident: Any) -> str:

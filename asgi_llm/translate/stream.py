@@ -46,8 +46,19 @@ class MessagesToChatStream:
     stop sequence and input tokens), `chunks` (chunks emitted) and `done`.
     """
 
-    __slots__ = ("done", "usage", "finish_reason", "hint", "chunks", "_decoder", "_include_usage",
-                 "_head", "_tools", "_role_sent", "_usage")
+    __slots__ = (
+        "done",
+        "usage",
+        "finish_reason",
+        "hint",
+        "chunks",
+        "_decoder",
+        "_include_usage",
+        "_head",
+        "_tools",
+        "_role_sent",
+        "_usage",
+    )
 
     def __init__(self, *, created: int, include_usage: bool) -> None:
         self.done = False
@@ -57,8 +68,12 @@ class MessagesToChatStream:
         self.chunks = 0
         self._decoder = SSEDecoder()
         self._include_usage = include_usage
-        self._head: dict[str, Any] = {"id": "msg_unknown", "object": "chat.completion.chunk",
-                                      "created": created, "model": ""}
+        self._head: dict[str, Any] = {
+            "id": "msg_unknown",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": "",
+        }
         self._tools: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_call index
         self._role_sent = False
         self._usage: dict[str, Any] = {}
@@ -84,8 +99,14 @@ class MessagesToChatStream:
             elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
                 position = self._tools.get(event.get("index"))  # type: ignore[arg-type]
                 if position is not None:
-                    self._emit(out, {"tool_calls": [
-                        {"index": position, "function": {"arguments": delta["partial_json"]}}]})
+                    self._emit(
+                        out,
+                        {
+                            "tool_calls": [
+                                {"index": position, "function": {"arguments": delta["partial_json"]}}
+                            ]
+                        },
+                    )
         elif kind == "content_block_start":
             block = event.get("content_block") or {}
             if block.get("type") == "text" and block.get("text"):
@@ -93,10 +114,22 @@ class MessagesToChatStream:
             elif block.get("type") == "tool_use" and isinstance(event.get("index"), int):
                 position = self._tools[event["index"]] = len(self._tools)
                 start = block.get("input")
-                self._emit(out, {"tool_calls": [{
-                    "index": position, "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"),
-                                 "arguments": orjson.dumps(start).decode() if start else ""}}]})
+                self._emit(
+                    out,
+                    {
+                        "tool_calls": [
+                            {
+                                "index": position,
+                                "id": block.get("id"),
+                                "type": "function",
+                                "function": {
+                                    "name": block.get("name"),
+                                    "arguments": orjson.dumps(start).decode() if start else "",
+                                },
+                            }
+                        ]
+                    },
+                )
         elif kind == "message_start":
             message = event.get("message") or {}
             if isinstance(message.get("id"), str):
@@ -156,11 +189,22 @@ class ChatToMessagesStream:
     `input_tokens` (an estimate) and message_delta the exact count from the usage chunk.
     """
 
-    __slots__ = ("done", "hint", "_decoder", "_input_tokens", "_started", "_blocks", "_open",
-                 "_tools", "_finish", "_usage")
+    __slots__ = (
+        "done",
+        "hint",
+        "_decoder",
+        "_input_tokens",
+        "_started",
+        "_blocks",
+        "_open",
+        "_tools",
+        "_finish",
+        "_usage",
+    )
 
-    def __init__(self, *, input_tokens: int = 0,
-                 hint: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
+    def __init__(
+        self, *, input_tokens: int = 0, hint: Callable[[], dict[str, Any] | None] = lambda: None
+    ) -> None:
         self.done = False
         self.hint = hint
         self._decoder = SSEDecoder()
@@ -196,11 +240,17 @@ class ChatToMessagesStream:
         hint = self.hint()
         hinted = hint.get("input_tokens") if hint else None
         message: dict[str, Any] = {
-            "id": message_id(chunk.get("id")), "type": "message", "role": "assistant",
+            "id": message_id(chunk.get("id")),
+            "type": "message",
+            "role": "assistant",
             "model": chunk.get("model") if isinstance(chunk.get("model"), str) else "",
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": hinted if type(hinted) is int else self._input_tokens,
-                      "output_tokens": 0},
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": hinted if type(hinted) is int else self._input_tokens,
+                "output_tokens": 0,
+            },
         }
         out.append(_anthropic_event("message_start", {"type": "message_start", "message": message}))
 
@@ -218,9 +268,16 @@ class ChatToMessagesStream:
         if isinstance(text, str) and text:
             if self._open is None or self._open in self._tools.values():
                 self._open_block({"type": "text", "text": ""}, out)
-            out.append(_anthropic_event("content_block_delta", {
-                "type": "content_block_delta", "index": self._open,
-                "delta": {"type": "text_delta", "text": text}}))
+            out.append(
+                _anthropic_event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self._open,
+                        "delta": {"type": "text_delta", "text": text},
+                    },
+                )
+            )
         for call in delta.get("tool_calls") or ():
             self._tool_delta(call, out)
         if choice.get("finish_reason") is not None:
@@ -233,26 +290,45 @@ class ChatToMessagesStream:
         function = call.get("function") or {}
         block = self._tools.get(position)
         if block is None:
-            self._open_block({"type": "tool_use", "id": call.get("id") or f"toolu_{position}",
-                              "name": function.get("name") or "", "input": {}}, out)
+            self._open_block(
+                {
+                    "type": "tool_use",
+                    "id": call.get("id") or f"toolu_{position}",
+                    "name": function.get("name") or "",
+                    "input": {},
+                },
+                out,
+            )
             block = self._tools[position] = self._blocks - 1
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
-            out.append(_anthropic_event("content_block_delta", {
-                "type": "content_block_delta", "index": block,
-                "delta": {"type": "input_json_delta", "partial_json": arguments}}))
+            out.append(
+                _anthropic_event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": block,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments},
+                    },
+                )
+            )
 
     def _open_block(self, block: dict[str, Any], out: list[bytes]) -> None:
         self._close_block(out)
         self._open = self._blocks
         self._blocks += 1
-        out.append(_anthropic_event("content_block_start", {
-            "type": "content_block_start", "index": self._open, "content_block": block}))
+        out.append(
+            _anthropic_event(
+                "content_block_start",
+                {"type": "content_block_start", "index": self._open, "content_block": block},
+            )
+        )
 
     def _close_block(self, out: list[bytes]) -> None:
         if self._open is not None:
-            out.append(_anthropic_event("content_block_stop",
-                                        {"type": "content_block_stop", "index": self._open}))
+            out.append(
+                _anthropic_event("content_block_stop", {"type": "content_block_stop", "index": self._open})
+            )
             self._open = None
 
     def _end(self, out: list[bytes]) -> None:
@@ -263,9 +339,16 @@ class ChatToMessagesStream:
         usage = anthropic_usage(self._usage)
         if self._usage is None:
             del usage["input_tokens"]  # unknown: message_start's value stands
-        out.append(_anthropic_event("message_delta", {
-            "type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence},
-            "usage": usage}))
+        out.append(
+            _anthropic_event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                    "usage": usage,
+                },
+            )
+        )
         out.append(_anthropic_event("message_stop", {"type": "message_stop"}))
         self.done = True
 
@@ -278,5 +361,6 @@ class ChatToMessagesStream:
         if self.done:
             return b""
         self.done = True
-        return _anthropic_event("error", {"type": "error", "error": {"type": "api_error",
-                                                                   "message": message}})
+        return _anthropic_event(
+            "error", {"type": "error", "error": {"type": "api_error", "message": message}}
+        )

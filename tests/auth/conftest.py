@@ -8,8 +8,12 @@ from asgi_llm.auth.keys import hash_key
 from tests.conftest import mock_model
 from tests.fakes.idp import AUDIENCE, CLIENT, ISSUER, FakeIdP
 
-KEYS = {"alice": "sk-alice-0123456789", "bob": "sk-bob-0123456789", "root": "sk-root-0123456789",
-        "nobody": "sk-nobody-0123456789"}
+KEYS = {
+    "alice": "sk-alice-0123456789",
+    "bob": "sk-bob-0123456789",
+    "root": "sk-root-0123456789",
+    "nobody": "sk-nobody-0123456789",
+}
 
 
 def auth_config(idp: FakeIdP | None = None, **auth: Any) -> dict[str, Any]:
@@ -27,11 +31,21 @@ def auth_config(idp: FakeIdP | None = None, **auth: Any) -> dict[str, Any]:
         },
     }
     if idp is not None:
-        section["jwt"] = {"jwks_url": idp.url + "/jwks.json", "issuer": ISSUER, "audience": AUDIENCE,
-                          "algorithms": ["RS256", "ES256"], "roles_claim": "roles",
-                          "tenant_claim": "org", "jwks_min_refresh_s": 30}
-        section["oauth2_introspection"] = {"url": idp.url + "/introspect", "client_id": CLIENT[0],
-                                           "client_secret": CLIENT[1], "tenant_claim": "org"}
+        section["jwt"] = {
+            "jwks_url": idp.url + "/jwks.json",
+            "issuer": ISSUER,
+            "audience": AUDIENCE,
+            "algorithms": ["RS256", "ES256"],
+            "roles_claim": "roles",
+            "tenant_claim": "org",
+            "jwks_min_refresh_s": 30,
+        }
+        section["oauth2_introspection"] = {
+            "url": idp.url + "/introspect",
+            "client_id": CLIENT[0],
+            "client_secret": CLIENT[1],
+            "tenant_claim": "org",
+        }
     section.update(auth)
     return {
         "models": [

@@ -63,8 +63,10 @@ async def test_claims_map_to_roles_and_tenant(asgi_client, idp):
         p = request.state.llm.principal
         return JSONResponse({"id": p.id, "tenant": p.tenant, "roles": list(p.roles), "kind": p.kind})
 
-    app = Starlette(routes=[Route("/v1/chat/completions", who, methods=["POST"])],
-                    middleware=[Middleware(AuthMiddleware, config=Config.from_dict(auth_config(idp)))])
+    app = Starlette(
+        routes=[Route("/v1/chat/completions", who, methods=["POST"])],
+        middleware=[Middleware(AuthMiddleware, config=Config.from_dict(auth_config(idp)))],
+    )
     client = asgi_client(app=app)
     body = (await call(client, idp.token(roles=["user", "made-up"]))).json()
     assert body == {"id": "jwt:user-1", "tenant": "team-a", "roles": ["user"], "kind": "jwt"}
@@ -83,8 +85,11 @@ async def test_stripped_signature_is_refused(client, idp):
 
 
 async def test_hs256_signed_with_the_public_key_is_refused(client, idp):
-    for public in (idp.rsa.as_pem(private=False), idp.rsa.as_der(private=False),
-                   json.dumps(idp.rsa.as_dict(private=False)).encode()):
+    for public in (
+        idp.rsa.as_pem(private=False),
+        idp.rsa.as_der(private=False),
+        json.dumps(idp.rsa.as_dict(private=False)).encode(),
+    ):
         token = hand_signed({"alg": "HS256", "kid": "rsa-1"}, idp.claims(), hmac_key=public)
         assert_error_shape(await call(client, token), 401, "invalid_token")
 
@@ -113,8 +118,7 @@ async def test_expiry_leeway_is_small(client, idp):
 
 
 async def test_key_from_another_issuer_with_a_known_kid_is_refused(client, idp, attacker_key):
-    token = jwt.encode({"alg": "RS256", "kid": "rsa-1"}, idp.claims(), attacker_key,
-                       algorithms=["RS256"])
+    token = jwt.encode({"alg": "RS256", "kid": "rsa-1"}, idp.claims(), attacker_key, algorithms=["RS256"])
     assert_error_shape(await call(client, token), 401, "invalid_token")
 
 
@@ -124,8 +128,9 @@ async def test_unknown_kids_refetch_jwks_at_most_once_per_period(client, idp, at
     attacker = attacker_key
     statuses = []
     for i in range(100):
-        token = jwt.encode({"alg": "RS256", "kid": f"random-{i}"}, idp.claims(), attacker,
-                           algorithms=["RS256"])
+        token = jwt.encode(
+            {"alg": "RS256", "kid": f"random-{i}"}, idp.claims(), attacker, algorithms=["RS256"]
+        )
         statuses.append((await call(client, token)).status_code)
     assert idp.jwks_fetches - fetches <= 1
     assert statuses == [401] * 20 + [429] * 80  # auth.failure_limit (20) per address, then 429
@@ -153,8 +158,13 @@ async def test_key_urls_and_embedded_keys_in_the_header_are_never_used(client, i
     thread = threading.Thread(target=accept)
     thread.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/keys"
-    header = {"alg": "RS256", "kid": "evil", "jku": url, "x5u": url,
-              "jwk": attacker_key.as_dict(private=False)}
+    header = {
+        "alg": "RS256",
+        "kid": "evil",
+        "jku": url,
+        "x5u": url,
+        "jwk": attacker_key.as_dict(private=False),
+    }
     token = jwt.encode(header, idp.claims(), attacker_key, algorithms=["RS256"])
     assert_error_shape(await call(client, token), 401, "invalid_token")
     thread.join()
@@ -174,8 +184,9 @@ async def test_unknown_crit_header_is_refused(client, idp):
     token = hand_signed(header, idp.claims(), rsa=idp.rsa)
     assert (await call(client, token)).status_code == 401
     # the same hand-made signature without `crit` passes: the refusal is for `crit` alone
-    assert (await call(client, hand_signed({"alg": "RS256", "kid": "rsa-1"}, idp.claims(),
-                                           rsa=idp.rsa))).status_code == 200
+    assert (
+        await call(client, hand_signed({"alg": "RS256", "kid": "rsa-1"}, idp.claims(), rsa=idp.rsa))
+    ).status_code == 200
 
 
 async def test_tokens_sharing_a_long_prefix_are_distinct_identities(asgi_client, idp):
@@ -189,8 +200,10 @@ async def test_tokens_sharing_a_long_prefix_are_distinct_identities(asgi_client,
     async def who(request):
         return JSONResponse({"id": request.state.llm.principal.id})
 
-    app = Starlette(routes=[Route("/v1/chat/completions", who, methods=["POST"])],
-                    middleware=[Middleware(AuthMiddleware, config=Config.from_dict(auth_config(idp)))])
+    app = Starlette(
+        routes=[Route("/v1/chat/completions", who, methods=["POST"])],
+        middleware=[Middleware(AuthMiddleware, config=Config.from_dict(auth_config(idp)))],
+    )
     client = asgi_client(app=app)
     first, second = idp.token(sub="alice"), idp.token(sub="mallory")
     assert first[:20] == second[:20]

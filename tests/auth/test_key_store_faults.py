@@ -41,8 +41,15 @@ async def timed(client, key: str = KEYS["alice"]):
 
 async def test_slow_blackholed_and_recovered_key_store(asgi_client, prefix):
     with FaultProxy((REDIS_HOST, REDIS_PORT)) as fp:
-        client = asgi_client(auth_config(key_store={
-            "url": f"redis://127.0.0.1:{fp.port}/3", "prefix": prefix, "cache_ttl_s": CACHE_TTL_S}))
+        client = asgi_client(
+            auth_config(
+                key_store={
+                    "url": f"redis://127.0.0.1:{fp.port}/3",
+                    "prefix": prefix,
+                    "cache_ttl_s": CACHE_TTL_S,
+                }
+            )
+        )
         base_t, base = await timed(client)
         assert base.status_code == 200
 

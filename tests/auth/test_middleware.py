@@ -24,16 +24,19 @@ def client(asgi_client, tmp_path):
 
 
 async def test_no_key_is_401(client):
-    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini")), 401,
-                       "missing_api_key")
-    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini"),
-                                         headers=bearer("sk-wrong")), 401, "invalid_api_key")
+    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini")), 401, "missing_api_key")
+    assert_error_shape(
+        await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer("sk-wrong")),
+        401,
+        "invalid_api_key",
+    )
 
 
 @pytest.mark.parametrize("payload", ["' OR pg_sleep(8)--", "*", "sk-\r\nx", "../../etc/passwd"])
 async def test_injection_payloads_as_keys_are_plain_401(client, payload):
-    response = await client.post("/v1/chat/completions", json=chat("mini"),
-                                 headers={"x-api-key": payload.replace("\r\n", "")})
+    response = await client.post(
+        "/v1/chat/completions", json=chat("mini"), headers={"x-api-key": payload.replace("\r\n", "")}
+    )
     assert response.status_code == 401
 
 
@@ -56,11 +59,13 @@ async def test_unknown_model_is_404_for_an_authenticated_caller(client):
 
 
 async def test_endpoints_are_granted_by_role(client):
-    response = await client.post("/v1/embeddings", json={"model": "embed-small", "input": "x"},
-                                 headers=bearer(KEYS["alice"]))
+    response = await client.post(
+        "/v1/embeddings", json={"model": "embed-small", "input": "x"}, headers=bearer(KEYS["alice"])
+    )
     assert_error_shape(response, 403, "endpoint_not_allowed")
-    response = await client.post("/v1/embeddings", json={"model": "embed-small", "input": "x"},
-                                 headers=bearer(KEYS["bob"]))
+    response = await client.post(
+        "/v1/embeddings", json={"model": "embed-small", "input": "x"}, headers=bearer(KEYS["bob"])
+    )
     assert response.status_code == 200
 
 
@@ -87,8 +92,9 @@ async def test_admin_api_needs_admin(client):
 
 
 async def test_admin_api_without_auth_is_refused(asgi_client):
-    client = asgi_client({"models": [{"name": "m", "deployments": [
-        {"id": "m", "provider": "mock", "model": "m"}]}]})
+    client = asgi_client(
+        {"models": [{"name": "m", "deployments": [{"id": "m", "provider": "mock", "model": "m"}]}]}
+    )
     assert_error_shape(await client.get("/admin/config"), 403, "endpoint_not_allowed")
 
 
@@ -137,9 +143,10 @@ async def test_principal_is_visible_to_a_users_endpoint():
         return JSONResponse({"public": True})
 
     config = Config.from_dict(auth_config())
-    app = Starlette(routes=[Route("/v1/chat/completions", mine, methods=["POST"]),
-                            Route("/public", public)],
-                    middleware=[Middleware(AuthMiddleware, config=config)])
+    app = Starlette(
+        routes=[Route("/v1/chat/completions", mine, methods=["POST"]), Route("/public", public)],
+        middleware=[Middleware(AuthMiddleware, config=config)],
+    )
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.post("/v1/chat/completions", json=chat("mini"), headers=bearer(KEYS["alice"]))
         assert response.json() == {"id": "alice", "tenant": "team-a"}
@@ -155,18 +162,19 @@ async def test_custom_authenticate_hook():
     async def from_session(scope):
         for name, value in scope["headers"]:
             if name == b"x-session" and value == b"valid":
-                return Principal(id="session-user", tenant="t", models=("gpt-4o-mini",),
-                                 endpoints=("chat",))
+                return Principal(id="session-user", tenant="t", models=("gpt-4o-mini",), endpoints=("chat",))
         return None
 
     config = Config.from_dict(auth_config())
-    app = AuthMiddleware(RouterMiddleware(ProviderApp(config=config), config=config), config=config,
-                         authenticate=from_session)
+    app = AuthMiddleware(
+        RouterMiddleware(ProviderApp(config=config), config=config), config=config, authenticate=from_session
+    )
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
         ok = await c.post("/v1/chat/completions", json=chat("mini"), headers={"x-session": "valid"})
         assert ok.status_code == 200
-        assert (await c.post("/v1/chat/completions", json=chat("gpt-4o"),
-                             headers={"x-session": "valid"})).status_code == 403
+        assert (
+            await c.post("/v1/chat/completions", json=chat("gpt-4o"), headers={"x-session": "valid"})
+        ).status_code == 403
         assert (await c.post("/v1/chat/completions", json=chat("mini"))).status_code == 401
 
 
@@ -184,8 +192,11 @@ async def test_a_guessing_address_gets_429_and_no_more_store_lookups(asgi_client
         return config_record
 
     monkeypatch.setattr(RedisKeyStore, "lookup", lookup)  # counts what would reach Redis
-    app = build_app(Config.from_dict(auth_config(
-        failure_limit=5, failure_window_s=60, key_store={"url": "redis://127.0.0.1:1/0"})))
+    app = build_app(
+        Config.from_dict(
+            auth_config(failure_limit=5, failure_window_s=60, key_store={"url": "redis://127.0.0.1:1/0"})
+        )
+    )
     layer = app
     while not isinstance(layer, AuthMiddleware):
         layer = layer.app

@@ -13,16 +13,22 @@ from tests.conftest import upstream_model
 from tests.fakes.upstream import Behavior, FakeUpstream
 
 REDIS_DB = 2
-KEYS = {"ann": "sk-ann-0123456789abcdef", "amy": "sk-amy-0123456789abcdef",
-        "ben": "sk-ben-0123456789abcdef", "root": "sk-root-0123456789abcdef"}
+KEYS = {
+    "ann": "sk-ann-0123456789abcdef",
+    "amy": "sk-amy-0123456789abcdef",
+    "ben": "sk-ben-0123456789abcdef",
+    "root": "sk-root-0123456789abcdef",
+}
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def cache_config(upstream: FakeUpstream, *, auth: bool = False, **cache: Any) -> dict[str, Any]:
     """Model `m` (alias `m-alias`) and `other` on the fake upstream, with a `cache:` section."""
     config: dict[str, Any] = {
-        "models": [{**upstream_model("m", upstream.base_url), "aliases": ["m-alias"]},
-                   upstream_model("other", upstream.base_url)],
+        "models": [
+            {**upstream_model("m", upstream.base_url), "aliases": ["m-alias"]},
+            upstream_model("other", upstream.base_url),
+        ],
         "routing": {"retries": 0},
         "cache": {"backend": "memory://", **cache},
     }
@@ -34,8 +40,10 @@ def cache_config(upstream: FakeUpstream, *, auth: bool = False, **cache: Any) ->
                 {"id": "ben", "key_sha256": hash_key(KEYS["ben"]), "roles": ["user"], "tenant": "team-b"},
                 {"id": "root", "key_sha256": hash_key(KEYS["root"]), "roles": ["admin"]},
             ],
-            "roles": {"user": {"models": ["*"], "endpoints": ["*"]},
-                      "admin": {"models": ["*"], "endpoints": ["*"], "admin": True}},
+            "roles": {
+                "user": {"models": ["*"], "endpoints": ["*"]},
+                "admin": {"models": ["*"], "endpoints": ["*"], "admin": True},
+            },
         }
     return config
 

@@ -13,8 +13,15 @@ from tests.cache.conftest import KEYS, bearer, cache_config, inference_calls
 from tests.fakes.upstream import Behavior
 from tests.harness import ProxyServer
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,8 @@ def test_a_miss_on_one_replica_is_a_hit_on_the_other_both_ways(fleet, upstream):
         question = [{"role": "user", "content": "fleet: plain first"}]
         on_a.chat.completions.create(model="m", messages=question)
         stream = on_b.chat.completions.with_raw_response.create(
-            model="m", messages=question, stream=True, stream_options={"include_usage": True})
+            model="m", messages=question, stream=True, stream_options={"include_usage": True}
+        )
         assert stream.headers["x-cache"] == "hit"
         chunks = list(stream.parse())
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "tok0 tok1 tok2 "
@@ -67,11 +75,13 @@ def test_a_miss_on_one_replica_is_a_hit_on_the_other_both_ways(fleet, upstream):
 
 def test_sdk_reads_a_replayed_tool_call(fleet, upstream):
     a, b = fleet
-    call = (b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
-            b'"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":'
-            b'"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]},'
-            b'"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":7,'
-            b'"total_tokens":12}}')
+    call = (
+        b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+        b'"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":'
+        b'"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]},'
+        b'"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":7,'
+        b'"total_tokens":12}}'
+    )
     upstream.script(Behavior(body=call))
     question = [{"role": "user", "content": "weather in Paris?"}]
     with sdk(a, "ann") as on_a, sdk(b, "ann") as on_b:
@@ -88,10 +98,14 @@ def test_tenant_isolation_across_replicas(fleet, upstream):
     question = [{"role": "user", "content": "fleet: tenant secret"}]
     with sdk(a, "ann") as ann, sdk(b, "ben") as ben, sdk(b, "amy") as amy:
         ann.chat.completions.create(model="m", messages=question)
-        assert ben.chat.completions.with_raw_response.create(
-            model="m", messages=question).headers["x-cache"] == "miss"
-        assert amy.chat.completions.with_raw_response.create(
-            model="m", messages=question).headers["x-cache"] == "hit"
+        assert (
+            ben.chat.completions.with_raw_response.create(model="m", messages=question).headers["x-cache"]
+            == "miss"
+        )
+        assert (
+            amy.chat.completions.with_raw_response.create(model="m", messages=question).headers["x-cache"]
+            == "hit"
+        )
     assert inference_calls(upstream) == 2
 
 
@@ -102,8 +116,9 @@ def test_single_flight_across_two_replicas(fleet, upstream):
 
     def ask(i: int) -> httpx2.Response:
         server = (a, b)[i % 2]
-        return httpx2.post(server.base_url + "/chat/completions", json=body, headers=bearer("ann"),
-                           timeout=20)
+        return httpx2.post(
+            server.base_url + "/chat/completions", json=body, headers=bearer("ann"), timeout=20
+        )
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(ask, range(20)))
@@ -132,13 +147,15 @@ def test_purge_through_the_admin_api(fleet, upstream):
     a, b = fleet
     body = {"model": "m", "messages": [{"role": "user", "content": "fleet: purge me"}]}
     httpx2.post(a.base_url + "/chat/completions", json=body, headers=bearer("ann"))
-    assert httpx2.post(b.base_url + "/chat/completions", json=body,
-                       headers=bearer("ann")).headers["x-cache"] == "hit"
-    refused = httpx2.request("DELETE", b.root_url + "/admin/cache?namespace=team-a",
-                             headers=bearer("ann"))
+    assert (
+        httpx2.post(b.base_url + "/chat/completions", json=body, headers=bearer("ann")).headers["x-cache"]
+        == "hit"
+    )
+    refused = httpx2.request("DELETE", b.root_url + "/admin/cache?namespace=team-a", headers=bearer("ann"))
     assert refused.status_code == 403
-    purged = httpx2.request("DELETE", b.root_url + "/admin/cache?namespace=team-a",
-                            headers=bearer("root"))
+    purged = httpx2.request("DELETE", b.root_url + "/admin/cache?namespace=team-a", headers=bearer("root"))
     assert purged.status_code == 200 and purged.json()["purged"] >= 1
-    assert httpx2.post(a.base_url + "/chat/completions", json=body,
-                       headers=bearer("ann")).headers["x-cache"] == "miss"
+    assert (
+        httpx2.post(a.base_url + "/chat/completions", json=body, headers=bearer("ann")).headers["x-cache"]
+        == "miss"
+    )

@@ -14,9 +14,17 @@ DIM = 16
 
 
 def item(n: int, group: str = "g", *, ns: str = "n", model: str = "m", ttl: float = 60) -> IndexItem:
-    return IndexItem(id=f"id{n}", digest=f"d{n}", group=group, namespace=ns, model=model,
-                     endpoint="chat", text=f"text {n}", features=features(f"text {n}"),
-                     expires=time.time() + ttl)
+    return IndexItem(
+        id=f"id{n}",
+        digest=f"d{n}",
+        group=group,
+        namespace=ns,
+        model=model,
+        endpoint="chat",
+        text=f"text {n}",
+        features=features(f"text {n}"),
+        expires=time.time() + ttl,
+    )
 
 
 def vector(seed: int) -> np.ndarray:

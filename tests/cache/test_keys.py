@@ -13,24 +13,41 @@ from asgi_llm.context import Principal
 BASE: dict[str, Any] = {
     "model": "m",
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
-    "temperature": 0.2, "top_p": 1, "max_tokens": 50, "n": 1, "stop": ["\n"], "seed": 1,
+    "temperature": 0.2,
+    "top_p": 1,
+    "max_tokens": 50,
+    "n": 1,
+    "stop": ["\n"],
+    "seed": 1,
     "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-    "tool_choice": "auto", "response_format": {"type": "text"}, "logit_bias": {"42": 1},
-    "logprobs": False, "top_logprobs": 0, "presence_penalty": 0, "frequency_penalty": 0,
+    "tool_choice": "auto",
+    "response_format": {"type": "text"},
+    "logit_bias": {"42": 1},
+    "logprobs": False,
+    "top_logprobs": 0,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
 }
-OUTPUT_FIELDS = [k for k in BASE if k != "model"] + ["max_completion_tokens", "reasoning_effort",
-                                                      "parallel_tool_calls", "a_future_parameter"]
+OUTPUT_FIELDS = [k for k in BASE if k != "model"] + [
+    "max_completion_tokens",
+    "reasoning_effort",
+    "parallel_tool_calls",
+    "a_future_parameter",
+]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False,
-                                                                       allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
 
 
-def digest(payload: dict[str, Any], namespace: str = "global", model: str = "m",
-           endpoint: str = "chat") -> str:
+def digest(
+    payload: dict[str, Any], namespace: str = "global", model: str = "m", endpoint: str = "chat"
+) -> str:
     return cache_key(namespace, model, endpoint, payload).digest
 
 
@@ -54,16 +71,22 @@ def test_any_message_of_the_conversation_is_in_the_key(index, text):
 
 
 def test_namespace_model_and_endpoint_are_in_the_key():
-    keys = {digest(BASE), digest(BASE, namespace="tenant:a"), digest(BASE, namespace="tenant:b"),
-            digest(BASE, model="other"), digest(BASE, endpoint="completions")}
+    keys = {
+        digest(BASE),
+        digest(BASE, namespace="tenant:a"),
+        digest(BASE, namespace="tenant:b"),
+        digest(BASE, model="other"),
+        digest(BASE, endpoint="completions"),
+    }
     assert len(keys) == 5
 
 
 def test_what_does_not_change_the_answer_does_not_change_the_key():
     reordered = dict(reversed(list(BASE.items())))
     assert digest(reordered) == digest(BASE)
-    assert digest({**BASE, "stream": True, "stream_options": {"include_usage": True},
-                   "model": "alias", "user": "u-1"}) == digest(BASE)
+    assert digest(
+        {**BASE, "stream": True, "stream_options": {"include_usage": True}, "model": "alias", "user": "u-1"}
+    ) == digest(BASE)
     assert digest({**BASE, "temperature": 1}) == digest({**BASE, "temperature": 1.0})
     assert digest({**BASE, "seed": None}) == digest({k: v for k, v in BASE.items() if k != "seed"})
     assert digest({**BASE, "logprobs": True}) != digest({**BASE, "logprobs": 1})

@@ -76,8 +76,10 @@ async def test_plain_miss_answers_a_stream_as_sse_with_usage_when_asked(asgi_cli
     events = [e for e in hit.text.split("\n\n") if e]
     assert events[-1] == "data: [DONE]"
     chunks = [orjson.loads(e.removeprefix("data: ")) for e in events[:-1]]
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) \
+    assert (
+        "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
         == "tok0 tok1 tok2 "
+    )
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
     no_usage = await client.post(URL, json=chat(stream=True))
     assert '"usage"' not in no_usage.text
@@ -132,12 +134,20 @@ async def test_a_bad_ttl_header_is_a_400(asgi_client, upstream, value):
 
 @pytest.mark.parametrize(
     "behavior",
-    [Behavior(status=500), Behavior(status=429), Behavior(status=400),
-     Behavior(body=b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":'
-                   b'{"role":"assistant","content":"partial"},"finish_reason":"content_filter"}]}'),
-     Behavior(body=b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":'
-                   b'{"role":"assistant","content":""},"finish_reason":"stop"}]}'),
-     Behavior(chunks=0)],
+    [
+        Behavior(status=500),
+        Behavior(status=429),
+        Behavior(status=400),
+        Behavior(
+            body=b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":'
+            b'{"role":"assistant","content":"partial"},"finish_reason":"content_filter"}]}'
+        ),
+        Behavior(
+            body=b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":'
+            b'{"role":"assistant","content":""},"finish_reason":"stop"}]}'
+        ),
+        Behavior(chunks=0),
+    ],
     ids=["500", "429", "400", "content_filter", "empty", "no-content"],
 )
 async def test_failures_filtered_and_empty_answers_are_not_stored(asgi_client, upstream, behavior):
@@ -149,8 +159,11 @@ async def test_failures_filtered_and_empty_answers_are_not_stored(asgi_client, u
     assert inference_calls(upstream) == 2
 
 
-@pytest.mark.parametrize("behavior", [Behavior(chunks=6, cut_after=2), Behavior(chunks=3, cut_after=3)],
-                         ids=["cut-midway", "no-done"])
+@pytest.mark.parametrize(
+    "behavior",
+    [Behavior(chunks=6, cut_after=2), Behavior(chunks=3, cut_after=3)],
+    ids=["cut-midway", "no-done"],
+)
 async def test_a_cut_stream_is_not_stored(asgi_client, upstream, behavior):
     client = asgi_client(cache_config(upstream))
     upstream.script(behavior)
@@ -161,8 +174,10 @@ async def test_a_cut_stream_is_not_stored(asgi_client, upstream, behavior):
 
 
 async def test_a_streamed_content_filter_is_not_stored(asgi_client, upstream):
-    event = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
-             b'{"content":"no"},"finish_reason":"content_filter"}]}\n\ndata: [DONE]\n\n')
+    event = (
+        b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
+        b'{"content":"no"},"finish_reason":"content_filter"}]}\n\ndata: [DONE]\n\n'
+    )
     client = asgi_client(cache_config(upstream))
     upstream.script(Behavior(body=event, content_type="text/event-stream"))
     await client.post(URL, json=chat(stream=True))
@@ -225,8 +240,15 @@ async def test_a_corrupt_or_foreign_entry_reads_as_a_miss(asgi_client, upstream)
     settings = cache.configs.current.cache
     key = cache_key("global", "m", "chat", chat())
     other = cache_key("global", "m", "chat", chat("something else"))
-    foreign = orjson.dumps({"v": 1, "d": other.digest, "e": "chat", "t": 0,
-                            "r": {"choices": [{"message": {"content": "wrong"}}]}})
+    foreign = orjson.dumps(
+        {
+            "v": 1,
+            "d": other.digest,
+            "e": "chat",
+            "t": 0,
+            "r": {"choices": [{"message": {"content": "wrong"}}]},
+        }
+    )
     for raw in (b"\x80\x04\x95garbage", b"[]", foreign, b'{"v":1,"d":"' + key.digest.encode() + b'"}'):
         await cache.store.set(key.storage_key(settings.key_prefix), raw, 60)
         response = await client.post(URL, json=chat())
@@ -305,8 +327,9 @@ async def test_a_hanging_redis_costs_at_most_its_timeout(asgi_client, upstream):
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        app = build_app(Config.from_dict(cache_config(
-            upstream, backend=f"redis://127.0.0.1:{port}/2", timeout_s=0.2)))
+        app = build_app(
+            Config.from_dict(cache_config(upstream, backend=f"redis://127.0.0.1:{port}/2", timeout_s=0.2))
+        )
         client = asgi_client(app=app)
         started = time.monotonic()
         response = await client.post(URL, json=chat())

@@ -37,9 +37,16 @@ async def test_slow_blackholed_and_recovered_redis(asgi_client, upstream, redis_
     url, prefix = redis_url
     db = url.rsplit("/", 1)[1]
     with FaultProxy((REDIS_HOST, REDIS_PORT)) as fp:
-        app = build_app(Config.from_dict(cache_config(
-            upstream, backend=f"redis://127.0.0.1:{fp.port}/{db}", key_prefix=prefix,
-            timeout_s=TIMEOUT_S)))
+        app = build_app(
+            Config.from_dict(
+                cache_config(
+                    upstream,
+                    backend=f"redis://127.0.0.1:{fp.port}/{db}",
+                    key_prefix=prefix,
+                    timeout_s=TIMEOUT_S,
+                )
+            )
+        )
         cache = find_cache(app)
         client = asgi_client(app=app)
         assert (await timed(client))[1] == "miss"

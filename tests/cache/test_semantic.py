@@ -46,13 +46,16 @@ class BagOfWords:
 
 
 def semantic_app(upstream, embedder=None, *, auth=False, threshold=0.8, **cache):
-    config = Config.from_dict(cache_config(upstream, auth=auth, **cache,
-                                           semantic={"enabled": True, "threshold": threshold}))
+    config = Config.from_dict(
+        cache_config(upstream, auth=auth, **cache, semantic={"enabled": True, "threshold": threshold})
+    )
     settings = config.cache
     embedder = embedder or BagOfWords()
-    tier = SemanticTier(settings, BatchingEmbedder(embedder, window_s=0.001, max_batch=16,
-                                                   cache_entries=100),
-                        ExactIndex(DIM, settings.semantic.max_entries))
+    tier = SemanticTier(
+        settings,
+        BatchingEmbedder(embedder, window_s=0.001, max_batch=16, cache_entries=100),
+        ExactIndex(DIM, settings.semantic.max_entries),
+    )
     app = build_app(config)
     layer = app
     while not isinstance(layer, CacheMiddleware):
@@ -82,8 +85,10 @@ async def test_a_paraphrase_is_a_semantic_hit_with_its_similarity(asgi_client, u
     [
         ("Is it safe to eat raw eggs during pregnancy?", "Is it not safe to eat raw eggs during pregnancy?"),
         ("What was the revenue of Acme in 2022?", "What was the revenue of Acme in 2023?"),
-        ("Cheapest flights from New York to London in May",
-         "Cheapest flights from London to New York in May"),
+        (
+            "Cheapest flights from New York to London in May",
+            "Cheapest flights from London to New York in May",
+        ),
         ("How many legs does a spider have, 6 or 8?", "How many legs does a spider have, 8 or 10?"),
         ("Should I buy Tesla stock this week?", "Should I sell Tesla stock this week?"),
         ("Summarize the history of Paris for a tourist", "Summarize the history of Rome for a tourist"),
@@ -103,9 +108,17 @@ async def test_near_misses_never_hit(asgi_client, upstream, stored, asked):
 
 @pytest.mark.parametrize(
     "change",
-    [{"temperature": 0.5}, {"model": "other"}, {"max_tokens": 7},
-     {"messages": [{"role": "system", "content": "Answer in French."},
-                   {"role": "user", "content": "What's the capital city of France?"}]}],
+    [
+        {"temperature": 0.5},
+        {"model": "other"},
+        {"max_tokens": 7},
+        {
+            "messages": [
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "What's the capital city of France?"},
+            ]
+        },
+    ],
     ids=["temperature", "model", "max_tokens", "system-prompt"],
 )
 async def test_only_the_same_context_can_hit(asgi_client, upstream, change):
@@ -121,9 +134,14 @@ async def test_earlier_turns_are_context(asgi_client, upstream):
     client = asgi_client(app=app)
 
     def convo(first: str, last: str) -> dict:
-        return {"model": "m", "messages": [{"role": "user", "content": first},
-                                           {"role": "assistant", "content": "Sure."},
-                                           {"role": "user", "content": last}]}
+        return {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": first},
+                {"role": "assistant", "content": "Sure."},
+                {"role": "user", "content": last},
+            ],
+        }
 
     await client.post(URL, json=convo("Talk about cats", "What is their average lifespan?"))
     other = await client.post(URL, json=convo("Talk about dogs", "What's their average lifespan?"))
@@ -226,10 +244,22 @@ async def test_replicas_share_semantic_entries_through_redis(asgi_client, upstre
 
 
 def test_what_is_embedded():
-    assert semantic_parts("chat", chat("Hi there")) == ("Hi there", {**chat(), "messages": [
-        {"role": "user", "content": None}]})
-    image = {"model": "m", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}
+    assert semantic_parts("chat", chat("Hi there")) == (
+        "Hi there",
+        {**chat(), "messages": [{"role": "user", "content": None}]},
+    )
+    image = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "x"}},
+                ],
+            }
+        ],
+    }
     assert semantic_parts("chat", image) is None
     assert semantic_parts("embeddings", {"model": "m", "input": "x"}) is None
     assert semantic_parts("completions", {"model": "m", "prompt": "Once"})[0] == "Once"

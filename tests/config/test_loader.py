@@ -11,8 +11,13 @@ MINIMAL = {
             "name": "gpt-4o-mini",
             "aliases": ["mini"],
             "deployments": [
-                {"id": "a", "provider": "openai-compatible", "model": "m",
-                 "base_url": "http://127.0.0.1:9/v1", "api_key": "${KEY:-sk-default}"}
+                {
+                    "id": "a",
+                    "provider": "openai-compatible",
+                    "model": "m",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "api_key": "${KEY:-sk-default}",
+                }
             ],
         }
     ]
@@ -62,11 +67,22 @@ def test_bad_deployment_fields(field, value, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("host", [
-    "169.254.169.254", "[::ffff:169.254.169.254]", "2852039166", "0xA9FEA9FE", "169.254.43518",
-    "[fe80::1]", "[fd00:ec2::254]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::]",
-    "metadata.google.internal", "METADATA.google.internal.",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "169.254.169.254",
+        "[::ffff:169.254.169.254]",
+        "2852039166",
+        "0xA9FEA9FE",
+        "169.254.43518",
+        "[fe80::1]",
+        "[fd00:ec2::254]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:a9fe:a9fe::]",
+        "metadata.google.internal",
+        "METADATA.google.internal.",
+    ],
+)
 def test_metadata_addresses_in_any_spelling_are_refused_unless_allowed(host):
     """THREATS H8: cloud metadata endpoints, whatever the spelling (legacy IPv4 forms, IPv6
     transition forms, well-known names). Loopback and private networks stay allowed: a local
@@ -80,8 +96,10 @@ def test_metadata_addresses_in_any_spelling_are_refused_unless_allowed(host):
     Config.from_dict(data)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "10.1.2.3", "localhost",
-                                  "api.openai.com", "2130706433"])
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "10.1.2.3", "localhost", "api.openai.com", "2130706433"],
+)
 def test_ordinary_hosts_load(host):
     data = json.loads(json.dumps(MINIMAL))
     data["models"][0]["deployments"][0]["base_url"] = f"http://{host}:8000/v1"
@@ -119,11 +137,15 @@ def test_all_three_formats_load(tmp_path):
         "models:\n  - name: m\n    deployments:\n      - {id: d, provider: mock, model: m}\n"
     )
     toml_file = tmp_path / "proxy.toml"
-    toml_file.write_text('[[models]]\nname = "m"\n[[models.deployments]]\nid = "d"\n'
-                         'provider = "mock"\nmodel = "m"\n')
+    toml_file.write_text(
+        '[[models]]\nname = "m"\n[[models.deployments]]\nid = "d"\nprovider = "mock"\nmodel = "m"\n'
+    )
     json_file = tmp_path / "proxy.json"
-    json_file.write_text(json.dumps({"models": [{"name": "m", "deployments": [
-        {"id": "d", "provider": "mock", "model": "m"}]}]}))
+    json_file.write_text(
+        json.dumps(
+            {"models": [{"name": "m", "deployments": [{"id": "d", "provider": "mock", "model": "m"}]}]}
+        )
+    )
     for path in (yaml_file, toml_file, json_file):
         config = Config.from_file(path)
         assert config.models[0].deployments[0].id == "d"

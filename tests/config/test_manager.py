@@ -38,16 +38,20 @@ def test_reload_swaps_in_a_valid_file_and_tells_listeners_and_observers(config_f
     assert manager.reloads == {"ok": 1, "failed": 0} and manager.last_error is None
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{ not json", "cannot parse"),
-    ('{"models": [{"name": "m", "deployments": [{"id": "d", "provider": "nope", "model": "m"}]}]}',
-     "models[0].deployments[0].provider"),
-    ('{"models": [], "bogus": 1}', "bogus"),
-    ("", "empty"),
-    ("   \n", "empty"),
-])
-def test_a_bad_file_keeps_the_old_config_and_says_where(config_file, content, message,
-                                                        no_secrets_in_logs):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{ not json", "cannot parse"),
+        (
+            '{"models": [{"name": "m", "deployments": [{"id": "d", "provider": "nope", "model": "m"}]}]}',
+            "models[0].deployments[0].provider",
+        ),
+        ('{"models": [], "bogus": 1}', "bogus"),
+        ("", "empty"),
+        ("   \n", "empty"),
+    ],
+)
+def test_a_bad_file_keeps_the_old_config_and_says_where(config_file, content, message, no_secrets_in_logs):
     manager = ConfigManager(Config.from_file(config_file))
     old = manager.current
     config_file.write_text(content)
@@ -107,18 +111,37 @@ def test_a_setting_read_at_startup_says_it_needs_a_restart(config_file, no_secre
     manager = ConfigManager(Config.from_file(config_file))
     write(config_file, cache={"semantic": {"enabled": True}})
     assert manager.reload().ok
-    assert any("cache.semantic.enabled changed; it takes effect after a restart" in line
-               for line in no_secrets_in_logs.lines)
+    assert any(
+        "cache.semantic.enabled changed; it takes effect after a restart" in line
+        for line in no_secrets_in_logs.lines
+    )
 
 
-def test_secrets_from_the_environment_are_not_logged_when_a_reload_fails(config_file, monkeypatch,
-                                                                         no_secrets_in_logs):
+def test_secrets_from_the_environment_are_not_logged_when_a_reload_fails(
+    config_file, monkeypatch, no_secrets_in_logs
+):
     monkeypatch.setenv("UPSTREAM_KEY", "sk-live-secret-value-123456")
-    config_file.write_text(json.dumps({"models": [{"name": "m", "deployments": [
-        {"id": "d", "provider": "openai-compatible", "model": "m", "api_key": "${UPSTREAM_KEY}",
-         "base_url": "http://169.254.169.254/v1"}]}]}))
-    manager = ConfigManager(Config.from_dict({"models": [mock_model()]},
-                                             source=str(config_file)))
+    config_file.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "name": "m",
+                        "deployments": [
+                            {
+                                "id": "d",
+                                "provider": "openai-compatible",
+                                "model": "m",
+                                "api_key": "${UPSTREAM_KEY}",
+                                "base_url": "http://169.254.169.254/v1",
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    manager = ConfigManager(Config.from_dict({"models": [mock_model()]}, source=str(config_file)))
     result = manager.reload()
     assert not result.ok and "base_url" in result.error
     assert "sk-live" not in result.error  # the autouse fixture scans every log line too
@@ -145,24 +168,39 @@ async def test_in_flight_requests_finish_on_their_snapshot(config_file, asgi_cli
     response = await slow
     assert response.status_code == 200, response.text
     assert (await client.post("/v1/chat/completions", json=body)).status_code == 404
-    assert (await client.post("/v1/chat/completions",
-                              json={**body, "model": "m2"})).status_code == 200
+    assert (await client.post("/v1/chat/completions", json={**body, "model": "m2"})).status_code == 200
 
 
 async def test_the_admin_view_redacts_secrets_and_shows_the_last_error(config_file, asgi_client):
     from asgi_llm.auth.keys import hash_key
 
-    admin = {"api_keys": [{"id": "root", "key_sha256": hash_key("sk-root-0123456789"),
-                           "roles": ["admin"]}],
-             "roles": {"admin": {"models": ["*"], "endpoints": ["*"], "admin": True}}}
-    model = {"name": "up", "deployments": [{"id": "u", "provider": "openai-compatible",
-                                            "model": "x", "base_url": "http://127.0.0.1:9/v1",
-                                            "api_key": "sk-provider-secret-xyz"}]}
+    admin = {
+        "api_keys": [{"id": "root", "key_sha256": hash_key("sk-root-0123456789"), "roles": ["admin"]}],
+        "roles": {"admin": {"models": ["*"], "endpoints": ["*"], "admin": True}},
+    }
+    model = {
+        "name": "up",
+        "deployments": [
+            {
+                "id": "u",
+                "provider": "openai-compatible",
+                "model": "x",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key": "sk-provider-secret-xyz",
+            }
+        ],
+    }
     config_file.write_text(json.dumps({"models": [model], "auth": admin}))
     client = asgi_client(app=build_app(Config.from_file(config_file)))
     headers = {"authorization": "Bearer sk-root-0123456789"}
-    config_file.write_text(json.dumps({"models": [{**model, "deployments": [
-        {**model["deployments"][0], "timeout_s": -1}]}], "auth": admin}))
+    config_file.write_text(
+        json.dumps(
+            {
+                "models": [{**model, "deployments": [{**model["deployments"][0], "timeout_s": -1}]}],
+                "auth": admin,
+            }
+        )
+    )
     response = await client.post("/admin/config/reload", headers=headers)
     assert response.status_code == 409
     view = (await client.get("/admin/config", headers=headers)).json()

@@ -19,8 +19,10 @@ from tests.conftest import mock_model
 from tests.harness import ProxyServer
 
 ADMIN_KEY = "sk-root-0123456789"
-ADMIN = {"api_keys": [{"id": "root", "key_sha256": hash_key(ADMIN_KEY), "roles": ["admin"]}],
-         "roles": {"admin": {"models": ["*"], "endpoints": ["*"], "admin": True}}}
+ADMIN = {
+    "api_keys": [{"id": "root", "key_sha256": hash_key(ADMIN_KEY), "roles": ["admin"]}],
+    "roles": {"admin": {"models": ["*"], "endpoints": ["*"], "admin": True}},
+}
 HEADERS = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
@@ -59,7 +61,7 @@ async def test_a_half_written_file_is_never_loaded(watched):
         handle.write(full[: len(full) // 2])
         handle.flush()
         assert await watcher.poll() is None
-        handle.write(full[len(full) // 2:])
+        handle.write(full[len(full) // 2 :])
         handle.flush()
         assert await watcher.poll() is None  # changed again: still waiting
     result = await watcher.poll()
@@ -302,16 +304,18 @@ async def test_a_bad_edit_keeps_the_running_config_and_the_admin_api_shows_why(t
             assert "cannot parse" in await last_error()
             assert (await client.post("/v1/chat/completions", json=chat("m1"))).status_code == 200
             # Invalid schema: the error names the file and the field.
-            rewrite(server.config_path, content("m1", "m2").replace('"provider": "mock"',
-                                                                     '"provider": "nope"', 1))
+            rewrite(
+                server.config_path, content("m1", "m2").replace('"provider": "mock"', '"provider": "nope"', 1)
+            )
             await settle(lambda: _contains(last_error(), "provider"))
             error = await last_error()
             assert str(server.config_path) in error and "models[0].deployments[0].provider" in error
             assert (await client.post("/v1/chat/completions", json=chat("m1"))).status_code == 200
             assert (await client.post("/v1/chat/completions", json=chat("m2"))).status_code == 404
             # The admin API reloads on demand (the watcher is switched off by this edit).
-            rewrite(server.config_path, content("m1", "m3").replace(
-                '"poll_interval_s": 0.1', '"watch": false'))
+            rewrite(
+                server.config_path, content("m1", "m3").replace('"poll_interval_s": 0.1', '"watch": false')
+            )
             response = await client.post("/admin/config/reload")
             assert response.status_code == 200 and response.json()["reloaded"] is True
             assert (await client.post("/v1/chat/completions", json=chat("m3"))).status_code == 200
@@ -334,8 +338,7 @@ async def test_an_admin_reload_on_one_replica_reloads_the_other_through_redis(tm
     channel = f"test:config:{uuid.uuid4().hex}"
 
     def content(*models):
-        return doc(*models, auth=ADMIN,
-                   reload={"watch": False, "redis_url": redis_db4, "channel": channel})
+        return doc(*models, auth=ADMIN, reload={"watch": False, "redis_url": redis_db4, "channel": channel})
 
     config = json.loads(content("m1"))
     (tmp_path / "a").mkdir()
@@ -348,8 +351,7 @@ async def test_an_admin_reload_on_one_replica_reloads_the_other_through_redis(tm
             response = await client.post(a.root_url + "/admin/config/reload")
             assert response.status_code == 200
             started = time.monotonic()
-            while (await client.post(b.base_url + "/chat/completions",
-                                     json=chat("m2"))).status_code != 200:
+            while (await client.post(b.base_url + "/chat/completions", json=chat("m2"))).status_code != 200:
                 assert time.monotonic() - started < 2.0
                 await asyncio.sleep(0.05)
             view = (await client.get(b.root_url + "/admin/config")).json()
@@ -372,8 +374,9 @@ async def test_sighup_reloads_every_worker(tmp_path):
             statuses: list[int] = []
             while statuses[-10:] != [200] * 10:  # ten in a row on fresh connections: both workers
                 assert time.monotonic() - started < 5, statuses
-                response = await client.post(server.base_url + "/chat/completions",
-                                             json=chat("m2"), headers={"connection": "close"})
+                response = await client.post(
+                    server.base_url + "/chat/completions", json=chat("m2"), headers={"connection": "close"}
+                )
                 statuses.append(response.status_code)
         deadline = time.monotonic() + 5
         while server.log().count("config reloaded from") < 2:

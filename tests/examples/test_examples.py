@@ -44,8 +44,9 @@ async def test_custom_order(asgi_client):
     statuses = [(await client.post("/public/v1/chat/completions", json=body)).status_code for _ in range(11)]
     assert statuses == [200] * 10 + [429]
     assert (await client.post("/private/v1/chat/completions", json=body)).status_code == 401
-    ok = await client.post("/private/v1/chat/completions", json=body,
-                           headers={"authorization": "Bearer sk-private-example"})
+    ok = await client.post(
+        "/private/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-private-example"}
+    )
     assert ok.status_code == 200
 
 
@@ -75,25 +76,32 @@ async def test_metrics_outermost_and_innermost(asgi_client):
     key = {"authorization": "Bearer sk-metrics-example"}
     for prefix in ("/outer", "/inner"):
         url = f"{prefix}/v1/chat/completions"
-        statuses = [(await client.post(url, json=body, headers=headers)).status_code
-                    for headers in ({}, key, key, key)]
+        statuses = [
+            (await client.post(url, json=body, headers=headers)).status_code
+            for headers in ({}, key, key, key)
+        ]
         assert statuses == [401, 200, 200, 429]  # the limit: 2 requests a minute per key
     outer, inner = example.outer_tally, example.inner_tally
     assert outer.statuses == {401: 1, 200: 2, 429: 1}  # every request, refusals included
     assert inner.statuses == {200: 2}  # only what was admitted
     assert [(r.error_type, r.error_code) for r in outer.records if r.status >= 400] == [
-        ("authentication_error", "missing_api_key"), ("rate_limit_error", "rate_limit_exceeded")]
+        ("authentication_error", "missing_api_key"),
+        ("rate_limit_error", "rate_limit_exceeded"),
+    ]
     assert [r.rate_limited for r in outer.records] == [False, False, False, True]
     for records in (outer.records, inner.records):
         admitted = [r for r in records if r.status == 200]
-        assert all(r.deployment == "mock" and r.total_s > 0 and r.upstream_s is not None
-                   for r in admitted)
+        assert all(r.deployment == "mock" and r.total_s > 0 and r.upstream_s is not None for r in admitted)
 
 
 def test_standalone_config_with_openai_and_a_local_fallback(tmp_path):
     with FakeUpstream("openai") as cloud, FakeUpstream("ollama") as local:
-        env = {"OPENAI_BASE_URL": cloud.base_url, "OPENAI_API_KEY": "sk-cloud-key-1",
-               "LOCAL_BASE_URL": local.base_url, "APP_KEY_SHA256": hash_key("sk-app-example")}
+        env = {
+            "OPENAI_BASE_URL": cloud.base_url,
+            "OPENAI_API_KEY": "sk-cloud-key-1",
+            "LOCAL_BASE_URL": local.base_url,
+            "APP_KEY_SHA256": hash_key("sk-app-example"),
+        }
         with ProxyServer(ROOT / "examples" / "standalone.yaml", tmp_path, env=env) as server:
             client = openai.OpenAI(base_url=server.base_url, api_key="sk-app-example", max_retries=0)
             raw = client.chat.completions.with_raw_response.create(model="mini", messages=USER)
@@ -123,8 +131,11 @@ def test_dockerfile_and_kubernetes_manifest_start_the_same_command(tmp_path, red
 
     config_file = tmp_path / "proxy.yaml"
     config_file.write_text(kinds["ConfigMap"]["data"]["proxy.yaml"])
-    secrets = {"REDIS_URL": redis_available, "OPENAI_API_KEY": "sk-k8s-test",
-               "OPS_KEY_SHA256": hash_key("sk-ops-example")}
+    secrets = {
+        "REDIS_URL": redis_available,
+        "OPENAI_API_KEY": "sk-k8s-test",
+        "OPS_KEY_SHA256": hash_key("sk-ops-example"),
+    }
     Config.from_file(config_file, environ=secrets)  # the ConfigMap is a valid config
     args = container["args"][2:]
     # the container's own flags, with a local address and our file instead of the mount

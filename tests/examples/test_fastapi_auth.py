@@ -16,8 +16,9 @@ def load_example():
 async def test_fastapi_example(asgi_client):
     client = asgi_client(app=load_example().app)
     body = {"model": "MY-MODEL", "messages": [{"role": "user", "content": "hi"}]}
-    ok = await client.post("/v1/chat/completions", json=body,
-                           headers={"authorization": "Bearer sk-alice-example"})
+    ok = await client.post(
+        "/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-alice-example"}
+    )
     assert ok.json() == {"caller": "alice", "tenant": "team-a", "model": "my-model", "said": "hi"}
     assert (await client.post("/v1/chat/completions", json=body)).status_code == 401
     assert (await client.get("/health")).json() == {"ok": True}

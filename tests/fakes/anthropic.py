@@ -27,9 +27,16 @@ from tests.fakes.upstream import (
     _pause,
 )
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-               403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-               429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 
 
 @dataclass
@@ -79,42 +86,61 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 def message_events(message: dict[str, Any], *, chunks: int = 3, json_pieces: int = 3) -> list[bytes]:
     """A whole message as Anthropic's stream of events, one bytes object per event."""
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**message["usage"], "output_tokens": 1}}
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**message["usage"], "output_tokens": 1},
+    }
     events = [_event("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(message["content"]):
         kind = block["type"]
-        opened = {"type": "text", "text": ""} if kind == "text" else (
-            {**block, "input": {}} if kind == "tool_use" else {"type": "thinking", "thinking": ""})
-        events.append(_event("content_block_start", {"type": "content_block_start",
-                                                     "index": index, "content_block": opened}))
+        opened = (
+            {"type": "text", "text": ""}
+            if kind == "text"
+            else ({**block, "input": {}} if kind == "tool_use" else {"type": "thinking", "thinking": ""})
+        )
+        events.append(
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opened},
+            )
+        )
         if index == 0:
             events.append(_event("ping", {"type": "ping"}))
         if kind == "text":
             deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"], chunks)]
         elif kind == "tool_use":
             raw = _dumps(block["input"]).decode()
-            deltas = [{"type": "input_json_delta", "partial_json": p}
-                      for p in _pieces(raw, json_pieces)]
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(raw, json_pieces)]
         else:
-            deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
-                      {"type": "signature_delta", "signature": block["signature"]}]
-        events.extend(_event("content_block_delta", {"type": "content_block_delta",
-                                                     "index": index, "delta": d})
-                      for d in deltas)
+            deltas = [
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ]
+        events.extend(
+            _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas
+        )
         events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
-    events.append(_event("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
-        "usage": {"output_tokens": message["usage"]["output_tokens"]}}))
+    events.append(
+        _event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
+                "usage": {"output_tokens": message["usage"]["output_tokens"]},
+            },
+        )
+    )
     events.append(_event("message_stop", {"type": "message_stop"}))
     return events
 
 
 def error_body(status: int, message: str) -> bytes:
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    return _dumps({"type": "error", "error": {"type": kind, "message": message},
-                   "request_id": "req_fake"})
+    return _dumps({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake"})
 
 
 class FakeAnthropic(FakeUpstream):
@@ -160,35 +186,47 @@ class FakeAnthropic(FakeUpstream):
         if reply.text:
             content.append({"type": "text", "text": reply.text})
         for i, (name, arguments) in enumerate(reply.tool_uses):
-            content.append({"type": "tool_use", "id": f"toolu_{self.name}_{n}_{i}", "name": name,
-                            "input": arguments})
+            content.append(
+                {"type": "tool_use", "id": f"toolu_{self.name}_{n}_{i}", "name": name, "input": arguments}
+            )
         stop = reply.stop_reason or ("tool_use" if reply.tool_uses else "end_turn")
         prompt = reply.input_tokens if reply.input_tokens is not None else _words(payload)
-        return {"id": f"msg_{self.name}_{n}", "type": "message", "role": "assistant",
-                "model": str(payload.get("model")), "content": content, "stop_reason": stop,
-                "stop_sequence": reply.stop_sequence,
-                "usage": {"input_tokens": prompt, "output_tokens": reply.output_tokens}}
+        return {
+            "id": f"msg_{self.name}_{n}",
+            "type": "message",
+            "role": "assistant",
+            "model": str(payload.get("model")),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": reply.stop_sequence,
+            "usage": {"input_tokens": prompt, "output_tokens": reply.output_tokens},
+        }
 
-    async def _stream(self, rec: RecordedRequest, send: Send, abort: asyncio.Event, reply: Reply,
-                      message: dict[str, Any]) -> None:
-        headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
-                   "request-id": f"req_{self.name}"}
-        await self._emit(rec, send, {"type": "http.response.start", "status": 200,
-                                     "headers": _encode(headers)})
+    async def _stream(
+        self, rec: RecordedRequest, send: Send, abort: asyncio.Event, reply: Reply, message: dict[str, Any]
+    ) -> None:
+        headers = {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache",
+            "request-id": f"req_{self.name}",
+        }
+        await self._emit(
+            rec, send, {"type": "http.response.start", "status": 200, "headers": _encode(headers)}
+        )
         events = message_events(message, chunks=reply.chunks, json_pieces=reply.json_pieces)
         for i, event in enumerate(events):
             if i == reply.cut_after:
                 rec.finished_at = time.monotonic()
                 return  # no final message: hypercorn closes the connection mid-body
             if i == reply.error_after:
-                event = _event("error", {"type": "error", "error": {
-                    "type": "overloaded_error", "message": "Overloaded"}})
+                event = _event(
+                    "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+                )
                 rec.finished_at = time.monotonic()
                 await self._emit(rec, send, {"type": "http.response.body", "body": event})
                 return
             if i and not await _pause(abort, reply.chunk_delay_s):
                 return
-            await self._emit(rec, send, {"type": "http.response.body", "body": event,
-                                         "more_body": True})
+            await self._emit(rec, send, {"type": "http.response.body", "body": event, "more_body": True})
         rec.finished_at = time.monotonic()
         await self._emit(rec, send, {"type": "http.response.body", "body": b""})

@@ -126,8 +126,9 @@ class FaultProxy:
             sock.close()
         self._stalled.clear()
         if self._server is None:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
-                                                      reuse_address=True)
+            self._server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, reuse_address=True
+            )
 
     async def _stall(self) -> None:
         if self._server is not None:
@@ -166,8 +167,9 @@ class FaultProxy:
         except asyncio.CancelledError:
             pass  # stop(): ends quietly (asyncio's start_server callback reads the outcome)
 
-    async def _connection(self, client_reader: asyncio.StreamReader,
-                          client_writer: asyncio.StreamWriter) -> None:
+    async def _connection(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         self.accepted += 1
         if self.faults.accept_then_close:
             client_writer.close()
@@ -179,8 +181,10 @@ class FaultProxy:
             return
         self.active += 1
         self._writers.update((client_writer, upstream_writer))
-        pumps = [asyncio.ensure_future(self._pump(client_reader, upstream_writer, downstream=False)),
-                 asyncio.ensure_future(self._pump(upstream_reader, client_writer, downstream=True))]
+        pumps = [
+            asyncio.ensure_future(self._pump(client_reader, upstream_writer, downstream=False)),
+            asyncio.ensure_future(self._pump(upstream_reader, client_writer, downstream=True)),
+        ]
         try:
             # Either side closing ends the connection (as toxiproxy does): a keep-alive
             # upstream would otherwise hold a connection its client has long left.
@@ -194,8 +198,9 @@ class FaultProxy:
                 self._writers.discard(writer)
                 writer.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    downstream: bool) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool
+    ) -> None:
         sent = 0
         while True:
             data = await reader.read(65536)

@@ -34,8 +34,16 @@ class FakeIdP:
     # -- tokens ----------------------------------------------------------------------------
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "iat": now, "nbf": now,
-                  "exp": now + 300, "roles": ["user"], "org": "team-a"}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "user-1",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "roles": ["user"],
+            "org": "team-a",
+        }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 

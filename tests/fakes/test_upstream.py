@@ -103,9 +103,7 @@ def test_usage_false_omits_usage_chunk(up: FakeUpstream, client: openai.OpenAI) 
     assert all(c.choices and c.usage is None for c in chunks)
 
 
-def test_stream_chunks_are_flushed_one_by_one(
-    up: FakeUpstream, http: httpx2.Client
-) -> None:
+def test_stream_chunks_are_flushed_one_by_one(up: FakeUpstream, http: httpx2.Client) -> None:
     up.script(Behavior(chunks=3, chunk_delay_s=0.2))
     body = {"model": "m", "messages": CHAT, "stream": True}
     arrivals = []
@@ -174,9 +172,7 @@ def test_wait_for_disconnect_times_out(up: FakeUpstream, http: httpx2.Client) ->
     assert time.monotonic() - started >= 0.2
 
 
-def test_client_leaving_mid_stream_is_recorded(
-    up: FakeUpstream, http: httpx2.Client
-) -> None:
+def test_client_leaving_mid_stream_is_recorded(up: FakeUpstream, http: httpx2.Client) -> None:
     up.script(Behavior(chunks=100, chunk_delay_s=0.05))
     body = {"model": "m", "messages": CHAT, "stream": True}
     with http.stream("POST", f"{up.base_url}/chat/completions", json=body) as r:
@@ -185,9 +181,7 @@ def test_client_leaving_mid_stream_is_recorded(
     assert rec is not None and rec.finished_at is None
 
 
-def test_cut_after_makes_sdk_stream_raise(
-    up: FakeUpstream, client: openai.OpenAI
-) -> None:
+def test_cut_after_makes_sdk_stream_raise(up: FakeUpstream, client: openai.OpenAI) -> None:
     up.script(Behavior(chunks=5, cut_after=2))
     seen = []
     with pytest.raises(openai.APIConnectionError):
@@ -210,9 +204,7 @@ async def test_cut_after_is_a_protocol_error_for_async_clients(
     up.script(Behavior(cut_after=1), Behavior(cut_after=0), Behavior(cut_after=3))
     async with httpx2.AsyncClient(trust_env=False, timeout=5.0) as http:
         with pytest.raises(httpx2.RemoteProtocolError):
-            async with http.stream(
-                "POST", f"{up.base_url}/completions", json=body
-            ) as r:
+            async with http.stream("POST", f"{up.base_url}/completions", json=body) as r:
                 async for _ in r.aiter_bytes():
                     pass
         with pytest.raises(httpx2.RemoteProtocolError):  # non-stream: half a body
@@ -251,9 +243,7 @@ def test_azure_path_and_query_recorded(up: FakeUpstream) -> None:
     assert emb.path == "/openai/deployments/emb-deploy/embeddings"
 
 
-def test_embeddings(
-    up: FakeUpstream, client: openai.OpenAI, http: httpx2.Client
-) -> None:
+def test_embeddings(up: FakeUpstream, client: openai.OpenAI, http: httpx2.Client) -> None:
     e = client.embeddings.create(model="emb", input=["one two", "three"])  # base64 wire
     assert up.requests[0].json["encoding_format"] == "base64"
     assert [d.index for d in e.data] == [0, 1]

@@ -263,9 +263,7 @@ class FakeUpstream:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
-    async def _watch_disconnect(
-        self, receive: Receive, rec: RecordedRequest, abort: asyncio.Event
-    ) -> None:
+    async def _watch_disconnect(self, receive: Receive, rec: RecordedRequest, abort: asyncio.Event) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         if rec.finished_at is None:  # hypercorn also says so after a complete response
@@ -282,9 +280,7 @@ class FakeUpstream:
         """The behavior for the next inference request, and that request's number."""
         with self._lock:
             self._counter += 1
-            return (
-                self._script.popleft() if self._script else self.default
-            ), self._counter
+            return (self._script.popleft() if self._script else self.default), self._counter
 
     async def _emit(self, rec: RecordedRequest, send: Send, message: Message) -> None:
         try:
@@ -309,15 +305,12 @@ class FakeUpstream:
         part = payload[: len(payload) // 2] if cut else payload
         await self._emit(rec, send, {**_BODY, "body": part, "more_body": cut})
 
-    async def _respond(
-        self, rec: RecordedRequest, send: Send, abort: asyncio.Event
-    ) -> None:
+    async def _respond(self, rec: RecordedRequest, send: Send, abort: asyncio.Event) -> None:
         kind, deployment = _route(rec.method, rec.path)
         headers = {"content-type": "application/json", "x-fake-upstream": self.name}
         if kind == "models":
             data = [
-                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
-                for m in self.models
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models
             ]
             models = _dumps({"object": "list", "data": data})
             return await self._reply(rec, send, 200, models, headers)
@@ -387,15 +380,11 @@ class FakeUpstream:
         if b.cut_after == b.chunks:
             rec.finished_at = time.monotonic()
             return
-        tail = [
-            {**base, "choices": [_choice(kind, "", "stop", first=False, stream=True)]}
-        ]
+        tail = [{**base, "choices": [_choice(kind, "", "stop", first=False, stream=True)]}]
         if include_usage and b.usage:
             tail.append({**base, "choices": [], "usage": usage})
         for event in tail:
-            await self._emit(
-                rec, send, {**_BODY, "body": _sse(event), "more_body": True}
-            )
+            await self._emit(rec, send, {**_BODY, "body": _sse(event), "more_body": True})
         rec.finished_at = time.monotonic()
         await self._emit(rec, send, {**_BODY, "body": b"data: [DONE]\n\n"})
 
@@ -425,9 +414,7 @@ def _route(method: str, path: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _choice(
-    kind: str, text: str, finish: str | None, *, first: bool, stream: bool
-) -> dict[str, Any]:
+def _choice(kind: str, text: str, finish: str | None, *, first: bool, stream: bool) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0}
     if kind == "text":
         choice["text"] = text
@@ -436,19 +423,13 @@ def _choice(
     elif finish is not None:
         choice["delta"] = {}
     else:
-        choice["delta"] = (
-            {"role": "assistant", "content": text} if first else {"content": text}
-        )
+        choice["delta"] = {"role": "assistant", "content": text} if first else {"content": text}
     return {**choice, "logprobs": None, "finish_reason": finish}
 
 
-def _embeddings(
-    payload: dict[str, Any], model: str, prompt_tokens: int
-) -> dict[str, Any]:
+def _embeddings(payload: dict[str, Any], model: str, prompt_tokens: int) -> dict[str, Any]:
     raw = payload.get("input")
-    is_token_list = (
-        isinstance(raw, list) and raw != [] and all(isinstance(x, int) for x in raw)
-    )
+    is_token_list = isinstance(raw, list) and raw != [] and all(isinstance(x, int) for x in raw)
     inputs = raw if isinstance(raw, list) and not is_token_list else [raw]
     dim = payload.get("dimensions")
     dim = dim if isinstance(dim, int) and dim > 0 else 8
@@ -487,9 +468,7 @@ def _error(status: int, message: str) -> bytes:
         401: ("invalid_request_error", "invalid_api_key"),
         429: ("requests", "rate_limit_exceeded"),
     }.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
-    return _dumps(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    )
+    return _dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
 
 def _dumps(obj: Any) -> bytes:
@@ -501,6 +480,4 @@ def _sse(obj: Any) -> bytes:
 
 
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [
-        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
-    ]
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

@@ -14,8 +14,14 @@ from asgi_llm import build_app
 from tests.conftest import run_lifespan_shutdown
 
 
-async def call(app: Any, path: str, payload: Any = None, *, method: str = "POST",
-               headers: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, bytes]:
+async def call(
+    app: Any,
+    path: str,
+    payload: Any = None,
+    *,
+    method: str = "POST",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> tuple[int, bytes]:
     """One request straight into an ASGI app (no HTTP client): the status and the body."""
     body = b"" if payload is None else orjson.dumps(payload)
     pending = [{"type": "http.request", "body": body, "more_body": False}]
@@ -30,11 +36,20 @@ async def call(app: Any, path: str, payload: Any = None, *, method: str = "POST"
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": b"", "server": ("proxy.test", 80), "client": ("127.0.0.1", 5000),
-             "headers": [(b"host", b"proxy.test"), (b"content-type", b"application/json"),
-                         *headers]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "server": ("proxy.test", 80),
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"host", b"proxy.test"), (b"content-type", b"application/json"), *headers],
+    }
     await app(scope, receive, send)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

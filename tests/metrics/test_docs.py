@@ -24,8 +24,9 @@ def blocks(language: str) -> list[str]:
 def test_the_metric_table_lists_exactly_what_is_exported():
     documented = set(re.findall(r"^\| `(asgi_llm_[a-z_]+)` \|", DOC, re.M))
     exporter = PrometheusExporter()
-    exported = {family.name + ("_total" if family.type == "counter" else "")
-                for family in exporter.registry.collect()}
+    exported = {
+        family.name + ("_total" if family.type == "counter" else "") for family in exporter.registry.collect()
+    }
     assert documented == exported
 
 
@@ -33,8 +34,9 @@ def test_the_config_blocks_load():
     for block in blocks("yaml"):
         data = yaml.safe_load(block)
         if isinstance(data, dict) and "metrics" in data:
-            config = Config.from_dict({"models": [mock_model()], **data},
-                                      environ={"DD_AGENT_HOST": "10.0.0.1"})
+            config = Config.from_dict(
+                {"models": [mock_model()], **data}, environ={"DD_AGENT_HOST": "10.0.0.1"}
+            )
             assert config.metrics.statsd is not None
 
 

@@ -31,16 +31,40 @@ def layer_of(app, cls):
 
 
 async def test_a_request_is_counted_with_its_labels_tokens_cost_and_latency(make_app):
-    cfg = Config.from_dict({
-        "models": [{"name": "m1", "aliases": ["one"], "deployments": [
-            {"id": "d1", "provider": "mock", "model": "m1",
-             "cost": {"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000}}]}],
-        "metrics": PROM})
+    cfg = Config.from_dict(
+        {
+            "models": [
+                {
+                    "name": "m1",
+                    "aliases": ["one"],
+                    "deployments": [
+                        {
+                            "id": "d1",
+                            "provider": "mock",
+                            "model": "m1",
+                            "cost": {"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000},
+                        }
+                    ],
+                }
+            ],
+            "metrics": PROM,
+        }
+    )
     app = make_app(cfg)
     assert (await call(app, "/v1/chat/completions", chat("one")))[0] == 200
     text = await scrape(app)
-    assert value(text, "asgi_llm_requests_total", endpoint="chat", model="m1", deployment="d1",
-                 status="2xx", cache="none") == 1
+    assert (
+        value(
+            text,
+            "asgi_llm_requests_total",
+            endpoint="chat",
+            model="m1",
+            deployment="d1",
+            status="2xx",
+            cache="none",
+        )
+        == 1
+    )
     prompt = value(text, "asgi_llm_prompt_tokens_total", model="m1", deployment="d1")
     completion = value(text, "asgi_llm_completion_tokens_total", model="m1", deployment="d1")
     assert prompt > 0 and completion > 0
@@ -68,8 +92,12 @@ async def test_errors_by_type_and_unknown_models_as_other(make_app):
     assert (await call(app, "/v1/chat/completions", chat("no-such-model")))[0] == 404
     assert (await call(app, "/v1/chat/completions", {"model": "m1"}))[0] == 400
     text = await scrape(app)
-    assert value(text, "asgi_llm_errors_total", model="other", type="invalid_request_error",
-                 code="model_not_found") == 1
+    assert (
+        value(
+            text, "asgi_llm_errors_total", model="other", type="invalid_request_error", code="model_not_found"
+        )
+        == 1
+    )
     assert value(text, "asgi_llm_requests_total", model="other", status="4xx") == 1
     assert value(text, "asgi_llm_errors_total", model="m1", type="invalid_request_error") == 1
     assert "no-such-model" not in text
@@ -80,8 +108,7 @@ async def test_rate_limit_rejections_are_counted(make_app):
     assert (await call(app, "/v1/chat/completions", chat()))[0] == 200
     assert (await call(app, "/v1/chat/completions", chat()))[0] == 429
     text = await scrape(app)
-    assert value(text, "asgi_llm_ratelimit_rejections_total", model="m1",
-                 reason="rate_limit_exceeded") == 1
+    assert value(text, "asgi_llm_ratelimit_rejections_total", model="m1", reason="rate_limit_exceeded") == 1
     assert value(text, "asgi_llm_requests_total", model="m1", status="4xx") == 1
 
 
@@ -96,14 +123,26 @@ async def test_cache_hits_by_kind(make_app):
 
 
 async def test_failovers_and_the_degraded_limiter_backend(make_app):
-    refused = {"id": "dead", "provider": "openai-compatible", "model": "x",
-               "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}
-    cfg = Config.from_dict({
-        "models": [{"name": "m1", "deployments": [refused, {"id": "live", "provider": "mock",
-                                                            "model": "m1"}]}],
-        "limits": {"storage": "redis://127.0.0.1:9/0", "timeout_s": 0.2,
-                   "rules": [{"per": "global", "requests": "100/minute"}]},
-        "metrics": PROM})
+    refused = {
+        "id": "dead",
+        "provider": "openai-compatible",
+        "model": "x",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key": "k",
+    }
+    cfg = Config.from_dict(
+        {
+            "models": [
+                {"name": "m1", "deployments": [refused, {"id": "live", "provider": "mock", "model": "m1"}]}
+            ],
+            "limits": {
+                "storage": "redis://127.0.0.1:9/0",
+                "timeout_s": 0.2,
+                "rules": [{"per": "global", "requests": "100/minute"}],
+            },
+            "metrics": PROM,
+        }
+    )
     app = make_app(cfg)
     assert (await call(app, "/v1/chat/completions", chat()))[0] == 200
     text = await scrape(app)
@@ -128,11 +167,23 @@ async def test_the_route_follows_the_config_path_and_answers_get_only(make_app):
 
 async def test_cardinality_is_bounded_whatever_clients_send(make_app):
     """THREATS H13: 10k random model names, keys and request ids add no series."""
-    cfg = Config.from_dict({
-        "models": [mock_model("m1")], "metrics": PROM,
-        "auth": {"api_keys": [{"id": "alice", "key_sha256": hash_key("sk-alice-0123456789"),
-                               "roles": ["user"], "tenant": "team-a"}],
-                 "roles": {"user": {"models": ["*"], "endpoints": ["*"]}}}})
+    cfg = Config.from_dict(
+        {
+            "models": [mock_model("m1")],
+            "metrics": PROM,
+            "auth": {
+                "api_keys": [
+                    {
+                        "id": "alice",
+                        "key_sha256": hash_key("sk-alice-0123456789"),
+                        "roles": ["user"],
+                        "tenant": "team-a",
+                    }
+                ],
+                "roles": {"user": {"models": ["*"], "endpoints": ["*"]}},
+            },
+        }
+    )
     app = make_app(cfg)
     rng = random.Random(7)
 
@@ -166,13 +217,13 @@ async def test_cardinality_is_bounded_whatever_clients_send(make_app):
 
 async def test_label_values_are_capped_even_for_served_models(make_app):
     models = [mock_model(f"m{i}") for i in range(5)]
-    app = make_app(Config.from_dict({"models": models,
-                                      "metrics": {**PROM, "max_label_values": 3}}))
+    app = make_app(Config.from_dict({"models": models, "metrics": {**PROM, "max_label_values": 3}}))
     for i in range(5):
         assert (await call(app, "/v1/chat/completions", chat(f"m{i}")))[0] == 200
     text = await scrape(app)
-    models_seen = {dict(labels)["model"] for (name, labels) in samples(text)
-                   if name == "asgi_llm_requests_total"}
+    models_seen = {
+        dict(labels)["model"] for (name, labels) in samples(text) if name == "asgi_llm_requests_total"
+    }
     assert models_seen == {"m0", "m1", "m2", "other"}
 
 
@@ -207,7 +258,12 @@ async def test_custom_exporters_get_each_record_and_a_broken_one_fails_nothing(m
     assert sink.started == 2
     ok, missing = sink.records
     assert (ok.endpoint, ok.model, ok.deployment, ok.status, ok.status_class) == (
-        "chat", "m1", "m1-d", 200, "2xx")
+        "chat",
+        "m1",
+        "m1-d",
+        200,
+        "2xx",
+    )
     assert ok.completion_tokens and ok.total_s > 0 and ok.request_id
     assert (missing.model, missing.status, missing.error_code) == ("other", 404, "model_not_found")
     assert app.failures == 2
@@ -217,20 +273,27 @@ async def test_custom_exporters_get_each_record_and_a_broken_one_fails_nothing(m
 async def test_mounted_inside_another_exchange_it_still_sees_the_error(make_app):
     """Further in than the layer running the exchange, the error is caught on its way out."""
     sink = Collect()
-    cfg = Config.from_dict({"models": [mock_model("m1")],
-                            "limits": {"rules": [{"per": "global", "requests": "1/minute"}]}})
+    cfg = Config.from_dict(
+        {"models": [mock_model("m1")], "limits": {"rules": [{"per": "global", "requests": "1/minute"}]}}
+    )
     from asgi_llm import ProviderApp, RateLimitMiddleware, RouterMiddleware
 
-    app = RateLimitMiddleware(MetricsMiddleware(RouterMiddleware(ProviderApp(config=cfg), config=cfg),
-                                                config=cfg, exporters=[sink]), config=cfg)
+    app = RateLimitMiddleware(
+        MetricsMiddleware(
+            RouterMiddleware(ProviderApp(config=cfg), config=cfg), config=cfg, exporters=[sink]
+        ),
+        config=cfg,
+    )
     assert (await call(app, "/v1/chat/completions", chat("nope")))[0] == 404
     assert sink.records[-1].status == 404 and sink.records[-1].error_type == "invalid_request_error"
 
 
 async def test_reloads_are_counted(make_app, tmp_path):
     path = tmp_path / "proxy.json"
-    path.write_text('{"models": [{"name": "m1", "deployments": [{"id": "d", "provider": "mock", '
-                    '"model": "m1"}]}], "metrics": {"prometheus": {}}}')
+    path.write_text(
+        '{"models": [{"name": "m1", "deployments": [{"id": "d", "provider": "mock", '
+        '"model": "m1"}]}], "metrics": {"prometheus": {}}}'
+    )
     app = make_app(Config.from_file(path))
     manager = layer_of(app, MetricsMiddleware).configs
     assert manager.reload().ok
@@ -248,12 +311,20 @@ async def test_a_users_registry_holds_the_series_and_the_default_one_stays_clean
     cfg = config()
     app = MetricsMiddleware(make_app(cfg), config=cfg, registry=registry)
     assert (await call(app, "/v1/chat/completions", chat()))[0] == 200
-    assert registry.get_sample_value("asgi_llm_requests_total", {
-        "endpoint": "chat", "model": "m1", "deployment": "m1-d", "status": "2xx",
-        "cache": "none"}) == 1
-    assert REGISTRY.get_sample_value("asgi_llm_requests_total", {
-        "endpoint": "chat", "model": "m1", "deployment": "m1-d", "status": "2xx",
-        "cache": "none"}) is None
+    assert (
+        registry.get_sample_value(
+            "asgi_llm_requests_total",
+            {"endpoint": "chat", "model": "m1", "deployment": "m1-d", "status": "2xx", "cache": "none"},
+        )
+        == 1
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "asgi_llm_requests_total",
+            {"endpoint": "chat", "model": "m1", "deployment": "m1-d", "status": "2xx", "cache": "none"},
+        )
+        is None
+    )
 
 
 async def test_mounted_in_a_starlette_app_it_counts_llm_routes_only(make_app):
@@ -270,9 +341,10 @@ async def test_mounted_in_a_starlette_app_it_counts_llm_routes_only(make_app):
         return PlainTextResponse("hi")
 
     cfg = config()
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
-                            Route("/hello", hello)],
-                    middleware=[Middleware(MetricsMiddleware, config=cfg)])
+    app = Starlette(
+        routes=[Route("/v1/chat/completions", completions, methods=["POST"]), Route("/hello", hello)],
+        middleware=[Middleware(MetricsMiddleware, config=cfg)],
+    )
     assert (await call(app, "/v1/chat/completions", chat()))[0] == 200
     assert (await call(app, "/hello", method="GET")) == (200, b"hi")
     text = await scrape(app)
@@ -286,8 +358,13 @@ async def test_disconnects_are_counted(make_app):
     cfg = Config.from_dict({"models": [mock_model("m1", latency_ms=2000)]})
     app = MetricsMiddleware(make_app(cfg), config=cfg, exporters=[sink])
     gone = asyncio.Event()
-    pending = [{"type": "http.request", "body": b'{"model":"m1","messages":[{"role":"user",'
-                                                    b'"content":"x"}]}', "more_body": False}]
+    pending = [
+        {
+            "type": "http.request",
+            "body": b'{"model":"m1","messages":[{"role":"user","content":"x"}]}',
+            "more_body": False,
+        }
+    ]
 
     async def receive():
         if pending:
@@ -298,8 +375,14 @@ async def test_disconnects_are_counted(make_app):
     async def send(message):
         pass
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "root_path": "",
-             "query_string": b"", "headers": [(b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
     task = asyncio.ensure_future(app(scope, receive, send))
     await asyncio.sleep(0.05)
     gone.set()
@@ -312,10 +395,11 @@ def test_prometheus_client_is_not_imported_without_a_prometheus_section():
     import subprocess
     import sys
 
-    code = ("import sys, asgi_llm; from asgi_llm import Config, build_app;"
-            "build_app(Config.from_dict({'models': []}));"
-            "print('prometheus_client' in sys.modules)")
+    code = (
+        "import sys, asgi_llm; from asgi_llm import Config, build_app;"
+        "build_app(Config.from_dict({'models': []}));"
+        "print('prometheus_client' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"

@@ -67,8 +67,7 @@ async def test_two_workers_report_the_totals_of_both(tmp_path):
         async with httpx2.AsyncClient(timeout=10) as client:
             for _ in range(50):
                 # A fresh connection each time: the kernel hands scrapes to either worker.
-                response = await client.get(server.root_url + "/metrics",
-                                            headers={"connection": "close"})
+                response = await client.get(server.root_url + "/metrics", headers={"connection": "close"})
                 assert response.status_code == 200
                 totals.append(value(response.text, "asgi_llm_requests_total", model="m1"))
                 if totals[-1] == N and len(totals) >= 2 and totals[-2] == N:
@@ -79,8 +78,11 @@ async def test_two_workers_report_the_totals_of_both(tmp_path):
         workers = worker_pids(server.process.pid)
         assert len(workers) == 2
         directory = environ_of(workers[0])["PROMETHEUS_MULTIPROC_DIR"]
-        per_worker = {pid: requests_in(os.path.join(directory, f"counter_{pid}.db"))
-                      for pid in workers if os.path.exists(os.path.join(directory, f"counter_{pid}.db"))}
+        per_worker = {
+            pid: requests_in(os.path.join(directory, f"counter_{pid}.db"))
+            for pid in workers
+            if os.path.exists(os.path.join(directory, f"counter_{pid}.db"))
+        }
         assert sum(per_worker.values()) == N
         assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker  # both served
     assert not os.path.exists(directory)  # `serve` removes its directory at exit

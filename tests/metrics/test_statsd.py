@@ -15,8 +15,10 @@ from tests.conftest import mock_model
 from tests.metrics.conftest import call, chat
 
 # name:value|type|#tag:value,... : nothing else may ever reach the agent (THREATS H13).
-LINE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:-?[0-9.]+\|(c|g|ms)(\|#[^|#\n]+:[^|#\n,:]+"
-                  r"(,[^|#\n,:]+:[^|#\n,:]+)*)?")
+LINE = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_.]*:-?[0-9.]+\|(c|g|ms)(\|#[^|#\n]+:[^|#\n,:]+"
+    r"(,[^|#\n,:]+:[^|#\n,:]+)*)?"
+)
 
 
 @pytest.fixture
@@ -45,8 +47,9 @@ async def receive_lines(sock: socket.socket, *, until: str, timeout: float = 3.0
 
 
 def statsd_config(port: int, **statsd) -> Config:
-    return Config.from_dict({"models": [mock_model("m1")],
-                             "metrics": {"statsd": {"host": "127.0.0.1", "port": port, **statsd}}})
+    return Config.from_dict(
+        {"models": [mock_model("m1")], "metrics": {"statsd": {"host": "127.0.0.1", "port": port, **statsd}}}
+    )
 
 
 async def test_a_request_sends_dogstatsd_lines(listener, make_app):
@@ -54,11 +57,17 @@ async def test_a_request_sends_dogstatsd_lines(listener, make_app):
     app = make_app(statsd_config(port, tags={"env": "test"}))
     assert (await call(app, "/v1/chat/completions", chat()))[0] == 200
     lines = await receive_lines(listener, until="asgi_llm.requests:")
-    assert ("asgi_llm.requests:1|c|#endpoint:chat,model:m1,deployment:m1-d,status:2xx,"
-            "cache:none,env:test") in lines
+    assert (
+        "asgi_llm.requests:1|c|#endpoint:chat,model:m1,deployment:m1-d,status:2xx,cache:none,env:test"
+    ) in lines
     names = {line.split(":", 1)[0] for line in lines}
-    assert {"asgi_llm.request.duration", "asgi_llm.upstream.duration", "asgi_llm.proxy.overhead",
-            "asgi_llm.tokens.prompt", "asgi_llm.tokens.completion"} <= names
+    assert {
+        "asgi_llm.request.duration",
+        "asgi_llm.upstream.duration",
+        "asgi_llm.proxy.overhead",
+        "asgi_llm.tokens.prompt",
+        "asgi_llm.tokens.completion",
+    } <= names
     duration = next(line for line in lines if line.startswith("asgi_llm.request.duration:"))
     assert duration.endswith("|ms|#model:m1,deployment:m1-d,env:test")
     assert all(LINE.fullmatch(line) for line in lines), lines
@@ -69,16 +78,18 @@ async def test_errors_and_prefix(listener, make_app):
     app = make_app(statsd_config(port, prefix="llm.proxy"))
     assert (await call(app, "/v1/chat/completions", chat("nope")))[0] == 404
     lines = await receive_lines(listener, until="llm.proxy.errors:")
-    assert ("llm.proxy.errors:1|c|#endpoint:chat,model:other,type:invalid_request_error,"
-            "code:model_not_found") in lines
+    assert (
+        "llm.proxy.errors:1|c|#endpoint:chat,model:other,type:invalid_request_error,code:model_not_found"
+    ) in lines
 
 
 async def test_values_cannot_inject_lines_or_tags(listener, make_app):
     evil = "m|c\nasgi_llm.pwned:1|c|#a:b,x#y:z"
     port = listener.getsockname()[1]
     model = {"name": evil, "deployments": [{"id": "d:1", "provider": "mock", "model": "m"}]}
-    cfg = Config.from_dict({"models": [model], "metrics": {"statsd": {
-        "port": port, "tags": {"service": "a|b:c#d,e\nf"}}}})
+    cfg = Config.from_dict(
+        {"models": [model], "metrics": {"statsd": {"port": port, "tags": {"service": "a|b:c#d,e\nf"}}}}
+    )
     app = make_app(cfg)
     assert (await call(app, "/v1/chat/completions", chat(evil)))[0] == 200
     lines = await receive_lines(listener, until="asgi_llm.requests:")
@@ -141,8 +152,9 @@ async def test_a_host_name_is_resolved_off_the_loop(listener):
 
 
 async def test_an_unresolvable_host_drops_without_failing_requests(make_app):
-    cfg = Config.from_dict({"models": [mock_model("m1")], "metrics": {"statsd": {
-        "host": "no-such-host.invalid", "port": 8125}}})
+    cfg = Config.from_dict(
+        {"models": [mock_model("m1")], "metrics": {"statsd": {"host": "no-such-host.invalid", "port": 8125}}}
+    )
     app = make_app(cfg)
     for _ in range(3):
         assert (await call(app, "/v1/chat/completions", chat()))[0] == 200

@@ -38,8 +38,14 @@ def fresh(ups):
 
 
 def dep(up, name, **extra):
-    return {"id": name, "provider": "openai-compatible", "model": "m", "base_url": up.base_url,
-            "api_key": "sk-upstream-secret-0", **extra}
+    return {
+        "id": name,
+        "provider": "openai-compatible",
+        "model": "m",
+        "base_url": up.base_url,
+        "api_key": "sk-upstream-secret-0",
+        **extra,
+    }
 
 
 def calls(up) -> int:
@@ -63,8 +69,10 @@ def http_date(seconds_from_now: float) -> str:
 
 # -- U2: 429 and its Retry-After ------------------------------------------------------------
 
-ROUTING_429 = {"retries": 1, "cooldown": {"failures": 1, "seconds": POLICY_COOLDOWN_S,
-                                          "max_seconds": COOLDOWN_CAP_S}}
+ROUTING_429 = {
+    "retries": 1,
+    "cooldown": {"failures": 1, "seconds": POLICY_COOLDOWN_S, "max_seconds": COOLDOWN_CAP_S},
+}
 
 # (Retry-After as sent, the cooldown expected in seconds (low, high), the Retry-After a client
 # gets when no deployment is left)
@@ -88,12 +96,14 @@ def retry_after_header(kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", list(RETRY_AFTERS))
-async def test_429_cools_the_deployment_for_its_capped_retry_after_and_fails_over(
-        asgi_client, ups, kind):
+async def test_429_cools_the_deployment_for_its_capped_retry_after_and_fails_over(asgi_client, ups, kind):
     a, b = ups
     a.script(Behavior(status=429, headers={"retry-after": retry_after_header(kind)}))
-    app = build_app(Config.from_dict({"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}],
-                                      "routing": ROUTING_429}))
+    app = build_app(
+        Config.from_dict(
+            {"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}], "routing": ROUTING_429}
+        )
+    )
     client = asgi_client(app=app)
     response = await chat(client)
     assert response.status_code == 200, response.text
@@ -116,8 +126,9 @@ async def test_429_everywhere_is_passed_on_with_a_capped_integer_retry_after(asg
     a, b = ups
     for up in ups:
         up.default = Behavior(status=429, headers={"retry-after": retry_after_header(kind)})
-    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}],
-                          "routing": ROUTING_429})
+    client = asgi_client(
+        {"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}], "routing": ROUTING_429}
+    )
     started = time.monotonic()
     response = await chat(client)
     assert time.monotonic() - started < 1.0  # no Retry-After is slept through here
@@ -142,9 +153,15 @@ def stalled(ups):
     a, _ = ups
     with FaultProxy(("127.0.0.1", int(a.root_url.rsplit(":", 1)[1]))) as proxy:
         proxy.stall()
-        yield {"id": "stalled", "provider": "openai-compatible", "model": "m",
-               "base_url": f"http://127.0.0.1:{proxy.port}/v1", "api_key": "sk-upstream-secret-0",
-               "connect_timeout_s": CONNECT_TIMEOUT_S, "first_byte_timeout_s": 10}
+        yield {
+            "id": "stalled",
+            "provider": "openai-compatible",
+            "model": "m",
+            "base_url": f"http://127.0.0.1:{proxy.port}/v1",
+            "api_key": "sk-upstream-secret-0",
+            "connect_timeout_s": CONNECT_TIMEOUT_S,
+            "first_byte_timeout_s": 10,
+        }
 
 
 async def test_connect_timeout_fails_over_within_the_connect_timeout(asgi_client, ups, stalled):
@@ -172,20 +189,28 @@ async def test_connect_timeout_everywhere_is_a_504_within_the_connect_timeout(as
 
 # -- U6: stream timeouts end in words, and the upstream is let go --------------------------------
 
+
 @pytest.mark.parametrize(
     ("limits", "behavior", "cap_s"),
     [
         # total cap: a chunk every 0.1 s (never idle) for 10 s, cut at timeout_s = 1 s
-        ({"timeout_s": 1.0, "first_byte_timeout_s": 0.5, "idle_timeout_s": 0.5},
-         Behavior(chunks=100, chunk_delay_s=0.1), 1.0),
+        (
+            {"timeout_s": 1.0, "first_byte_timeout_s": 0.5, "idle_timeout_s": 0.5},
+            Behavior(chunks=100, chunk_delay_s=0.1),
+            1.0,
+        ),
         # idle: a chunk every 0.6 s, the idle limit is 0.3 s (the first byte may take 2 s)
-        ({"timeout_s": 30, "first_byte_timeout_s": 2, "idle_timeout_s": 0.3},
-         Behavior(chunks=10, chunk_delay_s=0.6), 0.6 + 0.3),
+        (
+            {"timeout_s": 30, "first_byte_timeout_s": 2, "idle_timeout_s": 0.3},
+            Behavior(chunks=10, chunk_delay_s=0.6),
+            0.6 + 0.3,
+        ),
     ],
     ids=["total-cap", "idle"],
 )
 async def test_stream_timeouts_end_with_an_error_event_and_close_the_upstream(
-        asgi_client, ups, limits, behavior, cap_s):
+    asgi_client, ups, limits, behavior, cap_s
+):
     a, _ = ups
     a.default = behavior
     client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a", **limits)]}]})
@@ -205,12 +230,14 @@ async def test_stream_timeouts_end_with_an_error_event_and_close_the_upstream(
 
 # -- U11: upstream 4xx ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [404, 422])
 async def test_upstream_4xx_is_passed_on_without_retry_or_failover(asgi_client, ups, status):
     a, b = ups
     a.default = Behavior(status=status, error_message=f"upstream says {status}")
-    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}],
-                          "routing": {"retries": 2}})
+    client = asgi_client(
+        {"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}], "routing": {"retries": 2}}
+    )
     response = await chat(client)
     error = assert_error_shape(response, status)
     assert error["message"] == f"upstream says {status}"
@@ -220,8 +247,9 @@ async def test_upstream_4xx_is_passed_on_without_retry_or_failover(asgi_client, 
 async def test_upstream_408_is_retried_elsewhere(asgi_client, ups):
     a, b = ups
     a.default = Behavior(status=408)
-    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}],
-                          "routing": {"retries": 2}})
+    client = asgi_client(
+        {"models": [{"name": "m", "deployments": [dep(a, "a"), dep(b, "b")]}], "routing": {"retries": 2}}
+    )
     response = await chat(client)
     assert response.status_code == 200
     assert response.headers["x-llm-deployment"] == "b"
@@ -232,8 +260,7 @@ async def test_upstream_408_is_retried_elsewhere(asgi_client, ups):
 async def test_upstream_408_everywhere_is_retried_then_passed_on(asgi_client, ups):
     a, _ = ups
     a.default = Behavior(status=408)
-    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a")]}],
-                          "routing": {"retries": 2}})
+    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a")]}], "routing": {"retries": 2}})
     response = await chat(client)
     assert_error_shape(response, 502, "upstream_unavailable")
     assert calls(a) == 3  # 1 + retries
@@ -241,17 +268,25 @@ async def test_upstream_408_everywhere_is_retried_then_passed_on(asgi_client, up
 
 # -- U12: an oversized upstream body ------------------------------------------------------------
 
+
 def padded_completion(size: int) -> bytes:
-    head = (b'{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
-            b'"message":{"role":"assistant","content":"')
+    head = (
+        b'{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+        b'"message":{"role":"assistant","content":"'
+    )
     return head + b"a" * size + b'"},"finish_reason":"stop"}]}'
 
 
 async def test_an_oversized_success_body_is_a_502(asgi_client, ups):
     a, _ = ups
     a.default = Behavior(body=padded_completion(2 * 1024 * 1024))
-    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a")]}],
-                          "routing": {"retries": 0}, "server": {"max_response_bytes": 64 * 1024}})
+    client = asgi_client(
+        {
+            "models": [{"name": "m", "deployments": [dep(a, "a")]}],
+            "routing": {"retries": 0},
+            "server": {"max_response_bytes": 64 * 1024},
+        }
+    )
     response = await chat(client)
     error = assert_error_shape(response, 502, "bad_upstream_response")
     assert "too large" in error["message"]
@@ -263,8 +298,7 @@ async def test_an_oversized_success_body_is_a_502(asgi_client, ups):
 async def test_an_oversized_error_body_is_a_502_and_fails_over(asgi_client, ups):
     a, b = ups
     a.default = Behavior(status=500, body=b'{"error":{"message":"' + b"x" * 200_000 + b'"}}')
-    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a")]}],
-                          "routing": {"retries": 0}})
+    client = asgi_client({"models": [{"name": "m", "deployments": [dep(a, "a")]}], "routing": {"retries": 0}})
     response = await chat(client)
     error = assert_error_shape(response, 502, "bad_upstream_response")
     assert "xxxx" not in error["message"]

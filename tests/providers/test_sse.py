@@ -24,7 +24,7 @@ def test_any_split_gives_the_same_events(cuts):
 def test_crlf_line_endings_even_split_between_cr_and_lf():
     decoder = SSEDecoder()
     assert decoder.feed(b'data: {"a":1}\r\n\r') == []
-    assert [event_data(e) for e in decoder.feed(b'\ndata: x\r\n\r\n')] == [b'{"a":1}', b"x"]
+    assert [event_data(e) for e in decoder.feed(b"\ndata: x\r\n\r\n")] == [b'{"a":1}', b"x"]
 
 
 def test_multi_line_data_and_no_space_after_colon():

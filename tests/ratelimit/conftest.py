@@ -34,11 +34,20 @@ def chat(max_tokens: int | None = 100, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def priced_mock(name: str = "mock-1", *, input_per_mtok: float = 0.0,
-                output_per_mtok: float = 0.0) -> dict[str, Any]:
-    return {"name": name, "deployments": [{
-        "id": f"{name}-d", "provider": "mock", "model": name,
-        "cost": {"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok}}]}
+def priced_mock(
+    name: str = "mock-1", *, input_per_mtok: float = 0.0, output_per_mtok: float = 0.0
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "deployments": [
+            {
+                "id": f"{name}-d",
+                "provider": "mock",
+                "model": name,
+                "cost": {"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok},
+            }
+        ],
+    }
 
 
 class HeaderAuth(LLMLayer):
@@ -77,10 +86,13 @@ def storage(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
-def limits_config(storage: str, prefix: str, *, models: list[dict[str, Any]] | None = None,
-                  **limits: Any) -> dict[str, Any]:
-    return {"models": models or [priced_mock()],
-            "limits": {"storage": storage, "key_prefix": prefix, **limits}}
+def limits_config(
+    storage: str, prefix: str, *, models: list[dict[str, Any]] | None = None, **limits: Any
+) -> dict[str, Any]:
+    return {
+        "models": models or [priced_mock()],
+        "limits": {"storage": storage, "key_prefix": prefix, **limits},
+    }
 
 
 @pytest.fixture
@@ -88,15 +100,16 @@ async def stack() -> AsyncIterator[Callable[..., tuple[RateLimitMiddleware, http
     """Factory: HeaderAuth > RateLimit > Router > ProviderApp, in process."""
     made: list[tuple[RateLimitMiddleware, httpx2.AsyncClient, ProviderApp]] = []
 
-    def make(config: dict[str, Any], *, client: tuple[str, int] = ("127.0.0.1", 5000),
-             **options: Any) -> tuple[RateLimitMiddleware, httpx2.AsyncClient]:
+    def make(
+        config: dict[str, Any], *, client: tuple[str, int] = ("127.0.0.1", 5000), **options: Any
+    ) -> tuple[RateLimitMiddleware, httpx2.AsyncClient]:
         cfg = Config.from_dict(config)
         provider = ProviderApp(config=cfg)
-        limiter = RateLimitMiddleware(RouterMiddleware(provider, config=cfg), config=cfg,
-                                      **options)
+        limiter = RateLimitMiddleware(RouterMiddleware(provider, config=cfg), config=cfg, **options)
         app = HeaderAuth(limiter, config=cfg)
-        http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app, client=client),
-                                  base_url="http://proxy.test")
+        http = httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app, client=client), base_url="http://proxy.test"
+        )
         made.append((limiter, http, provider))
         return limiter, http
 
@@ -118,8 +131,10 @@ class OwnRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=self.port, socket_timeout=0.5)
         try:
             deadline = time.monotonic() + 10

@@ -13,13 +13,16 @@ def ts(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
-@pytest.mark.parametrize(("period", "now", "label", "ends"), [
-    ("day", "2026-11-28T13:05:00", "2026-11-28", "2026-11-29T00:00:00"),
-    ("week", "2026-11-28T13:05:00", "2026-W48", "2026-11-30T00:00:00"),  # a Saturday
-    ("month", "2026-11-28T13:05:00", "2026-11", "2026-12-01T00:00:00"),
-    ("month", "2026-12-31T23:59:59", "2026-12", "2027-01-01T00:00:00"),
-    ("week", "2027-01-01T08:00:00", "2026-W53", "2027-01-04T00:00:00"),
-])
+@pytest.mark.parametrize(
+    ("period", "now", "label", "ends"),
+    [
+        ("day", "2026-11-28T13:05:00", "2026-11-28", "2026-11-29T00:00:00"),
+        ("week", "2026-11-28T13:05:00", "2026-W48", "2026-11-30T00:00:00"),  # a Saturday
+        ("month", "2026-11-28T13:05:00", "2026-11", "2026-12-01T00:00:00"),
+        ("month", "2026-12-31T23:59:59", "2026-12", "2027-01-01T00:00:00"),
+        ("week", "2027-01-01T08:00:00", "2026-W53", "2027-01-04T00:00:00"),
+    ],
+)
 def test_period_bounds(period, now, label, ends):
     assert period_bounds(period, ts(now)) == (label, int(ts(ends) * 1000))
 

@@ -18,8 +18,9 @@ TIMEOUT_S = 0.2
 
 
 def config(url: str, prefix: str, **extra):
-    return limits_config(url, prefix, timeout_s=TIMEOUT_S, replicas=2,
-                         rules=[{"per": "key", "requests": "10/hour"}], **extra)
+    return limits_config(
+        url, prefix, timeout_s=TIMEOUT_S, replicas=2, rules=[{"per": "key", "requests": "10/hour"}], **extra
+    )
 
 
 async def post(client):
@@ -64,8 +65,7 @@ async def test_strict_answers_503_instead(stack, own_redis, prefix):
 
 
 async def test_budgets_fail_closed(stack, own_redis, prefix):
-    _, client = stack(config(own_redis.url, prefix,
-                             budgets=[{"per": "key", "usd": 10, "period": "day"}]))
+    _, client = stack(config(own_redis.url, prefix, budgets=[{"per": "key", "usd": 10, "period": "day"}]))
     assert (await post(client)).status_code == 200
     own_redis.stop()
     assert_error_shape(await post(client), 503, "budget_unavailable")

@@ -23,10 +23,15 @@ def fleet(redis_available, tmp_path_factory):
     prefix = f"rl-fleet-{time.time_ns()}"
     url = f"{redis_available}/1"
     config = {
-        "models": [priced_mock("mock-1"),
-                   priced_mock("priced", input_per_mtok=10_000, output_per_mtok=10_000)],
+        "models": [
+            priced_mock("mock-1"),
+            priced_mock("priced", input_per_mtok=10_000, output_per_mtok=10_000),
+        ],
         "limits": {
-            "storage": url, "key_prefix": prefix, "replicas": REPLICAS, "timeout_s": 5,
+            "storage": url,
+            "key_prefix": prefix,
+            "replicas": REPLICAS,
+            "timeout_s": 5,
             "rules": [{"per": "global", "model": "mock-1", "requests": "50/minute"}],
             "budgets": [{"per": "tenant", "usd": 0.1, "period": "day"}],
         },
@@ -44,10 +49,15 @@ def fleet(redis_available, tmp_path_factory):
 async def test_200_concurrent_requests_across_three_replicas_50_succeed(fleet):
     limits = httpx2.Limits(max_connections=300, max_keepalive_connections=300)
     async with httpx2.AsyncClient(limits=limits, timeout=30) as client:
-        responses = await asyncio.gather(*[
-            client.post(fleet[i % REPLICAS].base_url + "/chat/completions",
-                        json={"model": "mock-1", "messages": USER})
-            for i in range(200)])
+        responses = await asyncio.gather(
+            *[
+                client.post(
+                    fleet[i % REPLICAS].base_url + "/chat/completions",
+                    json={"model": "mock-1", "messages": USER},
+                )
+                for i in range(200)
+            ]
+        )
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 50, statuses
     assert statuses.count(429) == 150

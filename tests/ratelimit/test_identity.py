@@ -24,16 +24,19 @@ def scope(peer: str, *xff: str) -> dict:
 TRUSTED = parse_networks(["10.0.0.0/8", "::1"])
 
 
-@pytest.mark.parametrize(("peer", "xff", "expected"), [
-    ("203.0.113.7", ("1.2.3.4",), "203.0.113.7"),  # untrusted peer: its header is ignored
-    ("10.0.0.2", ("1.2.3.4",), "1.2.3.4"),
-    ("10.0.0.2", ("6.6.6.6, 1.2.3.4, 10.0.0.9",), "1.2.3.4"),  # right to left past trusted hops
-    ("10.0.0.2", ("6.6.6.6", "1.2.3.4"), "1.2.3.4"),  # repeated headers are one list
-    ("10.0.0.2", ("10.0.0.3",), "10.0.0.2"),  # only trusted hops: the peer
-    ("10.0.0.2", ("not-an-ip",), "10.0.0.2"),
-    ("10.0.0.2", ("[2001:db8::1]:443",), "2001:db8::1"),
-    ("::ffff:203.0.113.7", (), "203.0.113.7"),
-])
+@pytest.mark.parametrize(
+    ("peer", "xff", "expected"),
+    [
+        ("203.0.113.7", ("1.2.3.4",), "203.0.113.7"),  # untrusted peer: its header is ignored
+        ("10.0.0.2", ("1.2.3.4",), "1.2.3.4"),
+        ("10.0.0.2", ("6.6.6.6, 1.2.3.4, 10.0.0.9",), "1.2.3.4"),  # right to left past trusted hops
+        ("10.0.0.2", ("6.6.6.6", "1.2.3.4"), "1.2.3.4"),  # repeated headers are one list
+        ("10.0.0.2", ("10.0.0.3",), "10.0.0.2"),  # only trusted hops: the peer
+        ("10.0.0.2", ("not-an-ip",), "10.0.0.2"),
+        ("10.0.0.2", ("[2001:db8::1]:443",), "2001:db8::1"),
+        ("::ffff:203.0.113.7", (), "203.0.113.7"),
+    ],
+)
 def test_client_address(peer, xff, expected):
     assert client_address(scope(peer, *xff), TRUSTED) == expected
 
@@ -63,20 +66,35 @@ def test_key_parts_never_carry_raw_input():
 
 
 async def test_rotating_forwarded_for_from_an_untrusted_peer_makes_no_new_bucket(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, rules=[{"per": "ip", "requests": "3/hour"}]),
-                      client=("203.0.113.7", 4000))
-    responses = await asyncio.gather(*[
-        client.post("/v1/chat/completions", json=chat(),
-                    headers={"x-forwarded-for": f"198.51.100.{i}", "x-real-ip": f"192.0.2.{i}",
-                             "forwarded": f"for=192.0.2.{i}"})
-        for i in range(10)])
+    _, client = stack(
+        limits_config("memory://", prefix, rules=[{"per": "ip", "requests": "3/hour"}]),
+        client=("203.0.113.7", 4000),
+    )
+    responses = await asyncio.gather(
+        *[
+            client.post(
+                "/v1/chat/completions",
+                json=chat(),
+                headers={
+                    "x-forwarded-for": f"198.51.100.{i}",
+                    "x-real-ip": f"192.0.2.{i}",
+                    "forwarded": f"for=192.0.2.{i}",
+                },
+            )
+            for i in range(10)
+        ]
+    )
     assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7
 
 
 async def test_a_trusted_proxy_passes_the_client_on(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, trusted_proxies=["127.0.0.0/8"],
-                                    rules=[{"per": "ip", "requests": "1/hour"}]))
+    _, client = stack(
+        limits_config(
+            "memory://", prefix, trusted_proxies=["127.0.0.0/8"], rules=[{"per": "ip", "requests": "1/hour"}]
+        )
+    )
     for i in range(3):
-        response = await client.post("/v1/chat/completions", json=chat(),
-                                     headers={"x-forwarded-for": f"198.51.100.{i}"})
+        response = await client.post(
+            "/v1/chat/completions", json=chat(), headers={"x-forwarded-for": f"198.51.100.{i}"}
+        )
         assert response.status_code == 200

@@ -16,13 +16,11 @@ class Clock:
         return self.now
 
 
-def window(limit: int, expiry_s: int = 60, cost: int = 1, key: str = "w",
-           kind: str = "requests") -> Window:
+def window(limit: int, expiry_s: int = 60, cost: int = 1, key: str = "w", kind: str = "requests") -> Window:
     return Window(key, limit, expiry_s * 1000, cost, kind)  # type: ignore[arg-type]
 
 
-def admit(store: MemoryStore, strategy: str, *windows: Window, rid: str = "r",
-          slots: tuple[Slot, ...] = ()):
+def admit(store: MemoryStore, strategy: str, *windows: Window, rid: str = "r", slots: tuple[Slot, ...] = ()):
     return store.admit_now(Admission(rid, list(windows), list(slots)), strategy)  # type: ignore[arg-type]
 
 
@@ -37,8 +35,12 @@ def test_n_per_window_exact(strategy):
 def test_refused_admission_takes_nothing(strategy):
     store = MemoryStore(clock=Clock())
     roomy, tight = window(10, key="a"), window(2, key="b")
-    assert [admit(store, strategy, roomy, tight, rid=str(i)).allowed for i in range(4)] == \
-        [True, True, False, False]
+    assert [admit(store, strategy, roomy, tight, rid=str(i)).allowed for i in range(4)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     decision = admit(store, strategy, roomy, rid="x")
     assert decision.allowed and decision.states[0].remaining == 7  # only 2 + this one taken
 

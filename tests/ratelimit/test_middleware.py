@@ -18,8 +18,11 @@ from asgi_llm.ratelimit.store import STRATEGIES
 from tests.conftest import assert_error_shape
 from tests.ratelimit.conftest import PROMPT_ESTIMATE, chat, limits_config, priced_mock
 
-HEADERS = [f"x-ratelimit-{what}-{kind}" for kind in ("requests", "tokens")
-           for what in ("limit", "remaining", "reset")]
+HEADERS = [
+    f"x-ratelimit-{what}-{kind}"
+    for kind in ("requests", "tokens")
+    for what in ("limit", "remaining", "reset")
+]
 RESET = re.compile(r"^(\d+ms|(\d+h)?(\d+m)?\d+(\.\d+)?s)$")
 MOCK_USAGE = 2 + 6  # mock-1's usage for "Say hello"
 
@@ -32,15 +35,19 @@ async def post(client, body=None, key: str | None = None, **headers: str):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_n_per_window_exact_for_each_strategy(stack, storage, prefix, strategy):
-    _, client = stack(limits_config(storage, prefix, strategy=strategy,
-                                    rules=[{"per": "key", "requests": "20/hour"}]))
+    _, client = stack(
+        limits_config(storage, prefix, strategy=strategy, rules=[{"per": "key", "requests": "20/hour"}])
+    )
     responses = await asyncio.gather(*[post(client) for _ in range(60)])
     assert sorted(r.status_code for r in responses) == [200] * 20 + [429] * 40
 
 
 async def test_headers_on_every_llm_response(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, rules=[
-        {"per": "key", "requests": "5/minute", "tokens": "10000/minute"}]))
+    _, client = stack(
+        limits_config(
+            "memory://", prefix, rules=[{"per": "key", "requests": "5/minute", "tokens": "10000/minute"}]
+        )
+    )
     first = await post(client)
     assert first.status_code == 200
     for name in HEADERS:
@@ -53,8 +60,11 @@ async def test_headers_on_every_llm_response(stack, prefix):
 
 
 async def test_429_has_the_contract_shape_and_retry_after(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, rules=[
-        {"per": "key", "requests": "2/minute", "tokens": "10000/minute"}]))
+    _, client = stack(
+        limits_config(
+            "memory://", prefix, rules=[{"per": "key", "requests": "2/minute", "tokens": "10000/minute"}]
+        )
+    )
     for _ in range(2):
         assert (await post(client)).status_code == 200
     refused = await post(client)
@@ -69,16 +79,22 @@ async def test_429_has_the_contract_shape_and_retry_after(stack, prefix):
 
 
 async def test_several_windows_in_one_rule(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, rules=[
-        {"per": "key", "requests": "3/second;4/hour"}]))
+    _, client = stack(
+        limits_config("memory://", prefix, rules=[{"per": "key", "requests": "3/second;4/hour"}])
+    )
     assert [(await post(client)).status_code for _ in range(4)] == [200, 200, 200, 429]
     await asyncio.sleep(1.05)
     assert [(await post(client)).status_code for _ in range(2)] == [200, 429]
 
 
 async def test_each_key_has_its_own_bucket_and_tenants_share_one(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, rules=[
-        {"per": "key", "requests": "2/hour"}, {"per": "tenant", "requests": "3/hour"}]))
+    _, client = stack(
+        limits_config(
+            "memory://",
+            prefix,
+            rules=[{"per": "key", "requests": "2/hour"}, {"per": "tenant", "requests": "3/hour"}],
+        )
+    )
     alice = [(await post(client, key="alice@team-a")).status_code for _ in range(3)]
     bob = [(await post(client, key="bob@team-a")).status_code for _ in range(2)]
     carol = [(await post(client, key="carol@team-b")).status_code for _ in range(2)]
@@ -88,35 +104,38 @@ async def test_each_key_has_its_own_bucket_and_tenants_share_one(stack, prefix):
 
 
 async def test_model_rules_apply_to_their_model_only(stack, prefix):
-    config = limits_config("memory://", prefix, models=[priced_mock("mock-1"), priced_mock("mock-2")],
-                           rules=[{"per": "key_model", "model": "mock-2", "requests": "1/hour"}])
+    config = limits_config(
+        "memory://",
+        prefix,
+        models=[priced_mock("mock-1"), priced_mock("mock-2")],
+        rules=[{"per": "key_model", "model": "mock-2", "requests": "1/hour"}],
+    )
     _, client = stack(config)
-    assert [(await post(client, chat(model="mock-2"), key="a")).status_code for _ in range(2)] == \
-        [200, 429]
+    assert [(await post(client, chat(model="mock-2"), key="a")).status_code for _ in range(2)] == [200, 429]
     assert (await post(client, chat(model="mock-2"), key="b")).status_code == 200
     first = await post(client, chat(model="mock-1"), key="a")
     assert first.status_code == 200 and "x-ratelimit-limit-requests" not in first.headers
 
 
 async def test_a_request_that_can_never_fit_is_a_400(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, rules=[
-        {"per": "key", "tokens": "1000/minute"}]))
-    error = assert_error_shape(await post(client, chat(max_tokens=5000)), 400,
-                               "request_exceeds_limit")
+    _, client = stack(limits_config("memory://", prefix, rules=[{"per": "key", "tokens": "1000/minute"}]))
+    error = assert_error_shape(await post(client, chat(max_tokens=5000)), 400, "request_exceeds_limit")
     assert error["param"] == "max_tokens"
     assert (await post(client, chat(max_tokens=500))).status_code == 200
 
 
 async def test_default_reservation_when_no_max_tokens(stack, prefix):
-    _, client = stack(limits_config("memory://", prefix, default_max_tokens=300, rules=[
-        {"per": "key", "tokens": "10000/minute"}]))
+    _, client = stack(
+        limits_config(
+            "memory://", prefix, default_max_tokens=300, rules=[{"per": "key", "tokens": "10000/minute"}]
+        )
+    )
     response = await post(client, chat(max_tokens=None))
     assert response.headers["x-ratelimit-remaining-tokens"] == str(10000 - PROMPT_ESTIMATE - 300)
 
 
 async def test_tokens_are_settled_against_usage(stack, storage, prefix):
-    _, client = stack(limits_config(storage, prefix, rules=[
-        {"per": "key", "tokens": "1000/hour"}]))
+    _, client = stack(limits_config(storage, prefix, rules=[{"per": "key", "tokens": "1000/hour"}]))
     reserve = PROMPT_ESTIMATE + 100
     first = await post(client)
     assert first.headers["x-ratelimit-remaining-tokens"] == str(1000 - reserve)
@@ -126,10 +145,15 @@ async def test_tokens_are_settled_against_usage(stack, storage, prefix):
 
 
 async def test_admitted_reservations_never_exceed_the_token_limit(stack, storage, prefix):
-    slow = [{"name": "mock-1", "deployments": [{"id": "m", "provider": "mock", "model": "mock-1",
-                                               "mock": {"latency_ms": 200}}]}]
-    _, client = stack(limits_config(storage, prefix, models=slow, rules=[
-        {"per": "key", "tokens": "500/hour"}]))
+    slow = [
+        {
+            "name": "mock-1",
+            "deployments": [{"id": "m", "provider": "mock", "model": "mock-1", "mock": {"latency_ms": 200}}],
+        }
+    ]
+    _, client = stack(
+        limits_config(storage, prefix, models=slow, rules=[{"per": "key", "tokens": "500/hour"}])
+    )
     # Each reserves 3 + 200 while in flight: two fit in 500, the other three do not.
     body = chat(max_tokens=200)
     statuses = [r.status_code for r in await asyncio.gather(*[post(client, body) for _ in range(5)])]
@@ -139,11 +163,26 @@ async def test_admitted_reservations_never_exceed_the_token_limit(stack, storage
 
 
 async def test_concurrency_is_released_on_every_path(stack, storage, prefix):
-    config = limits_config(storage, prefix, models=[priced_mock(), {
-        "name": "broken", "deployments": [{"id": "b", "provider": "openai-compatible",
-                                           "model": "x", "base_url": "http://127.0.0.1:9",
-                                           "connect_timeout_s": 0.5}]}],
-        rules=[{"per": "key", "concurrency": 1}])
+    config = limits_config(
+        storage,
+        prefix,
+        models=[
+            priced_mock(),
+            {
+                "name": "broken",
+                "deployments": [
+                    {
+                        "id": "b",
+                        "provider": "openai-compatible",
+                        "model": "x",
+                        "base_url": "http://127.0.0.1:9",
+                        "connect_timeout_s": 0.5,
+                    }
+                ],
+            },
+        ],
+        rules=[{"per": "key", "concurrency": 1}],
+    )
     _, client = stack({**config, "routing": {"retries": 0}})
     assert (await post(client)).status_code == 200
     assert (await post(client, chat(model="broken"))).status_code == 502
@@ -152,19 +191,27 @@ async def test_concurrency_is_released_on_every_path(stack, storage, prefix):
 
 
 async def test_concurrency_limits_requests_in_flight(stack, prefix):
-    models = [{"name": "mock-1", "deployments": [{"id": "m", "provider": "mock", "model": "mock-1",
-                                                 "mock": {"latency_ms": 200}}]}]
-    _, client = stack(limits_config("memory://", prefix, models=models,
-                                    rules=[{"per": "key", "concurrency": 2}]))
+    models = [
+        {
+            "name": "mock-1",
+            "deployments": [{"id": "m", "provider": "mock", "model": "mock-1", "mock": {"latency_ms": 200}}],
+        }
+    ]
+    _, client = stack(
+        limits_config("memory://", prefix, models=models, rules=[{"per": "key", "concurrency": 2}])
+    )
     statuses = sorted(r.status_code for r in await asyncio.gather(*[post(client) for _ in range(5)]))
     assert statuses == [200, 200, 429, 429, 429]
 
 
 async def test_budget_reached_is_insufficient_quota(stack, storage, prefix):
     # 8 tokens at 10,000 USD per million: 0.08 USD per request.
-    config = limits_config(storage, prefix, models=[
-        priced_mock(input_per_mtok=10_000, output_per_mtok=10_000)],
-        budgets=[{"per": "tenant", "usd": 0.1, "period": "month"}])
+    config = limits_config(
+        storage,
+        prefix,
+        models=[priced_mock(input_per_mtok=10_000, output_per_mtok=10_000)],
+        budgets=[{"per": "tenant", "usd": 0.1, "period": "month"}],
+    )
     limiter, client = stack(config)
     assert [(await post(client, key="a@team-a")).status_code for _ in range(2)] == [200, 200]
     refused = await post(client, key="b@team-a")
@@ -182,8 +229,11 @@ async def test_budget_reached_is_insufficient_quota(stack, storage, prefix):
 
 
 async def test_context_tells_metrics_what_happened(prefix):
-    cfg = Config.from_dict(limits_config("memory://", prefix, rules=[
-        {"per": "key", "requests": "1/hour", "tokens": "1000/hour"}]))
+    cfg = Config.from_dict(
+        limits_config(
+            "memory://", prefix, rules=[{"per": "key", "requests": "1/hour", "tokens": "1000/hour"}]
+        )
+    )
     seen = []
 
     async def terminal(scope, receive, send):
@@ -192,8 +242,7 @@ async def test_context_tells_metrics_what_happened(prefix):
         await send({"type": "http.response.body", "body": b"{}"})
 
     app = RateLimitMiddleware(terminal, config=cfg)
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app),
-                                  base_url="http://t") as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
         await client.post("/v1/chat/completions", json=chat())
         refused = await client.post("/v1/chat/completions", json=chat())
     assert refused.status_code == 429
@@ -222,8 +271,14 @@ async def test_build_app_mounts_the_layer(asgi_client, prefix):
 
 
 def test_format_reset_is_openai_style():
-    assert [format_reset(ms) for ms in (0, 250, 1000, 1500, 60_000, 3_723_000)] == \
-        ["0ms", "250ms", "1s", "1.5s", "1m0s", "1h2m3s"]
+    assert [format_reset(ms) for ms in (0, 250, 1000, 1500, 60_000, 3_723_000)] == [
+        "0ms",
+        "250ms",
+        "1s",
+        "1.5s",
+        "1m0s",
+        "1h2m3s",
+    ]
 
 
 async def test_replica_clock_skew_does_not_move_the_window(stack, redis_url, prefix):
@@ -235,13 +290,16 @@ async def test_replica_clock_skew_does_not_move_the_window(stack, redis_url, pre
     assert sorted(statuses) == [200] * 5 + [429] * 5
 
 
-@pytest.mark.parametrize(("limits", "field"), [
-    ({"rules": [{"per": "key", "requests": "sixty a minute"}]}, "limits.rules[0].requests"),
-    ({"rules": [{"per": "key", "tokens": "0/minute"}]}, "limits.rules[0].tokens"),
-    ({"rules": [{"per": "key"}]}, "limits.rules[0]"),
-    ({"storage": "memcached://localhost:11211"}, "limits.storage"),
-    ({"trusted_proxies": ["10.0.0.0/33"]}, "limits.trusted_proxies"),
-])
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        ({"rules": [{"per": "key", "requests": "sixty a minute"}]}, "limits.rules[0].requests"),
+        ({"rules": [{"per": "key", "tokens": "0/minute"}]}, "limits.rules[0].tokens"),
+        ({"rules": [{"per": "key"}]}, "limits.rules[0]"),
+        ({"storage": "memcached://localhost:11211"}, "limits.storage"),
+        ({"trusted_proxies": ["10.0.0.0/33"]}, "limits.trusted_proxies"),
+    ],
+)
 def test_bad_limits_config_names_the_field(limits, field):
     with pytest.raises(ConfigError) as info:
         Config.from_dict({"models": [priced_mock()], "limits": limits})

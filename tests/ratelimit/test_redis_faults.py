@@ -39,12 +39,14 @@ def limits_of(results) -> set[str]:
     return {r.headers["x-ratelimit-limit-requests"] for _, r in results}
 
 
-async def test_slow_then_blackholed_redis_degrades_within_the_timeout_and_recovers(
-        stack, redis_url, prefix):
+async def test_slow_then_blackholed_redis_degrades_within_the_timeout_and_recovers(stack, redis_url, prefix):
     with FaultProxy((REDIS_HOST, REDIS_PORT)) as fp:
         url = f"redis://127.0.0.1:{fp.port}/{REDIS_DB}"
-        limiter, client = stack(limits_config(url, prefix, timeout_s=TIMEOUT_S, replicas=2,
-                                              rules=[{"per": "key", "requests": "10000/hour"}]))
+        limiter, client = stack(
+            limits_config(
+                url, prefix, timeout_s=TIMEOUT_S, replicas=2, rules=[{"per": "key", "requests": "10000/hour"}]
+            )
+        )
         await timed(client)  # the connection is opened
         base = await burst(client, 5)
         assert limits_of(base) == {SHARED}
@@ -95,8 +97,11 @@ async def test_slow_then_blackholed_redis_degrades_within_the_timeout_and_recove
 async def test_flapping_redis_never_fails_a_request(stack, redis_url, prefix):
     with FaultProxy((REDIS_HOST, REDIS_PORT)) as fp:
         url = f"redis://127.0.0.1:{fp.port}/{REDIS_DB}"
-        limiter, client = stack(limits_config(url, prefix, timeout_s=TIMEOUT_S, replicas=2,
-                                              rules=[{"per": "key", "requests": "10000/hour"}]))
+        limiter, client = stack(
+            limits_config(
+                url, prefix, timeout_s=TIMEOUT_S, replicas=2, rules=[{"per": "key", "requests": "10000/hour"}]
+            )
+        )
         await timed(client)
         results = []
         # Down and up twice, a few requests in each phase (phases by count, not by the clock:
@@ -118,10 +123,13 @@ async def test_flapping_redis_never_fails_a_request(stack, redis_url, prefix):
 
 # -- L9: many identities, every key expires ------------------------------------------------
 # 2,000 identities on the default strategy; the other two write the same keys per identity.
-@pytest.mark.parametrize(("strategy", "identities"), [
-    ("moving-window", 2000), ("fixed-window", 500), ("sliding-window-counter", 500)])
-async def test_thousands_of_identities_leave_only_expiring_keys(stack, own_redis, prefix,
-                                                                strategy, identities):
+@pytest.mark.parametrize(
+    ("strategy", "identities"),
+    [("moving-window", 2000), ("fixed-window", 500), ("sliding-window-counter", 500)],
+)
+async def test_thousands_of_identities_leave_only_expiring_keys(
+    stack, own_redis, prefix, strategy, identities
+):
     """Each identity's windows (requests and tokens) and its concurrency lease are written
     by the admission script, and settlement rewrites the token reservation; every key left
     behind carries a TTL, and DBSIZE grows by exactly those keys (the leases, released,
@@ -129,13 +137,22 @@ async def test_thousands_of_identities_leave_only_expiring_keys(stack, own_redis
     probe = redis.Redis(port=own_redis.port, socket_timeout=2)
     try:
         before = probe.dbsize()
-        _, client = stack(limits_config(own_redis.url, prefix, timeout_s=5, strategy=strategy, rules=[
-            {"per": "key", "requests": "100/minute", "tokens": "100000/minute", "concurrency": 2}]))
+        _, client = stack(
+            limits_config(
+                own_redis.url,
+                prefix,
+                timeout_s=5,
+                strategy=strategy,
+                rules=[{"per": "key", "requests": "100/minute", "tokens": "100000/minute", "concurrency": 2}],
+            )
+        )
         for start in range(0, identities, 100):
-            responses = await asyncio.gather(*(
-                client.post("/v1/chat/completions", json=chat(),
-                            headers={"x-test-key": f"user-{i}"})
-                for i in range(start, start + 100)))
+            responses = await asyncio.gather(
+                *(
+                    client.post("/v1/chat/completions", json=chat(), headers={"x-test-key": f"user-{i}"})
+                    for i in range(start, start + 100)
+                )
+            )
             assert all(r.status_code == 200 for r in responses)
         keys = list(probe.scan_iter(match="{" + prefix + "}*", count=1000))
         grown = probe.dbsize() - before

@@ -29,8 +29,9 @@ def key(prefix: str, name: str) -> str:
     return "{" + prefix + "}:" + name
 
 
-def window(prefix: str, limit: int, *, cost: int = 1, name: str = "w", expiry_s: int = 3600,
-           kind: str = "requests") -> Window:
+def window(
+    prefix: str, limit: int, *, cost: int = 1, name: str = "w", expiry_s: int = 3600, kind: str = "requests"
+) -> Window:
     return Window(key(prefix, name), limit, expiry_s * 1000, cost, kind)  # type: ignore[arg-type]
 
 
@@ -42,8 +43,7 @@ def test_async_scheme_is_added_for_limits():
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_n_per_window_exact_under_200_concurrent_admissions(store, prefix, strategy):
     w = window(prefix, 50)
-    decisions = await asyncio.gather(*[store.admit(Admission(f"r{i}", [w]), strategy)
-                                       for i in range(200)])
+    decisions = await asyncio.gather(*[store.admit(Admission(f"r{i}", [w]), strategy) for i in range(200)])
     assert sum(d.allowed for d in decisions) == 50
     assert store.round_trips == 200  # one script call per admission
     refused = [d for d in decisions if not d.allowed]
@@ -54,8 +54,7 @@ async def test_n_per_window_exact_under_200_concurrent_admissions(store, prefix,
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_refused_admission_takes_nothing(store, prefix, strategy):
     roomy, tight = window(prefix, 10, name="a"), window(prefix, 2, name="b")
-    allowed = [(await store.admit(Admission(f"r{i}", [roomy, tight]), strategy)).allowed
-               for i in range(4)]
+    allowed = [(await store.admit(Admission(f"r{i}", [roomy, tight]), strategy)).allowed for i in range(4)]
     assert allowed == [True, True, False, False]
     decision = await store.admit(Admission("x", [roomy]), strategy)
     assert decision.allowed and decision.states[0].remaining == 7
@@ -73,8 +72,9 @@ async def test_settlement_rewrites_the_reservation(store, prefix, strategy):
     excess = window(prefix, 1000, cost=10, kind="tokens")
     second = await store.admit(Admission("b", [excess]), strategy)
     await store.settle(Settlement("b", second.now_ms, windows=[(excess, 900)]), strategy)
-    assert not (await store.admit(Admission("c", [window(prefix, 1000, cost=70,
-                                                         kind="tokens")]), strategy)).allowed
+    assert not (
+        await store.admit(Admission("c", [window(prefix, 1000, cost=70, kind="tokens")]), strategy)
+    ).allowed
 
 
 async def test_concurrency_slots_and_budgets(store, prefix):

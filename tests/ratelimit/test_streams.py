@@ -33,8 +33,12 @@ def setup(upstream, redis_available, tmp_path_factory):
     url = f"{redis_available}/1"
     config = {
         "models": [upstream_model("up", upstream.base_url)],
-        "limits": {"storage": url, "key_prefix": prefix, "timeout_s": 5,
-                   "rules": [{"per": "ip", "tokens": LIMIT}]},
+        "limits": {
+            "storage": url,
+            "key_prefix": prefix,
+            "timeout_s": 5,
+            "rules": [{"per": "ip", "tokens": LIMIT}],
+        },
     }
     client = redis.Redis.from_url(url)
     with ProxyServer(config, tmp_path_factory.mktemp("streams")) as server:
@@ -82,8 +86,9 @@ def test_streamed_usage_is_charged(setup, upstream):
     server, client, key = setup
     upstream.default = Behavior(chunks=4)
     before = tokens_in_window(client, key)
-    with httpx2.stream("POST", server.base_url + "/chat/completions", json=body(True),
-                       timeout=10) as response:
+    with httpx2.stream(
+        "POST", server.base_url + "/chat/completions", json=body(True), timeout=10
+    ) as response:
         assert response.status_code == 200
         text = response.read().decode()
     assert "[DONE]" in text and '"prompt_tokens"' not in text  # no usage asked for, none sent
@@ -95,8 +100,9 @@ def test_cut_stream_charges_what_was_delivered(setup, upstream):
     server, client, key = setup
     upstream.default = Behavior(chunks=6, cut_after=3)
     before = tokens_in_window(client, key)
-    with httpx2.stream("POST", server.base_url + "/chat/completions", json=body(True),
-                       timeout=10) as response:
+    with httpx2.stream(
+        "POST", server.base_url + "/chat/completions", json=body(True), timeout=10
+    ) as response:
         text = response.read().decode()
     assert "stream_interrupted" in text
     expected = before + PROMPT_ESTIMATE + 3
@@ -108,8 +114,9 @@ def test_client_disconnect_mid_stream_charges_what_was_delivered(setup, upstream
     upstream.default = Behavior(chunks=60, chunk_delay_s=0.05)
     before = tokens_in_window(client, key)
     received = 0
-    with httpx2.stream("POST", server.base_url + "/chat/completions", json=body(True),
-                       timeout=10) as response:
+    with httpx2.stream(
+        "POST", server.base_url + "/chat/completions", json=body(True), timeout=10
+    ) as response:
         for line in response.iter_lines():
             if line.startswith("data: {"):
                 received += 1

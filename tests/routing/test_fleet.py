@@ -99,11 +99,32 @@ def test_two_servers_share_a_cooldown(redis_url, tmp_path):
     with FakeUpstream("bad") as bad, FakeUpstream("good") as good:
         bad.default = Behavior(status=503)
         config = {
-            "models": [{"name": "m", "deployments": [
-                {"id": "bad", "provider": "openai-compatible", "model": "m", "base_url": bad.base_url},
-                {"id": "good", "provider": "openai-compatible", "model": "m", "base_url": good.base_url}]}],
-            "routing": {"strategy": "ordered", "retries": 1, "redis_url": redis_url, "redis_prefix": prefix,
-                        "cooldown": {"failures": 2, "seconds": 30}},
+            "models": [
+                {
+                    "name": "m",
+                    "deployments": [
+                        {
+                            "id": "bad",
+                            "provider": "openai-compatible",
+                            "model": "m",
+                            "base_url": bad.base_url,
+                        },
+                        {
+                            "id": "good",
+                            "provider": "openai-compatible",
+                            "model": "m",
+                            "base_url": good.base_url,
+                        },
+                    ],
+                }
+            ],
+            "routing": {
+                "strategy": "ordered",
+                "retries": 1,
+                "redis_url": redis_url,
+                "redis_prefix": prefix,
+                "cooldown": {"failures": 2, "seconds": 30},
+            },
         }
         with ProxyServer(config, tmp_path) as a, ProxyServer(config, tmp_path) as b:
             body = {"model": "m", "messages": USER}
@@ -121,6 +142,10 @@ def test_two_servers_share_a_cooldown(redis_url, tmp_path):
             assert reply.headers["x-llm-deployment"] == "good"
             sent = len(bad.requests)
             for _ in range(5):
-                assert httpx2.post(b.base_url + "/chat/completions", json=body,
-                                   timeout=10).headers["x-llm-attempts"] == "1"
+                assert (
+                    httpx2.post(b.base_url + "/chat/completions", json=body, timeout=10).headers[
+                        "x-llm-attempts"
+                    ]
+                    == "1"
+                )
             assert len(bad.requests) == sent <= 3

@@ -61,12 +61,15 @@ async def test_layers_see_a_chat_request(asgi_client):
     assert ctx.payload["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"model": "mock-1", "max_tokens": 5}, "messages"),
-    ({**BODY, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
-    ({**BODY, "thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
-    ({"max_tokens": 5, "messages": BODY["messages"]}, "model"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"model": "mock-1", "max_tokens": 5}, "messages"),
+        ({**BODY, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({**BODY, "thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
+        ({"max_tokens": 5, "messages": BODY["messages"]}, "model"),
+    ],
+)
 async def test_bad_requests_are_400s_in_the_contracts_shape(mock_client, body, param):
     error = assert_error_shape(await mock_client.post("/v1/messages", json=body), 400)
     assert error["param"] == param
@@ -91,17 +94,24 @@ async def test_cached_answers_go_out_in_anthropics_form_too(asgi_client):
     assert streamed.headers["x-cache"] == "hit"
     assert fold_events(streamed.content)["content"] == first.json()["content"]
     # The chat endpoint shares the entry: the same request, in either format.
-    chat = await client.post("/v1/chat/completions", json={"model": "mock-1", "max_tokens": 20,
-                                                           "messages": BODY["messages"]})
+    chat = await client.post(
+        "/v1/chat/completions", json={"model": "mock-1", "max_tokens": 20, "messages": BODY["messages"]}
+    )
     assert chat.headers["x-cache"] == "hit"
 
 
 async def test_role_granting_chat_may_call_messages(asgi_client):
     from asgi_llm.auth.keys import hash_key
 
-    client = asgi_client({"models": [mock_model()], "auth": {
-        "api_keys": [{"id": "k", "key_sha256": hash_key("proxy-secret-1"), "roles": ["chatter"]}],
-        "roles": {"chatter": {"models": ["*"], "endpoints": ["chat"]}}}})
+    client = asgi_client(
+        {
+            "models": [mock_model()],
+            "auth": {
+                "api_keys": [{"id": "k", "key_sha256": hash_key("proxy-secret-1"), "roles": ["chatter"]}],
+                "roles": {"chatter": {"models": ["*"], "endpoints": ["chat"]}},
+            },
+        }
+    )
     response = await client.post("/v1/messages", json=BODY, headers={"x-api-key": "proxy-secret-1"})
     assert response.status_code == 200
     denied = await client.post("/v1/messages", json=BODY, headers={"x-api-key": "wrong"})
@@ -117,29 +127,52 @@ async def responder_output(messages: list[dict[str, Any]]) -> list[dict[str, Any
 
     from asgi_llm import Config
 
-    responder = MessagesResponder(LLMContext(request_id="r", config=Config.from_dict({}),
-                                             endpoint="chat"), send)
+    responder = MessagesResponder(
+        LLMContext(request_id="r", config=Config.from_dict({}), endpoint="chat"), send
+    )
     for message in messages:
         await responder(message)
     return sent
 
 
 async def test_error_answers_pass_untouched():
-    start = {"type": "http.response.start", "status": 429,
-             "headers": [(b"content-type", b"application/json")]}
+    start = {
+        "type": "http.response.start",
+        "status": 429,
+        "headers": [(b"content-type", b"application/json")],
+    }
     body = {"type": "http.response.body", "body": b'{"error": {}}'}
     assert await responder_output([start, body]) == [start, body]
 
 
 async def test_an_answer_anthropic_cannot_carry_is_a_502():
-    completion = {"choices": [{"message": {"role": "assistant", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}}]}
+    completion = {
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}
+                    ],
+                }
+            }
+        ]
+    }
     out = orjson.dumps(completion)
-    sent = await responder_output([
-        {"type": "http.response.start", "status": 200,
-         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]},
-        {"type": "http.response.body", "body": out[:10], "more_body": True},
-        {"type": "http.response.body", "body": out[10:]}])
+    sent = await responder_output(
+        [
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(out)).encode()),
+                ],
+            },
+            {"type": "http.response.body", "body": out[:10], "more_body": True},
+            {"type": "http.response.body", "body": out[10:]},
+        ]
+    )
     assert sent[0]["status"] == 502
     assert (b"content-length", str(len(sent[1]["body"])).encode()) in sent[0]["headers"]
     assert orjson.loads(sent[1]["body"])["error"]["code"] == "bad_upstream_response"

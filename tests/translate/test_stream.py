@@ -19,13 +19,21 @@ from asgi_llm.translate import (
 from tests.fakes.anthropic import message_events
 from tests.translate.test_response import meaning, messages
 
-MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
-           "content": [{"type": "thinking", "thinking": "hmm", "signature": "s"},
-                       {"type": "text", "text": "Checking the weather."},
-                       {"type": "tool_use", "id": "toolu_a", "name": "weather", "input": {"city": "Oslo"}},
-                       {"type": "tool_use", "id": "toolu_b", "name": "time", "input": {}}],
-           "stop_reason": "tool_use", "stop_sequence": None,
-           "usage": {"input_tokens": 11, "output_tokens": 22}}
+MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-x",
+    "content": [
+        {"type": "thinking", "thinking": "hmm", "signature": "s"},
+        {"type": "text", "text": "Checking the weather."},
+        {"type": "tool_use", "id": "toolu_a", "name": "weather", "input": {"city": "Oslo"}},
+        {"type": "tool_use", "id": "toolu_b", "name": "time", "input": {}},
+    ],
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 11, "output_tokens": 22},
+}
 
 
 def feed_in_pieces(translator: Any, data: bytes, cuts: list[int]) -> bytes:
@@ -38,8 +46,11 @@ def feed_in_pieces(translator: Any, data: bytes, cuts: list[int]) -> bytes:
 
 def chunks_of(sse: bytes) -> list[Any]:
     decoder = SSEDecoder()
-    return [data if data == b"[DONE]" else orjson.loads(data)
-            for data in (event_data(e) for e in decoder.feed(sse)) if data is not None]
+    return [
+        data if data == b"[DONE]" else orjson.loads(data)
+        for data in (event_data(e) for e in decoder.feed(sse))
+        if data is not None
+    ]
 
 
 def fold_chunks(chunks: list[Any]) -> dict[str, Any]:
@@ -60,17 +71,27 @@ def fold_chunks(chunks: list[Any]) -> dict[str, Any]:
                 slot["arguments"] += call.get("function", {}).get("arguments") or ""
             finish = choice["finish_reason"] or finish
     assert roles == 1, "the role goes out exactly once"
-    return {"content": text or None, "finish": finish, "usage": usage,
-            "tools": [(c["id"], c["name"], orjson.loads(c["arguments"] or "{}"))
-                      for _, c in sorted(calls.items())]}
+    return {
+        "content": text or None,
+        "finish": finish,
+        "usage": usage,
+        "tools": [
+            (c["id"], c["name"], orjson.loads(c["arguments"] or "{}")) for _, c in sorted(calls.items())
+        ],
+    }
 
 
 def completion_meaning(completion: dict[str, Any]) -> dict[str, Any]:
     message = completion["choices"][0]["message"]
-    return {"content": message["content"], "finish": completion["choices"][0]["finish_reason"],
-            "usage": completion.get("usage"),
-            "tools": [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
-                      for c in message.get("tool_calls") or ()]}
+    return {
+        "content": message["content"],
+        "finish": completion["choices"][0]["finish_reason"],
+        "usage": completion.get("usage"),
+        "tools": [
+            (c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+            for c in message.get("tool_calls") or ()
+        ],
+    }
 
 
 def fold_events(sse: bytes) -> dict[str, Any]:
@@ -121,16 +142,24 @@ def test_events_become_chunks_with_tool_call_argument_deltas():
     assert translator.hint == {"input_tokens": 11, "stop_reason": "tool_use", "stop_sequence": None}
     first = chunks[0]["choices"][0]["delta"]
     assert first == {"role": "assistant", "content": "Checkin"}
-    starts = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks[:-2]
-              if "id" in (c["choices"][0]["delta"].get("tool_calls") or [{}])[0]]
+    starts = [
+        c["choices"][0]["delta"]["tool_calls"][0]
+        for c in chunks[:-2]
+        if "id" in (c["choices"][0]["delta"].get("tool_calls") or [{}])[0]
+    ]
     assert starts == [
         {"index": 0, "id": "toolu_a", "type": "function", "function": {"name": "weather", "arguments": ""}},
-        {"index": 1, "id": "toolu_b", "type": "function", "function": {"name": "time", "arguments": ""}}]
-    assert chunks[-2] == {"id": "msg_1", "object": "chat.completion.chunk", "created": 5,
-                          "model": "claude-x", "choices": [],
-                          "usage": {"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33}}
-    assert fold_chunks(chunks)["tools"] == [("toolu_a", "weather", {"city": "Oslo"}),
-                                            ("toolu_b", "time", {})]
+        {"index": 1, "id": "toolu_b", "type": "function", "function": {"name": "time", "arguments": ""}},
+    ]
+    assert chunks[-2] == {
+        "id": "msg_1",
+        "object": "chat.completion.chunk",
+        "created": 5,
+        "model": "claude-x",
+        "choices": [],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33},
+    }
+    assert fold_chunks(chunks)["tools"] == [("toolu_a", "weather", {"city": "Oslo"}), ("toolu_b", "time", {})]
     assert translator.chunks == len(chunks) - 2  # the usage chunk and [DONE] are not content
 
 
@@ -165,26 +194,48 @@ def test_an_event_that_is_not_json_is_an_sse_error():
 
 # -- OpenAI -> Anthropic -----------------------------------------------------------------------
 def test_a_replayed_answer_in_one_chunk_becomes_well_formed_events():
-    chunk = {"id": "c1", "model": "gpt", "choices": [{"index": 0, "finish_reason": None, "delta": {
-        "role": "assistant", "content": "Sure.", "tool_calls": [
-            {"index": 0, "id": "call_1", "type": "function",
-             "function": {"name": "f", "arguments": '{"a":1}'}}]}}]}
+    chunk = {
+        "id": "c1",
+        "model": "gpt",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": None,
+                "delta": {
+                    "role": "assistant",
+                    "content": "Sure.",
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"a":1}'},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
     finish = {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
     usage = {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
     sse = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in (chunk, finish, usage))
     sse += b"data: [DONE]\n\n"
     message = fold_events(ChatToMessagesStream(input_tokens=2).feed(sse))
-    assert message["content"] == [{"type": "text", "text": "Sure."},
-                                  {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}]
+    assert message["content"] == [
+        {"type": "text", "text": "Sure."},
+        {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},
+    ]
     assert message["stop_reason"] == "tool_use" and message["done"]
     assert message["usage"] == {"input_tokens": 3, "output_tokens": 4}
 
 
 def test_the_proxys_error_event_becomes_an_anthropic_error_event():
     translator = ChatToMessagesStream()
-    sse = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n' \
-          b'data: {"error":{"message":"The upstream stream was interrupted.",' \
-          b'"code":"stream_interrupted"}}\n\n'
+    sse = (
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+        b'data: {"error":{"message":"The upstream stream was interrupted.",'
+        b'"code":"stream_interrupted"}}\n\n'
+    )
     message = fold_events(translator.feed(sse))
     assert message["error"] == {"type": "api_error", "message": "The upstream stream was interrupted."}
     assert "done" not in message and translator.done
@@ -217,26 +268,79 @@ def test_anthropic_to_openai_to_anthropic_stream_keeps_the_answer(message, cut1,
     assert split == whole
     folded = fold_events(whole)
     assert folded["done"]
-    assert folded["usage"]["input_tokens"] + folded["usage"].get("cache_read_input_tokens", 0) == \
-        message["usage"]["input_tokens"] + message["usage"].get("cache_read_input_tokens", 0)
+    assert folded["usage"]["input_tokens"] + folded["usage"].get("cache_read_input_tokens", 0) == message[
+        "usage"
+    ]["input_tokens"] + message["usage"].get("cache_read_input_tokens", 0)
     folded["usage"] = message["usage"]
     assert meaning(folded) == meaning(message)
 
 
-junk = st.recursive(st.none() | st.booleans() | st.integers(-9, 9) | st.text(max_size=4),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                        st.sampled_from(["type", "index", "delta", "text", "partial_json", "message",
-                                         "usage", "content_block", "choices", "tool_calls",
-                                         "function", "arguments", "content", "finish_reason"]),
-                        inner, max_size=4), max_leaves=10)
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers(-9, 9) | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "index",
+                    "delta",
+                    "text",
+                    "partial_json",
+                    "message",
+                    "usage",
+                    "content_block",
+                    "choices",
+                    "tool_calls",
+                    "function",
+                    "arguments",
+                    "content",
+                    "finish_reason",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.fixed_dictionaries(
-    {"type": st.sampled_from(["message_start", "content_block_start", "content_block_delta",
-                              "message_delta", "message_stop", "error", "ping"])},
-    optional={name: junk for name in ("index", "delta", "message", "usage", "content_block",
-                                      "choices", "id", "model", "error")}), max_size=5))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(
+                    [
+                        "message_start",
+                        "content_block_start",
+                        "content_block_delta",
+                        "message_delta",
+                        "message_stop",
+                        "error",
+                        "ping",
+                    ]
+                )
+            },
+            optional={
+                name: junk
+                for name in (
+                    "index",
+                    "delta",
+                    "message",
+                    "usage",
+                    "content_block",
+                    "choices",
+                    "id",
+                    "model",
+                    "error",
+                )
+            },
+        ),
+        max_size=5,
+    )
+)
 def test_malformed_events_are_sse_errors_and_nothing_else(events):
     data = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
     for translator in (MessagesToChatStream(created=1, include_usage=True), ChatToMessagesStream()):
