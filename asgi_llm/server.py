@@ -194,12 +194,8 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
         if provider is not None:
             provider.drain(drain_timeout)
 
-    await worker_serve(
-        wrap_app(app, hc.wsgi_max_body_size, None),
-        hc,
-        sockets=sockets,  # type: ignore[arg-type]
-        shutdown_trigger=shutdown_trigger,
-    )
+    wrapped = wrap_app(app, hc.wsgi_max_body_size, None)  # type: ignore[arg-type]
+    await worker_serve(wrapped, hc, sockets=sockets, shutdown_trigger=shutdown_trigger)
 
 
 def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
