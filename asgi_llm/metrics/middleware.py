@@ -124,19 +124,8 @@ class MetricsMiddleware(LLMLayer):
             endpoint = match_endpoint(scope, config.server.path_prefix)
             if endpoint is not None:
                 exporters = self.exporters(config)
-                if not exporters:
-                    await run_exchange(
-                        config,
-                        endpoint,
-                        scope,
-                        receive,
-                        send,
-                        self._inward,
-                        self.request_ids.for_scope(scope),
-                    )
-                    return
-                # We run the exchange: record after it, when status and error are final.
-                self._started(exporters)
+                if exporters:  # we run the exchange: record after it, status and error final
+                    self._started(exporters)
                 try:
                     await run_exchange(
                         config,
@@ -148,7 +137,7 @@ class MetricsMiddleware(LLMLayer):
                         self.request_ids.for_scope(scope),
                     )
                 finally:
-                    ctx = get_context(scope)
+                    ctx = get_context(scope) if exporters else None
                     if ctx is not None:
                         self._finished(exporters, ctx, None)
                 return
