@@ -178,6 +178,8 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, reload)
+        if _early_hangups:  # a SIGHUP came while the config was being read: read it again
+            reload()
         parent = os.environ.get(PARENT_ENV)
         if parent is not None and parent == str(os.getppid()):
             # An admin reload reaches one worker: it asks the parent, which sends SIGHUP to
@@ -198,7 +200,17 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
     await worker_serve(wrapped, hc, sockets=sockets, shutdown_trigger=shutdown_trigger)
 
 
+_early_hangups: list[int] = []
+
+
+def _remember_hangup(signum: int, frame: Any) -> None:
+    _early_hangups.append(signum)
+
+
 def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
+    # From here on a SIGHUP is remembered until the loop handles it (serve_worker): one sent
+    # while this worker reads its config (another worker's admin reload) must not be lost.
+    signal.signal(signal.SIGHUP, _remember_hangup)
     try:
         import uvloop
 
