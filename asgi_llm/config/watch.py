@@ -34,7 +34,7 @@ from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("asgi_llm.config")
 
 MAX_NOTICE_BYTES = 1024
-_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.5, 30.0
+_BACKOFF_MAX_S = 30.0
 _IDLE_S = 1.0  # how often a disabled watcher looks whether it was turned on
 
 
@@ -171,64 +171,29 @@ class RedisReloadChannel:
 
     # -- subscribing ------------------------------------------------------------------
     async def run(self) -> None:
-        backoff, connected_before, outage_logged = _BACKOFF_MIN_S, False, False
-        while True:
-            settings = self.manager.current.reload
-            if settings.redis_url is None:
-                self.subscribed.clear()
-                await asyncio.sleep(_IDLE_S)
-                continue
-            url, channel = settings.redis_url, settings.channel
-            try:
-                from asgi_llm.redis_client import errors
+        from asgi_llm.redis_client import subscribe_forever
 
-                redis_errors = errors()
-                client = self._client(url)
-            except (ImportError, RuntimeError):
-                if not outage_logged:
-                    log.error("config reload channel needs the Redis extra: pip install 'asgi-llm[redis]'")
-                    outage_logged = True
-                await asyncio.sleep(_BACKOFF_MAX_S)
-                continue
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(channel)
-                self.subscribed.set()
-                if outage_logged:
-                    log.info("config reload channel: Redis is back")
-                backoff, outage_logged = _BACKOFF_MIN_S, False
-                if connected_before:  # notices sent while we were away are lost: catch up
-                    await self.manager.reload_async(origin="redis")
-                connected_before = True
-                while self._same(url, channel):
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.4)
-                    if message is not None and message.get("type") == "message":
-                        await self._on_notice(message.get("data"))
-            except redis_errors as exc:
-                self.subscribed.clear()
-                if not outage_logged:
-                    log.warning(
-                        "config reload channel: Redis unavailable (%s); retrying", exc.__class__.__name__
-                    )
-                    outage_logged = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-            finally:
-                self.subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+        async def catch_up(client: Any, reconnected: bool) -> None:
+            if reconnected:  # notices sent while we were away are lost: catch up
+                await self.manager.reload_async(origin="redis")
 
-    def _same(self, url: str, channel: str) -> bool:
+        await subscribe_forever(
+            self._target,
+            self._on_notice,
+            name="config reload channel",
+            subscribed=self.subscribed,
+            connect_to=self._connect,
+            on_connect=catch_up,
+            max_message_bytes=MAX_NOTICE_BYTES,
+            backoff_max_s=_BACKOFF_MAX_S,
+            idle_s=_IDLE_S,
+        )
+
+    def _target(self) -> tuple[str, str] | None:
         settings = self.manager.current.reload
-        return settings.redis_url == url and settings.channel == channel
+        return None if settings.redis_url is None else (settings.redis_url, settings.channel)
 
-    async def _on_notice(self, data: Any) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        if not isinstance(data, bytes) or len(data) > MAX_NOTICE_BYTES:
-            return
+    async def _on_notice(self, data: bytes) -> None:
         try:
             sender = orjson.loads(data).get("from")
         except (orjson.JSONDecodeError, AttributeError):

@@ -28,7 +28,7 @@ from asgi_llm.routing.health import CooldownTracker
 log = logging.getLogger("asgi_llm.routing")
 
 MAX_NOTICE_BYTES = 1024
-_BACKOFF_MIN_S, _BACKOFF_MAX_S, _IDLE_S = 0.5, 10.0, 1.0
+_BACKOFF_MAX_S, _IDLE_S = 10.0, 1.0
 
 
 class FleetCooldowns:
@@ -48,7 +48,7 @@ class FleetCooldowns:
         self._wall = wall
         self.replica_id = os.urandom(6).hex()
         self._pending: dict[str, float] = {}  # deployment id -> until (0: recovered), to send
-        self._live: tuple[Any, str] | None = None  # (client, prefix) while connected
+        self._live: tuple[Any, str] | None = None  # (client, prefix) of the last connection
         self._flushing: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
         self.received = 0  # notices applied from other replicas (tests, metrics)
@@ -64,13 +64,13 @@ class FleetCooldowns:
         if self._settings()[0] is None:
             return
         self._pending[deployment_id] = until  # the latest decision per deployment wins
-        if self._live is not None and self._flushing is None:  # send now, off the request path
+        if self.subscribed.is_set() and self._flushing is None:  # send now, off the request path
             with contextlib.suppress(RuntimeError):
                 self._flushing = asyncio.get_running_loop().create_task(self._flush_live())
 
     async def _flush_live(self) -> None:
         try:
-            if self._live is not None:
+            if self.subscribed.is_set() and self._live is not None:
                 await self._flush(*self._live)
         except Exception as exc:  # noqa: BLE001 - the run loop retries what is still pending
             log.debug("shared cooldowns: send failed (%s)", exc.__class__.__name__)
@@ -80,55 +80,35 @@ class FleetCooldowns:
     # -- the background task -----------------------------------------------------------------
     async def run(self) -> None:
         """Subscribe and publish until cancelled; reconnects with backoff."""
-        backoff, outage_logged = _BACKOFF_MIN_S, False
-        while True:
-            url, prefix = self._settings()
-            if url is None:
-                self.subscribed.clear()
-                self._pending.clear()
-                await asyncio.sleep(_IDLE_S)
-                continue
-            from asgi_llm.redis_client import errors
+        from asgi_llm.redis_client import subscribe_forever
 
-            client = self._client(url)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(f"{prefix}:cooldowns")
-                await self._catch_up(client, prefix)
-                self._live = (client, prefix)
-                self.subscribed.set()
-                if outage_logged:
-                    log.info("shared cooldowns: Redis is back")
-                backoff, outage_logged = _BACKOFF_MIN_S, False
-                while self._settings() == (url, prefix):
-                    await self._flush(client, prefix)
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-                    if message is not None and message.get("type") == "message":
-                        self._on_notice(message.get("data"))
-            except errors() as exc:
-                if not outage_logged:
-                    log.warning(
-                        "shared cooldowns: Redis unavailable (%s); each replica keeps its "
-                        "own until it is back",
-                        exc.__class__.__name__,
-                    )
-                    outage_logged = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-            finally:
-                self._live = None
-                self.subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+        await subscribe_forever(
+            self._target,
+            self._on_notice,
+            name="shared cooldowns",
+            subscribed=self.subscribed,
+            connect_to=self._connect,
+            on_connect=self._connected,
+            on_tick=self._flush_pending,
+            poll_s=0.2,
+            max_message_bytes=MAX_NOTICE_BYTES,
+            backoff_max_s=_BACKOFF_MAX_S,
+            idle_s=_IDLE_S,
+        )
 
-    def _client(self, url: str) -> Any:
-        if self._connect is not None:
-            return self._connect(url)
-        from asgi_llm.redis_client import connect
+    def _target(self) -> tuple[str, str] | None:
+        url, prefix = self._settings()
+        if url is None:
+            self._pending.clear()
+            return None
+        return url, f"{prefix}:cooldowns"
 
-        return connect(url)
+    async def _connected(self, client: Any, reconnected: bool) -> None:
+        self._live = (client, self._settings()[1])
+        await self._catch_up(*self._live)
+
+    async def _flush_pending(self, client: Any) -> None:
+        await self._flush(client, self._settings()[1])
 
     async def _catch_up(self, client: Any, prefix: str) -> None:
         known = sorted(self._known())
@@ -162,11 +142,7 @@ class FleetCooldowns:
             await pipe.execute()
 
     # -- what the others decided -------------------------------------------------------------
-    def _on_notice(self, data: Any) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        if not isinstance(data, bytes) or len(data) > MAX_NOTICE_BYTES:
-            return
+    async def _on_notice(self, data: bytes) -> None:
         try:
             notice = orjson.loads(data)
             sender, deployment_id, until = notice["from"], notice["id"], float(notice["until"])
