@@ -21,6 +21,8 @@ place (the request exchange) renders it, whatever order the layers are stacked i
 
 from __future__ import annotations
 
+import math
+
 import orjson
 
 from asgi_llm.types import Headers
@@ -112,12 +114,17 @@ class ModelNotFound(ProxyError):
         super().__init__(f"The model {shown!r} does not exist or is not served here.", param="model")
 
 
+def retry_after_header(seconds: float) -> tuple[bytes, bytes]:
+    """`retry-after` in whole seconds, rounded up, at least 1 (what clients and SDKs parse)."""
+    return b"retry-after", str(max(1, math.ceil(seconds))).encode()
+
+
 class _RetryAfter(ProxyError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
         if retry_after is not None:
-            self.headers.append((b"retry-after", str(max(1, int(retry_after + 0.999))).encode()))
+            self.headers.append(retry_after_header(retry_after))
 
 
 class RateLimited(_RetryAfter):
@@ -185,7 +192,7 @@ class UpstreamStatus(UpstreamError):
         if status == 429:
             self.type, self.code = "rate_limit_error", error_code or "rate_limit_exceeded"
             if retry_after is not None:
-                self.headers.append((b"retry-after", str(max(1, int(retry_after + 0.999))).encode()))
+                self.headers.append(retry_after_header(retry_after))
         elif 400 <= status < 500:
             self.type = error_type or "invalid_request_error"
             self.code = error_code or self.code
@@ -206,4 +213,5 @@ __all__ = [
     "UpstreamError",
     "UpstreamStatus",
     "UpstreamTimeout",
+    "retry_after_header",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from asgi_llm.errors import (
     UpstreamError,
     UpstreamStatus,
     UpstreamTimeout,
+    retry_after_header,
 )
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.request import INFERENCE
@@ -63,9 +63,8 @@ def _with_retry_after(error: UpstreamStatus, cap: float | None) -> UpstreamStatu
     seconds = error.retry_after if error.retry_after is not None else 1.0
     if cap is not None:
         seconds = min(seconds, cap)
-    value = str(max(1, math.ceil(seconds))).encode()
     error.headers = [h for h in error.headers if h[0] != b"retry-after"]
-    error.headers.append((b"retry-after", value))
+    error.headers.append(retry_after_header(seconds))
     return error
 
 
