@@ -17,10 +17,11 @@ from typing import Any
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.context import LLMContext
-from asgi_llm.errors import ConfigError, InternalError, ProxyError
+from asgi_llm.errors import ConfigError, InternalError, InvalidRequest, ProxyError
 from asgi_llm.request import (
     INFERENCE,
     ClientDisconnected,
+    Route,
     check_content_type,
     header,
     match_endpoint,
@@ -140,15 +141,15 @@ class RequestIds:
 
 async def run_exchange(
     config: Config,
-    endpoint: tuple[str, str],
+    endpoint: Route,
     scope: Scope,
     receive: Receive,
     send: Send,
     handler: Any,
     request_id: str,
 ) -> None:
-    name, method = endpoint
-    ctx = LLMContext(request_id=request_id, config=config, endpoint=name)
+    name, method, target = endpoint
+    ctx = LLMContext(request_id=request_id, config=config, endpoint=name, model=target)
     state = scope.get("state")
     if state is None:
         scope["state"] = state = {}
@@ -167,7 +168,12 @@ async def run_exchange(
     watcher: asyncio.Task[None] | None = None
     try:
         if scope["method"] != method:
-            raise ProxyError(f"Use {method} for this endpoint.", status=405, code="method_not_allowed")
+            raise InvalidRequest(
+                f"Use {method} for this endpoint.",
+                status=405,
+                code="method_not_allowed",
+                headers=[(b"allow", method.encode())],
+            )
         if method == "POST":
             check_content_type(scope)
             try:

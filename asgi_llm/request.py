@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -76,15 +76,45 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def match_endpoint(scope: Scope, prefix: str = "") -> tuple[str, str] | None:
+class Route(NamedTuple):
+    """What a request path names: the endpoint, its method, and the `{id}` in the path
+    (`GET /v1/models/{id}`), if any."""
+
+    name: str
+    method: str
+    target: str | None = None
+
+
+_ROUTES = {path: Route(name, method) for path, (name, method) in ENDPOINTS.items()}
+_MODEL_PATH = "/v1/models/"
+
+
+def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
     """The endpoint a request is for, or None. With a `prefix` (`server.path_prefix`), only
-    paths under it are ours: `<prefix>/v1/chat/completions`; everything else passes through."""
+    paths under it are ours: `<prefix>/v1/chat/completions`; everything else passes through.
+
+    Every `/v1/...` route also answers without `/v1` (`/chat/completions`), as OpenAI-compatible
+    servers do for clients whose base URL has no `/v1`; the admin routes have no such twin.
+    """
     path = route_path(scope)
     if prefix:
         if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] != "/":
             return None
         path = path[len(prefix) :]
-    return ENDPOINTS.get(path)
+    route = _ROUTES.get(path)
+    if route is not None:
+        return route
+    if not path.startswith("/v1/"):
+        if path.startswith("/admin"):
+            return None
+        path = "/v1" + path
+        route = _ROUTES.get(path)
+        if route is not None:
+            return route
+    if path.startswith(_MODEL_PATH) and len(path) > len(_MODEL_PATH):
+        # A model name may hold slashes (`meta-llama/Llama-3`): everything after the prefix.
+        return Route("models", "GET", path[len(_MODEL_PATH) :])
+    return None
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -322,6 +352,7 @@ __all__ = [
     "ENDPOINTS",
     "ClientDisconnected",
     "ProxyError",
+    "Route",
     "check_content_type",
     "match_endpoint",
     "parse_json",

@@ -105,7 +105,9 @@ async def test_non_json_content_type_gets_415(mock_client):
 
 async def test_wrong_method_gets_405(mock_client):
     response = await mock_client.get("/v1/chat/completions")
-    assert_error_shape(response, 405, "method_not_allowed")
+    error = assert_error_shape(response, 405, "method_not_allowed")
+    assert error["type"] == "invalid_request_error"
+    assert response.headers["allow"] == "POST"
 
 
 async def test_unknown_model_gets_404_model_not_found(mock_client):
@@ -151,3 +153,69 @@ async def test_unknown_paths_get_404_in_error_shape(mock_client):
 async def test_health_endpoints(mock_client):
     assert (await mock_client.get("/healthz")).json() == {"status": "ok"}
     assert (await mock_client.get("/readyz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/chat/completions", CHAT),
+        ("POST", "/completions", {"model": "mock-1", "prompt": "hi"}),
+        ("POST", "/embeddings", {"model": "mock-1", "input": "hi"}),
+        ("GET", "/models", None),
+        ("GET", "/models/mock-1", None),
+    ],
+)
+async def test_every_v1_route_answers_without_the_prefix(mock_client, method, path, body):
+    unversioned = await mock_client.request(method, path, json=body)
+    versioned = await mock_client.request(method, "/v1" + path, json=body)
+    assert unversioned.status_code == versioned.status_code == 200, unversioned.text
+    assert unversioned.json().keys() == versioned.json().keys()
+
+
+@pytest.mark.parametrize("path", ["/config", "/v1/admin/config", "/admin", "/v1/models/"])
+async def test_admin_routes_have_no_unversioned_twin(mock_client, path):
+    assert_error_shape(await mock_client.get(path), 404, "unknown_url")
+
+
+async def test_models_retrieve_answers_a_served_model(mock_client):
+    response = await mock_client.get("/v1/models/mock-1")
+    assert response.status_code == 200
+    assert response.json() == {"id": "mock-1", "object": "model", "created": 0, "owned_by": "asgi-llm"}
+    # Any spelling the catalog resolves answers with the served name.
+    assert (await mock_client.get("/v1/models/MOCK-1")).json()["id"] == "mock-1"
+
+
+async def test_models_retrieve_of_an_unknown_model_is_404(mock_client):
+    error = assert_error_shape(await mock_client.get("/v1/models/gpt-9"), 404, "model_not_found")
+    assert error["type"] == "invalid_request_error" and error["param"] == "model"
+
+
+async def test_models_retrieve_takes_names_with_slashes(asgi_client):
+    deployment = {"id": "llama", "provider": "mock", "model": "llama"}
+    client = asgi_client({"models": [{"name": "meta-llama/Llama-3", "deployments": [deployment]}]})
+    response = await client.get("/v1/models/meta-llama/Llama-3")
+    assert response.status_code == 200 and response.json()["id"] == "meta-llama/Llama-3"
+
+
+async def test_models_retrieve_hides_a_model_the_caller_may_not_use(asgi_client):
+    from asgi_llm.auth.keys import hash_key
+    from tests.conftest import mock_model
+
+    client = asgi_client(
+        {
+            "models": [mock_model("mock-1"), mock_model("secret-1")],
+            "auth": {
+                "api_keys": [{"id": "u", "key_sha256": hash_key("key-of-u"), "roles": ["user"]}],
+                "roles": {"user": {"models": ["mock-*"], "endpoints": ["models"]}},
+            },
+        }
+    )
+    headers = {"authorization": "Bearer key-of-u"}
+    assert (await client.get("/v1/models/mock-1", headers=headers)).status_code == 200
+    hidden = await client.get("/v1/models/secret-1", headers=headers)
+    missing = await client.get("/v1/models/nothing-1", headers=headers)
+    assert_error_shape(hidden, 404, "model_not_found")
+    assert (
+        hidden.json()["error"]["message"].replace("secret", "nothing") == missing.json()["error"]["message"]
+    )
+    assert_error_shape(await client.get("/v1/models/mock-1"), 401)

@@ -23,7 +23,7 @@ from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
 from asgi_llm.providers.clients import TransportError, UpstreamClients, is_timeout
 from asgi_llm.providers.registry import provider_for
 from asgi_llm.providers.sse import SSEError
-from asgi_llm.request import INFERENCE
+from asgi_llm.request import INFERENCE, route_path
 from asgi_llm.types import Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.providers")
@@ -127,7 +127,7 @@ class ProviderApp(LLMLayer):
                 return
 
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
+        path = route_path(scope)  # inside a mount (`/llm/healthz`) as well as at the root
         if path == "/healthz":
             await _send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
@@ -146,7 +146,7 @@ class ProviderApp(LLMLayer):
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         if ctx.endpoint == "models":
-            await _send_json(send, 200, self._models(ctx))
+            await _send_json(send, 200, self._models(ctx) if ctx.model is None else self._model(ctx))
             return
         if ctx.endpoint not in INFERENCE:  # e.g. an admin path with no admin layer mounted
             await self._not_found(scope, receive, send)
@@ -163,11 +163,20 @@ class ProviderApp(LLMLayer):
     def _models(self, ctx: LLMContext) -> bytes:
         principal = ctx.principal
         data = [
-            {"id": entry.name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
+            _model_object(entry.name)
             for entry in ctx.config.catalog.entries
             if principal is None or principal.may_use(entry)
         ]
         return orjson.dumps({"object": "list", "data": data})
+
+    @staticmethod
+    def _model(ctx: LLMContext) -> bytes:
+        # A model the caller may not use is as unknown as one that does not exist: the
+        # answer must not reveal which names are served.
+        entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+        if entry is None or (ctx.principal is not None and not ctx.principal.may_use(entry)):
+            raise ModelNotFound(ctx.model or "")
+        return orjson.dumps(_model_object(entry.name))
 
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
@@ -316,6 +325,10 @@ class ProviderApp(LLMLayer):
             )
         else:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
 
 
 async def _send_json(send: Send, status: int, body: bytes, headers: list[Any] | None = None) -> None:

@@ -51,9 +51,13 @@ def messages_to_chat(payload: dict[str, Any]) -> dict[str, Any]:
         raise invalid("system", "must be a string or an array of text blocks", "invalid_type")
     for i, turn in enumerate(turns):
         messages.extend(_chat_messages(turn, f"messages[{i}]"))
-    out: dict[str, Any] = {"model": payload.get("model"), "messages": messages}
-    if payload.get("max_tokens") is not None:
-        out["max_tokens"] = payload["max_tokens"]
+    if payload.get("max_tokens") is None:  # Anthropic requires it; so do we, as Anthropic does
+        raise invalid("max_tokens", "is required", "missing_required_parameter")
+    out: dict[str, Any] = {
+        "model": payload.get("model"),
+        "messages": messages,
+        "max_tokens": payload["max_tokens"],
+    }
     for name in ("temperature", "top_p", "top_k"):
         if payload.get(name) is not None:
             out[name] = payload[name]

@@ -36,6 +36,9 @@ async def test_starlette_mount(asgi_client):
         assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
         assert (await client.get("/llm/v1/models")).json()["data"][0]["id"] == "mock-1"
         assert (await client.get("/llm/v1/nothing")).status_code == 404
+        # Health checks answer inside the mount too (the path inside it, not the full path).
+        assert (await client.get("/llm/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/llm/readyz")).status_code == 200
 
 
 async def test_custom_order(asgi_client):

@@ -68,6 +68,9 @@ async def test_layers_see_a_chat_request(asgi_client):
         ({**BODY, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
         ({**BODY, "thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
         ({"max_tokens": 5, "messages": BODY["messages"]}, "model"),
+        ({"model": "mock-1", "messages": BODY["messages"]}, "max_tokens"),
+        ({**BODY, "max_tokens": None}, "max_tokens"),
+        ({**BODY, "max_tokens": "20"}, "max_tokens"),
     ],
 )
 async def test_bad_requests_are_400s_in_the_contracts_shape(mock_client, body, param):
