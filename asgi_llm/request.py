@@ -334,6 +334,12 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
     elif endpoint == "embeddings":
         if stream:
             raise InvalidRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
+        if payload.get("encoding_format") not in (None, "float", "base64"):
+            raise InvalidRequest(
+                "'encoding_format' must be 'float' or 'base64'.",
+                param="encoding_format",
+                code="invalid_value",
+            )
         given = payload.get("input")
         if isinstance(given, str):
             chars = len(given)

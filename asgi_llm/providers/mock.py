@@ -7,6 +7,7 @@ It is an HTTP transport, so a mock deployment takes exactly the path a real one 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import struct
 import time
@@ -52,6 +53,12 @@ def embedding(text: str) -> list[float]:
     values = struct.unpack(f">{_EMBEDDING_DIM}h", digest)
     norm = sum(v * v for v in values) ** 0.5 or 1.0
     return [round(v / norm, 6) for v in values]
+
+
+def _base64_floats(vector: list[float]) -> str:
+    """OpenAI's `encoding_format: base64`: little-endian float32s, base64-encoded (what the
+    SDKs ask for by default and decode without looking)."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
 class _Stream(AsyncByteStream):
@@ -131,10 +138,13 @@ class MockTransport(AsyncBaseTransport):
     def _embeddings(self, payload: dict[str, Any]) -> dict[str, Any]:
         given = payload.get("input")
         inputs = [given] if isinstance(given, str) else list(given or [])
-        data = [
-            {"object": "embedding", "index": i, "embedding": embedding(str(text))}
-            for i, text in enumerate(inputs)
-        ]
+        encode = _base64_floats if payload.get("encoding_format") == "base64" else None
+        data = []
+        for i, text in enumerate(inputs):
+            vector = embedding(str(text))
+            data.append(
+                {"object": "embedding", "index": i, "embedding": encode(vector) if encode else vector}
+            )
         tokens = sum(_words(str(text)) for text in inputs)
         return {
             "object": "list",
