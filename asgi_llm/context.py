@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from asgi_llm.types import Headers, Scope
 
 if TYPE_CHECKING:
+    from asgi_llm.config.catalog import ModelEntry
     from asgi_llm.config.loader import Config
     from asgi_llm.config.schema import Deployment
-    from asgi_llm.routing.catalog import ModelEntry
 
 
 @dataclass(slots=True)

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import PrivateAttr, ValidationError
 
-from asgi_llm.config.schema import ConfigModel
+from asgi_llm.config.catalog import ModelCatalog
+from asgi_llm.config.schema import ConfigModel, FieldError
 from asgi_llm.errors import ConfigError
 
 T = TypeVar("T")
@@ -59,7 +60,10 @@ def expand_env(value: Any, environ: Mapping[str, str], loc: tuple[Any, ...] = ()
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False):
-        where = field_path(item["loc"]) or "(top level)"
+        cause = item.get("ctx", {}).get("error")
+        # A check across fields raises at its section; FieldError says where below it.
+        loc = (*item["loc"], *cause.loc) if isinstance(cause, FieldError) else item["loc"]
+        where = field_path(loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {message}")
     return "; ".join(lines)
@@ -69,7 +73,7 @@ class Config(ConfigModel):
     """An immutable, validated config snapshot. Build with `from_file` or `from_dict`."""
 
     _source: str | None = PrivateAttr(default=None)
-    _catalog: Any = PrivateAttr(default=None)
+    _catalog: ModelCatalog | None = PrivateAttr(default=None)
     _derived: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
@@ -110,13 +114,11 @@ class Config(ConfigModel):
         return self.__pydantic_private__["_source"]  # type: ignore[index]
 
     @property
-    def catalog(self) -> Any:
+    def catalog(self) -> ModelCatalog:
         """The model catalog of this snapshot (built once, on first use)."""
         private = self.__pydantic_private__
-        catalog = private["_catalog"]  # type: ignore[index]
+        catalog: ModelCatalog | None = private["_catalog"]  # type: ignore[index]
         if catalog is None:
-            from asgi_llm.routing.catalog import ModelCatalog
-
             catalog = private["_catalog"] = ModelCatalog(self)  # type: ignore[index]
         return catalog
 

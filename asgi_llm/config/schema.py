@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from asgi_llm.config.catalog import normalize_model_name
+
 Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "mock"]
 Capability = Literal["vision", "tools", "json_mode", "streaming", "embeddings", "completions"]
 
@@ -19,6 +21,15 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com/v1",
 }
+
+
+class FieldError(ValueError):
+    """A check across fields, raised by a section's validator about a field below it:
+    `loc` (`("aliases", 1)`) is appended to the section's path in the error message."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class Section(BaseModel):
@@ -263,13 +274,14 @@ class Auth(Section):
 
     @model_validator(mode="after")
     def _check_roles(self) -> Auth:
-        for key in self.api_keys:
-            for role in key.roles:
+        ids: set[str] = set()
+        for i, key in enumerate(self.api_keys):
+            for j, role in enumerate(key.roles):
                 if role not in self.roles:
-                    raise ValueError(f"api key {key.id!r} names unknown role {role!r}")
-        ids = [k.id for k in self.api_keys]
-        if len(ids) != len(set(ids)):
-            raise ValueError("api key ids must be unique")
+                    raise FieldError(("api_keys", i, "roles", j), f"unknown role {role!r}")
+            if key.id in ids:
+                raise FieldError(("api_keys", i, "id"), f"api key id {key.id!r} is used twice")
+            ids.add(key.id)
         return self
 
 
@@ -456,19 +468,39 @@ class ConfigModel(Section):
     @model_validator(mode="after")
     def _check_names(self) -> ConfigModel:
         seen_ids: set[str] = set()
-        names: dict[str, str] = {}
-        for model in self.models:
-            for deployment in model.deployments:
+        names: dict[str, str] = {}  # normalized name or alias -> the model answering to it
+        for i, model in enumerate(self.models):
+            for j, deployment in enumerate(model.deployments):
                 if deployment.id in seen_ids:
-                    raise ValueError(f"deployment id {deployment.id!r} is used twice")
+                    raise FieldError(
+                        ("models", i, "deployments", j, "id"),
+                        f"deployment id {deployment.id!r} is used twice",
+                    )
                 seen_ids.add(deployment.id)
-            for name in (model.name, *model.aliases):
-                folded = name.strip().casefold()
-                if folded in names:
-                    raise ValueError(f"model name or alias {name!r} is used twice")
-                names[folded] = model.name
+            fields: list[tuple[str | int, ...]] = [
+                ("name",),
+                *(("aliases", j) for j in range(len(model.aliases))),
+            ]
+            for field, name in zip(fields, (model.name, *model.aliases), strict=True):
+                # The catalog's own normaliser: two names accepted here never share a key there.
+                key = normalize_model_name(name)
+                if key is None:
+                    raise FieldError(
+                        ("models", i, *field),
+                        f"{name!r} cannot be a model name "
+                        "(empty, over 256 characters, or with an invisible character)",
+                    )
+                if key in names:
+                    raise FieldError(
+                        ("models", i, *field),
+                        f"model name or alias {name!r} is used twice: model {names[key]!r} answers to it "
+                        "(names compare without case, width or surrounding space)",
+                    )
+                names[key] = model.name
         for source, targets in self.routing.fallbacks.items():
-            for name in (source, *targets):
-                if name.strip().casefold() not in names:
-                    raise ValueError(f"routing.fallbacks names unknown model {name!r}")
+            for loc, name in [(("routing", "fallbacks", source), source)] + [
+                (("routing", "fallbacks", source, j), target) for j, target in enumerate(targets)
+            ]:
+                if normalize_model_name(name) not in names:
+                    raise FieldError(loc, f"unknown model {name!r}")
         return self

@@ -133,8 +133,8 @@ class RecordBuilder:
         fallback_from = None
         served_by_fallback = ctx.extra.get("fallback_model")
         if served_by_fallback is not None and ctx.model is not None:
-            asked = ctx.config.catalog.resolve(ctx.model)
-            fallback_from = self.models(asked.name) if asked is not None else OTHER
+            first = ctx.config.catalog.resolve(ctx.model)
+            fallback_from = self.models(first.name) if first is not None else OTHER
         deployment = self.deployments(ctx.deployment.id) if ctx.deployment is not None else NONE
         usage = ctx.usage
         stream_failure = ctx.extra.get("stream_failure")

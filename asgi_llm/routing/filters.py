@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from asgi_llm.config.catalog import ModelEntry
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
-from asgi_llm.routing.catalog import ModelEntry
 
 
 def requested_output_tokens(ctx: LLMContext, default: int) -> int:

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
+from asgi_llm.config.catalog import ModelEntry
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.config.schema import Deployment
@@ -29,7 +30,6 @@ from asgi_llm.errors import (
 )
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.request import INFERENCE
-from asgi_llm.routing.catalog import ModelEntry
 from asgi_llm.routing.filters import capable
 from asgi_llm.routing.fleet import FleetCooldowns
 from asgi_llm.routing.health import CooldownTracker

@@ -202,8 +202,8 @@ def test_a_grant_never_exceeds_what_the_granter_holds():
     from asgi_llm import Config
     from asgi_llm.admin.middleware import AdminMiddleware
     from asgi_llm.auth.roles import RoleBook
+    from asgi_llm.config.catalog import ModelEntry
     from asgi_llm.errors import PermissionDenied
-    from asgi_llm.routing.catalog import ModelEntry
 
     @settings(max_examples=300, deadline=None)
     @given(st.data())

@@ -1,7 +1,8 @@
 """The model catalog: the one resolver from a client's model name to a served model.
 
 Auth and the router both ask this catalog, so the allow-list and the route can never
-disagree about which model a spelling means.
+disagree about which model a spelling means. The schema's duplicate check folds names
+with the same `normalize_model_name`, so two names it accepts never resolve to one key.
 """
 
 from __future__ import annotations
@@ -31,10 +32,15 @@ class ModelEntry:
 
 
 def normalize_model_name(name: str) -> str | None:
-    """Fold case, width and surrounding space; None for names no catalog can hold."""
+    """Fold case, width and surrounding space; None for names no catalog can hold.
+
+    NFKC, casefold, then NFKC again: casefold can leave a sequence NFKC composes
+    (`\u00df\u0301` -> `ss\u0301` -> `s\u015b`), and the result must be a fixed point,
+    or a client sending the folded spelling would miss the model.
+    """
     if not name or len(name) > 256 or any(ch in _INVISIBLE for ch in name):
         return None
-    folded = unicodedata.normalize("NFKC", name).strip().casefold()
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).strip().casefold())
     return folded or None
 
 
