@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,10 +36,11 @@ from asgi_llm.ratelimit.identity import client_address
 from asgi_llm.ratelimit.limiter import Limiter, Outcome
 from asgi_llm.ratelimit.memory import MemoryStore
 from asgi_llm.ratelimit.rules import Checks, Plan, build_checks, compile_plan
-from asgi_llm.ratelimit.store import Decision, Settlement
+from asgi_llm.ratelimit.store import Admission, Decision, Settlement
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 LIMITED_ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
+_PROMPT_FIELD = {"chat": "messages", "completions": "prompt", "embeddings": "input"}
 _HEADER_NAMES = {
     kind: tuple(f"x-ratelimit-{what}-{kind}".encode() for what in ("limit", "remaining", "reset"))
     for kind in ("requests", "tokens")
@@ -61,12 +63,19 @@ def format_reset(ms: int) -> str:
     return text
 
 
+def explicit_completion_cap(ctx: LLMContext) -> int | None:
+    """The completion cap the client wrote (`max_completion_tokens`, else `max_tokens`)."""
+    payload = ctx.payload
+    cap = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    return int(cap) if cap else None
+
+
 def completion_reserve(ctx: LLMContext, default: int) -> int:
     """Completion tokens to reserve: the request's own cap, else the configured default."""
     if ctx.endpoint == "embeddings":
         return 0
     payload = ctx.payload
-    cap = payload.get("max_completion_tokens") or payload.get("max_tokens") or default
+    cap = explicit_completion_cap(ctx) or default
     n = payload.get("n")
     return int(cap) * (n if type(n) is int and n > 1 else 1)
 
@@ -85,6 +94,23 @@ def delivered_tokens(ctx: LLMContext, prompt_estimate: int) -> tuple[int, int]:
     if ctx.response_started or ctx.disconnected or ctx.streamed_chunks:
         return prompt_estimate, ctx.streamed_chunks
     return 0, 0
+
+
+def _shrink_to_room(
+    admission: Admission, decision: Decision, clipped: list[int], floor: int
+) -> Admission | None:
+    """The admission again, each implicit token reservation cut to the room its window had
+    when it was refused (never below the prompt). None when nothing would change: an implicit
+    `default_max_tokens` must not keep a request waiting while the window still has room
+    for its prompt; the real usage is settled afterwards either way."""
+    windows = list(admission.windows)
+    changed = False
+    for index in clipped:
+        room = decision.states[index].remaining
+        if floor <= room < windows[index].cost:
+            windows[index] = replace(windows[index], cost=room)
+            changed = True
+    return replace(admission, windows=windows) if changed else None
 
 
 class RateLimitMiddleware(LLMLayer):
@@ -150,19 +176,41 @@ class RateLimitMiddleware(LLMLayer):
         if not (admission.windows or admission.slots or admission.budgets):
             await self.app(scope, receive, send)
             return
-        for window, rate in zip(admission.windows, checks.rates, strict=True):
-            if window.kind == "tokens" and window.cost > window.limit:
-                # It would wait for ever: say so once (THREATS L4).
+        implicit = explicit_completion_cap(ctx) is None
+        clipped: list[int] = []  # token windows whose implicit reservation may shrink
+        for index, (window, rate) in enumerate(zip(admission.windows, checks.rates, strict=True)):
+            if window.kind != "tokens" or window.cost <= window.limit:
+                if implicit and window.kind == "tokens" and window.cost > prompt:
+                    clipped.append(index)
+                continue
+            if implicit and prompt <= window.limit:
+                # The reservation came from `default_max_tokens`, not from the client: it must
+                # never turn into "can never fit". Hold what the window can, settle to real usage.
+                admission.windows[index] = replace(window, cost=window.limit)
+                clipped.append(index)
+                continue
+            # It would wait for ever: say so once (THREATS L4).
+            if implicit:
                 raise InvalidRequest(
-                    f"This request may use up to {window.cost} tokens, more than the limit of "
-                    f"{rate.text}; lower max_tokens or shorten the prompt.",
-                    param="max_tokens",
+                    f"This request's prompt alone is about {prompt} tokens, more than the limit "
+                    f"of {rate.text}; shorten the prompt.",
+                    param=_PROMPT_FIELD.get(ctx.endpoint, "messages"),
                     code="request_exceeds_limit",
                 )
+            raise InvalidRequest(
+                f"This request may use up to {window.cost} tokens, more than the limit of "
+                f"{rate.text}; lower max_tokens or shorten the prompt.",
+                param="max_tokens",
+                code="request_exceeds_limit",
+            )
         limiter = self._limiter(plan)
         info: dict[str, Any] = {"degraded": False, "reserved_tokens": reserve}
         ctx.extra["ratelimit"] = info
         outcome = await limiter.admit(admission, plan)
+        if not outcome.decision.allowed and outcome.decision.reason == "window" and clipped:
+            shrunk = _shrink_to_room(admission, outcome.decision, clipped, max(prompt, 1))
+            if shrunk is not None:  # one more try, holding only the room the windows have
+                outcome = await limiter.admit(shrunk, plan)
         info["degraded"] = outcome.degraded
         info["store"] = "local" if outcome.degraded else ("redis" if limiter.shared else "memory")
         self._queue_headers(ctx, outcome)

@@ -134,6 +134,28 @@ async def test_default_reservation_when_no_max_tokens(stack, prefix):
     assert response.headers["x-ratelimit-remaining-tokens"] == str(10000 - PROMPT_ESTIMATE - 300)
 
 
+async def test_implicit_reservation_is_clipped_to_the_window_and_settled(stack, storage, prefix):
+    # tokens: 100/minute with default_max_tokens 1024: an implicit cap must not make every
+    # request "never fits"; it holds the window while in flight, then real usage is charged.
+    _, client = stack(limits_config(storage, prefix, rules=[{"per": "key", "tokens": "100/minute"}]))
+    first = await post(client, chat(max_tokens=None))
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-remaining-tokens"] == "0"  # the whole window was held
+    second = await post(client, chat(max_tokens=None))
+    assert second.status_code == 200, second.text  # settled to usage, so there is room again
+    assert int(second.headers["x-ratelimit-remaining-tokens"]) == 0
+    # An explicit cap that can never fit is still a 400 naming max_tokens.
+    error = assert_error_shape(await post(client, chat(max_tokens=500)), 400, "request_exceeds_limit")
+    assert error["param"] == "max_tokens"
+
+
+async def test_a_prompt_that_alone_exceeds_the_window_is_a_400(stack, prefix):
+    _, client = stack(limits_config("memory://", prefix, rules=[{"per": "key", "tokens": "10/minute"}]))
+    body = {**chat(max_tokens=None), "messages": [{"role": "user", "content": "word " * 200}]}
+    error = assert_error_shape(await post(client, body), 400, "request_exceeds_limit")
+    assert error["param"] == "messages"
+
+
 async def test_tokens_are_settled_against_usage(stack, storage, prefix):
     _, client = stack(limits_config(storage, prefix, rules=[{"per": "key", "tokens": "1000/hour"}]))
     reserve = PROMPT_ESTIMATE + 100
