@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import os
 import sys
@@ -43,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("path")
     key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
-    key.add_argument("key")
+    key.add_argument(
+        "key",
+        nargs="?",
+        default="-",
+        help="the key; `-` or none reads it from stdin (keeps it out of shell history)",
+    )
     return parser
 
 
@@ -69,10 +75,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _read_key() -> str:
+    """The key from stdin: typed without echo at a terminal, else read whole (a pipe, a
+    file), less the one newline `echo` or a here-string adds."""
+    if sys.stdin.isatty():
+        return getpass.getpass("API key: ")
+    text = sys.stdin.read()
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "hash-key":
-        print(hash_key(args.key))
+        key = _read_key() if args.key == "-" else args.key
+        if not key:
+            print("error: the key is empty", file=sys.stderr)
+            return 1
+        print(hash_key(key))
         return 0
     if args.command == "check-config":
         try:

@@ -1,6 +1,10 @@
+import io
 import subprocess
 import sys
 
+import pytest
+
+from asgi_llm.auth.keys import hash_key
 from asgi_llm.cli import main
 
 
@@ -59,3 +63,60 @@ def test_serve_with_an_invalid_config_exits_1_naming_file_and_field(tmp_path):
     )
     assert result.returncode == 1
     assert str(path) in result.stderr and "models[0].deployments[0].bogus" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["hash-key"], ["hash-key", "-"]])
+def test_hash_key_reads_the_key_from_stdin(argv, monkeypatch, capsys):
+    """A key on the command line ends up in shell history: `-` or nothing reads stdin."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sk-alice\n"))
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == hash_key("sk-alice")
+
+
+def test_hash_key_strips_one_newline_only(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sk-alice \n\n"))
+    assert main(["hash-key", "-"]) == 0
+    assert capsys.readouterr().out.strip() == hash_key("sk-alice \n")
+
+
+@pytest.mark.parametrize("given", ["", "\n", "\r\n"])
+def test_hash_key_refuses_an_empty_key(given, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(given))
+    assert main(["hash-key"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "empty" in captured.err
+
+
+def test_hash_key_from_a_pipe_in_a_real_process():
+    result = subprocess.run(
+        [sys.executable, "-m", "asgi_llm", "hash-key"],
+        input="sk-bob\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == hash_key("sk-bob")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("proxy.yaml", ""),
+        ("proxy.yaml", "# nothing here yet\n"),
+        ("proxy.yaml", "---\n"),
+        ("proxy.toml", "\n"),
+    ],
+)
+def test_check_config_refuses_an_empty_file(tmp_path, capsys, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and "empty" in err
+
+
+def test_check_config_accepts_an_explicitly_empty_mapping(tmp_path, capsys):
+    path = tmp_path / "proxy.yaml"
+    path.write_text("{}\n")
+    assert main(["check-config", str(path)]) == 0
+    assert "0 model(s)" in capsys.readouterr().out

@@ -33,11 +33,16 @@ def _number(scope: Scope, name: bytes, low: float, high: float) -> float | None:
     if not math.isfinite(value) or not low <= value <= high:
         shown = name.decode()
         raise InvalidRequest(
-            f"The {shown} header must be a number from {low:g} to {high:g}.",
+            f"The {shown} header must be a number from {_plain(low)} to {_plain(high)}.",
             param=shown,
             code="invalid_cache_header",
         )
     return value
+
+
+def _plain(number: float) -> str:
+    """`315360000`, not `3.1536e+08` (what `:g` prints): a client reads this bound."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
 
 
 def read_directives(scope: Scope, settings: Cache) -> Directives:

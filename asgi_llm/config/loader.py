@@ -143,20 +143,28 @@ def parse_text(text: str, suffix: str, source: str) -> Any:
     suffix = suffix.lower()
     try:
         if suffix == ".toml":
-            return tomllib.loads(text)
-        if suffix == ".json":
-            return json.loads(text)
-        if suffix in (".yaml", ".yml", ""):
-            return yaml.safe_load(text) or {}
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml", ""):
+            data = yaml.safe_load(text)  # None for nothing but comments, `---` or `~`
+        else:
+            raise ConfigError(f"unknown config format {suffix!r} (use .yaml, .toml or .json)", source=source)
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse YAML: {_yaml_problem(exc)}", source=source) from None
     except json.JSONDecodeError as exc:
+        if not text.strip():
+            raise ConfigError("the file is empty", source=source) from None
         raise ConfigError(
             f"cannot parse JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=source
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot parse TOML: {exc}", source=source) from None
-    raise ConfigError(f"unknown config format {suffix!r} (use .yaml, .toml or .json)", source=source)
+    # An empty file is a mistake (a failed render, the wrong path), never "no settings":
+    # served, it would be a proxy without models. A YAML or JSON `{}` says so on purpose.
+    if data is None or (suffix == ".toml" and not data):
+        raise ConfigError("the file is empty", source=source)
+    return data
 
 
 _URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
