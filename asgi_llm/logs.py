@@ -61,6 +61,24 @@ def configure(log_format: str = "text", level: str = "info") -> None:
         logging.getLogger(name).propagate = True
 
 
+ACCESS_NOTE = "asgi_llm.access"  # scope key: what the response said, for the access line
+
+
+class AccessNote:
+    """What went out on `http.response.start`, kept in scope by `RequestGuard`: hypercorn logs
+    a stream the client left with no response object, so the line would lose both."""
+
+    __slots__ = ("request_id", "status")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.request_id: str | None = None
+
+
+# nginx's word for "the client closed the connection before any response was sent".
+CLIENT_CLOSED = 499
+
+
 class AccessLogger(HypercornLogger):
     """Hypercorn's logger with our access line: method, path (no query), status, bytes,
     duration, client, request id. Hypercorn's own atoms include every header and the whole
@@ -72,15 +90,25 @@ class AccessLogger(HypercornLogger):
         if self.access_logger is None or not self.access_log.isEnabledFor(logging.INFO):
             return
         client = request.get("client")
-        headers = response.get("headers", ()) if response else ()
-        request_id = next((v.decode("latin-1") for k, v in headers if k == b"x-request-id"), None)
+        note: AccessNote | None = request.get(ACCESS_NOTE)
+        if note is not None:
+            status, request_id = note.status, note.request_id
+        else:  # a server that runs our app without RequestGuard
+            headers = response.get("headers", ()) if response else ()
+            status = None
+            request_id = next((v.decode("latin-1") for k, v in headers if k == b"x-request-id"), None)
+        if response is not None:
+            status = response["status"]
+        # No response object: the connection closed before the response ended (a client that
+        # left a stream, or one that left before any answer).
         fields = {
             "method": request.get("method", "GET"),
             "path": _clean(request.get("path", "")),
-            "status": response["status"] if response else None,
+            "status": status if status is not None else CLIENT_CLOSED,
             "duration_ms": round(request_time * 1000, 2),
             "client": client[0] if client else None,
             "request_id": request_id,
+            "client_gone": response is None,
         }
         self.access_log.info(
             "%s %s %s", fields["method"], fields["path"], fields["status"], extra={"fields": fields}

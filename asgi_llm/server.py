@@ -24,6 +24,8 @@ import orjson
 from asgi_llm.app import build_app
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
+from asgi_llm.exchange import RequestIds
+from asgi_llm.logs import ACCESS_NOTE, AccessNote
 from asgi_llm.types import ASGIApp
 
 CONFIG_ENV = "ASGI_LLM_CONFIG"
@@ -59,9 +61,11 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.request_ids = RequestIds()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            send = self._noted(scope, send)
             headers = scope["headers"]
             if sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
                 await _refuse(send, 431, "Request headers are too large.", "headers_too_large")
@@ -78,6 +82,24 @@ class RequestGuard:
             if not scope["path"].startswith("/"):
                 _origin_form(scope)
         await self.app(scope, receive, send)
+
+    def _noted(self, scope: Any, send: Any) -> Any:
+        """`send`, noting the status and request id for the access line; a response that
+        has no `x-request-id` (health, metrics, 404) gets one, so every line can be found."""
+        note = scope[ACCESS_NOTE] = AccessNote()
+
+        async def noted(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                note.status = message["status"]
+                headers = message.get("headers") or []
+                given = next((v for k, v in headers if k == b"x-request-id"), None)
+                if given is None:
+                    given = self.request_ids.new().encode()
+                    message["headers"] = [*headers, (b"x-request-id", given)]
+                note.request_id = given.decode("latin-1")
+            await send(message)
+
+        return noted
 
 
 def _origin_form(scope: Any) -> None:

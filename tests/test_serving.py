@@ -71,6 +71,43 @@ def test_json_access_log_has_one_line_per_request_and_no_query(tmp_path):
     assert "leakme" not in server.log()
 
 
+def _access_lines(server: ProxyServer, path: str, count: int) -> list[dict]:
+    deadline = time.monotonic() + 5
+    while True:  # the line is written when the server closes the stream: wait for it
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        found = [a for a in lines if a["logger"] == "asgi_llm.access" and a["path"] == path]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_access_log_of_an_abandoned_stream_has_status_id_and_client_gone(tmp_path):
+    slow = {
+        "name": "mock-1",
+        "deployments": [{"id": "m", "provider": "mock", "model": "mock-1", "mock": {"chunk_delay_ms": 200}}],
+    }
+    with ProxyServer({"models": [slow]}, tmp_path, extra_args=("--log-format", "json")) as server:
+        body = {
+            "model": "mock-1",
+            "messages": [{"role": "user", "content": "one two three four five"}],
+            "stream": True,
+        }
+        with httpx2.stream("POST", server.base_url + "/chat/completions", json=body, timeout=10) as response:
+            sent_id = response.headers["x-request-id"]
+            next(response.iter_bytes())  # the first event, then the client leaves
+        (line,) = _access_lines(server, "/v1/chat/completions", 1)
+        assert (line["status"], line["request_id"], line["client_gone"]) == (200, sent_id, True)
+
+
+def test_every_access_line_has_a_request_id_the_client_saw(tmp_path):
+    with ProxyServer(None, tmp_path, extra_args=("--log-format", "json")) as server:
+        seen = {path: httpx2.get(server.root_url + path) for path in ("/healthz", "/metrics", "/nope")}
+        for path, response in seen.items():
+            (line,) = _access_lines(server, path, 1)[-1:]
+            assert line["request_id"] == response.headers["x-request-id"], path
+            assert (line["status"], line["client_gone"]) == (response.status_code, False)
+
+
 def test_http2_with_prior_knowledge_answers_and_streams(tmp_path):
     """HTTP/2 where hypercorn offers it: cleartext h2 (prior knowledge) on the same port."""
     with ProxyServer(None, tmp_path) as server, httpx2.Client(http1=False, http2=True) as client:
