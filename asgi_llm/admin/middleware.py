@@ -107,7 +107,10 @@ class AdminMiddleware(LLMLayer):
         result = self.configs.reload()
         if result.ok:
             return 200, {"reloaded": True, "source": result.source}
-        return 409, {"reloaded": False, "error": result.error, "source": result.source}
+        # The file is what is wrong, not the request's timing (409): 422, in the error shape
+        # every client parses, with the outcome beside it. The old config stays in force.
+        error = _error(result.error or "The config was not reloaded.", "invalid_config")
+        return 422, {"error": error, "reloaded": False, "source": result.source}
 
     async def _cache(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         if self.cache is None:
@@ -175,7 +178,7 @@ class AdminMiddleware(LLMLayer):
     def _store(self, ctx: LLMContext) -> Any:
         store = self.auth.key_store(ctx.config) if self.auth is not None else None
         if store is None:
-            raise ProxyError(
+            raise InvalidRequest(
                 "No key store is configured (auth.key_store).", status=404, code="key_store_not_configured"
             )
         return store

@@ -202,7 +202,7 @@ async def test_the_admin_view_redacts_secrets_and_shows_the_last_error(config_fi
         )
     )
     response = await client.post("/admin/config/reload", headers=headers)
-    assert response.status_code == 409
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_config"
     view = (await client.get("/admin/config", headers=headers)).json()
     text = json.dumps(view)
     assert "sk-provider-secret" not in text and "sha256:" not in text
