@@ -30,6 +30,7 @@ from asgi_llm.errors import (
 )
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.request import INFERENCE
+from asgi_llm.routing.events import RouterEvents
 from asgi_llm.routing.filters import capable
 from asgi_llm.routing.fleet import FleetCooldowns
 from asgi_llm.routing.health import CooldownTracker
@@ -90,6 +91,7 @@ class RouterMiddleware(LLMLayer):
         )
         self._fleet_task: asyncio.Task[None] | None = None
         self.latency = LatencyTracker(routing.latency.decay_s, clock)
+        self.events = RouterEvents(clock=clock)
         self.rng = rng or random.Random()
         self.active = 0  # requests in the router now
         self.retrying = 0  # of those, requests past their first attempt
@@ -138,7 +140,7 @@ class RouterMiddleware(LLMLayer):
         self.active += 1
         retrying = False
         try:
-            for model, deployment in plan:
+            for index, (model, deployment) in enumerate(plan):
                 if ctx.attempts and not retrying:
                     if not self._may_retry():
                         break
@@ -147,13 +149,19 @@ class RouterMiddleware(LLMLayer):
                 ctx.entry = model
                 if model is not entry:
                     ctx.extra["fallback_model"] = model.name
+                tried = len(errors)
                 if await self._attempt(ctx, deployment, errors, scope, receive, send):
                     return
-            raise (
+                if len(errors) > tried:
+                    step = _next_step(plan, index)
+                    self.events.attempt_failed(ctx.request_id, deployment.id, ctx.attempts, errors[-1], step)
+            error = (
                 final_error(errors, ctx.config.routing.cooldown.max_seconds)
                 if errors
                 else UpstreamError("No upstream attempt could be made.", code="upstream_unavailable")
             )
+            self.events.gave_up(ctx.request_id, entry.name, ctx.attempts, error)
+            raise error
         finally:
             self.active -= 1
             if retrying:
@@ -237,14 +245,29 @@ class RouterMiddleware(LLMLayer):
             retry_after = exc.retry_after if isinstance(exc, UpstreamStatus) and exc.status == 429 else None
             cooled = self.cooldowns.failure(deployment.id, routing.cooldown, retry_after)
             if cooled is not None:
+                self.events.cooldown_entered(deployment.id, cooled)
                 self.fleet.cooled(deployment.id, cooled)
             errors.append(exc)
             return False
         finally:
             self.latency.finished(deployment.id, sample)
         if self.cooldowns.success(deployment.id):
+            self.events.cooldown_left(deployment.id)
             self.fleet.recovered(deployment.id)
         return True
+
+
+def _next_step(plan: list[tuple[ModelEntry, Deployment]], index: int) -> str:
+    """What the router tries after attempt `index` failed, in words for the log."""
+    if index + 1 >= len(plan):
+        return "no attempts left"
+    model, deployment = plan[index]
+    next_model, next_deployment = plan[index + 1]
+    if next_model is not model:
+        return f"falling back to model {next_model.name} ({next_deployment.id})"
+    if next_deployment.id == deployment.id:
+        return "retrying it"
+    return f"failing over to {next_deployment.id}"
 
 
 def _latency(ctx: LLMContext) -> float | None:
