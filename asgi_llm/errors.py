@@ -92,9 +92,17 @@ class UnsupportedMediaType(InvalidRequest):
 
 
 class AuthenticationFailed(ProxyError):
+    """Every 401 has `code: invalid_api_key`: the contract, and what OpenAI's SDKs match on.
+    `reason` keeps the finer cause (`missing_api_key`, `invalid_token`, `token_expired`, ...)
+    for the audit log; the message says it in words."""
+
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+    def __init__(self, message: str, *, reason: str = "invalid_api_key", **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.reason = reason
 
 
 class PermissionDenied(ProxyError):

@@ -358,7 +358,7 @@ def test_every_route_in_the_inventory_needs_a_key(proxy, upstream, path, endpoin
     body = ROUTE_BODIES.get(name)
     kwargs: dict[str, Any] = {"json": body} if body is not None else {}
     response = httpx2.request(method, proxy.root_url + path, timeout=10, **kwargs)
-    assert_error_shape(response, 401, "missing_api_key")
+    assert_error_shape(response, 401, "invalid_api_key")
     assert upstream.requests == []
 
 
@@ -372,7 +372,7 @@ def test_every_admin_route_is_403_for_a_user_key_and_401_without_one(proxy, path
     )
     assert_error_shape(response, 403, "endpoint_not_allowed")
     response = httpx2.request(method, url, timeout=10, **kwargs)
-    assert_error_shape(response, 401, "missing_api_key")
+    assert_error_shape(response, 401, "invalid_api_key")
 
 
 def test_the_admin_key_does_reach_the_admin_api(proxy):
@@ -622,7 +622,7 @@ def test_huge_counts_and_sizes_are_refused_before_any_upstream_call(
 def test_host_and_absolute_form_change_neither_routing_nor_authz(proxy, upstream, attacker, target, host):
     target = target.replace(b"ATTACKER", attacker.url.encode())
     status, _, body = one_response(proxy.port, request(target, BODY, host=host, headers=b""))
-    assert status == 401 and error_code(body) == "missing_api_key"
+    assert status == 401 and error_code(body) == "invalid_api_key"
     request_id = b"hyg-h10-%d" % time.monotonic_ns()
     headers = AUTH + b"X-Request-Id: " + request_id + b"\r\n"
     status, headers, body = one_response(proxy.port, request(target, BODY, host=host, headers=headers))

@@ -22,15 +22,13 @@ def extract_credential(scope: Scope) -> str:
     if query and any(
         name.lower() in _QUERY_NAMES for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     ):
-        raise AuthenticationFailed(
-            "Credentials in the URL are not accepted; send them in a header.", code="invalid_api_key"
-        )
+        raise AuthenticationFailed("Credentials in the URL are not accepted; send them in a header.")
     found: dict[bytes, list[bytes]] = {}
     for name, value in scope["headers"]:
         if name in _HEADERS:
             found.setdefault(name, []).append(value)
     if not found:
-        raise AuthenticationFailed("No API key provided.", code="missing_api_key")
+        raise AuthenticationFailed("No API key provided.", reason="missing_api_key")
     if any(len(values) > 1 for values in found.values()):
         raise InvalidRequest("More than one credential header was sent.", code="duplicate_credentials")
     values = set()
@@ -38,7 +36,7 @@ def extract_credential(scope: Scope) -> str:
         if name == b"authorization":
             scheme, _, rest = value.partition(b" ")
             if scheme.lower() != b"bearer":
-                raise AuthenticationFailed("Use 'Authorization: Bearer <key>'.", code="invalid_api_key")
+                raise AuthenticationFailed("The Authorization header must use the bearer scheme.")
             value = rest
         values.add(value.strip())
     if len(values) > 1:
@@ -47,7 +45,7 @@ def extract_credential(scope: Scope) -> str:
         )
     (token,) = values
     if not token:
-        raise AuthenticationFailed("No API key provided.", code="missing_api_key")
+        raise AuthenticationFailed("No API key provided.", reason="missing_api_key")
     if len(token) > MAX_CREDENTIAL_BYTES or not _VISIBLE_ASCII.fullmatch(token):
-        raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        raise AuthenticationFailed("Invalid API key.")
     return token.decode("ascii")

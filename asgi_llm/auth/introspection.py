@@ -25,7 +25,7 @@ class Introspector:
         if hit and (not isinstance(claims.get("exp"), (int, float)) or claims["exp"] > time.time()):
             return claims  # type: ignore[no-any-return]
         if self._negative.get(digest)[0]:
-            raise AuthenticationFailed("Invalid token.", code="invalid_token")
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         self.calls += 1
         try:
             status, body = await self._post(
@@ -47,9 +47,9 @@ class Introspector:
             )
         if body.get("active") is not True:
             self._negative.put(digest, True)
-            raise AuthenticationFailed("Invalid token.", code="invalid_token")
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         exp = body.get("exp")
         if isinstance(exp, (int, float)) and exp <= time.time():
-            raise AuthenticationFailed("The token has expired.", code="token_expired")
+            raise AuthenticationFailed("The token has expired.", reason="token_expired")
         self._positive.put(digest, body)
         return body

@@ -56,12 +56,12 @@ class JWTVerifier:
         try:
             header = extract_compact(token.encode()).protected
         except (JoseError, ValueError, TypeError, RecursionError, UnicodeError):
-            raise AuthenticationFailed("Invalid token.", code="invalid_token") from None
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token") from None
         if not isinstance(header, dict) or header.get("alg") not in self.settings.algorithms:
-            raise AuthenticationFailed("Invalid token.", code="invalid_token")
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
-            raise AuthenticationFailed("Invalid token.", code="invalid_token")
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         keys = await self._key_set(kid)
         try:
             decoded = jwt.decode(token, keys, algorithms=list(self.settings.algorithms))
@@ -74,9 +74,9 @@ class JWTVerifier:
                 exp={"essential": True},
             ).validate(claims)
         except ExpiredTokenError:
-            raise AuthenticationFailed("The token has expired.", code="token_expired") from None
+            raise AuthenticationFailed("The token has expired.", reason="token_expired") from None
         except (JoseError, ValueError, TypeError, KeyError, RecursionError):
-            raise AuthenticationFailed("Invalid token.", code="invalid_token") from None
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token") from None
         self._remember(digest, claims)
         return claims
 
@@ -115,7 +115,7 @@ class JWTVerifier:
                 retry_after=5,
             )
         if kid is not None and not _has_kid(self._keys, kid):
-            raise AuthenticationFailed("Invalid token.", code="invalid_token")
+            raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         return self._keys
 
     async def _refresh(self) -> None:

@@ -72,7 +72,9 @@ class AuthMiddleware(LLMLayer):
             self._authorize(ctx, principal)
         except ProxyError as exc:
             if audit is not None:
-                audit.record(_event(ctx, scope, "deny", exc.code))
+                # A 401's code is always invalid_api_key; the audit keeps the finer reason.
+                reason = exc.reason if isinstance(exc, AuthenticationFailed) else exc.code
+                audit.record(_event(ctx, scope, "deny", reason))
             raise
         if audit is not None:
             audit.record(_event(ctx, scope, "allow", None))
@@ -103,7 +105,7 @@ class AuthMiddleware(LLMLayer):
         if self.authenticate is not None:
             principal = await self.authenticate(scope)
             if principal is None:
-                raise AuthenticationFailed("Not authenticated.", code="missing_api_key")
+                raise AuthenticationFailed("Not authenticated.", reason="missing_api_key")
             return principal
         settings = ctx.config.auth
         assert settings is not None
@@ -133,7 +135,7 @@ class AuthMiddleware(LLMLayer):
             return self._from_claims(
                 state, claims, spec.subject_claim, spec.roles_claim, spec.tenant_claim, "introspection"
             )
-        raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        raise AuthenticationFailed("Invalid API key.")
 
     @staticmethod
     def _from_claims(
@@ -146,7 +148,7 @@ class AuthMiddleware(LLMLayer):
     ) -> Principal:
         sub = claims.get(subject)
         if not isinstance(sub, str) or not sub:
-            raise AuthenticationFailed("The token names no subject.", code="invalid_token")
+            raise AuthenticationFailed("Invalid token: it names no subject.", reason="invalid_token")
         tenant = claims.get(tenant_claim) if tenant_claim else None
         if tenant_claim and (not isinstance(tenant, str) or not tenant):
             # A tenant is configured to come from this claim: a token without it would fall

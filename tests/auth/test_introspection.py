@@ -27,7 +27,7 @@ async def test_active_token_is_allowed_and_cached(client, idp):
 
 
 async def test_inactive_token_is_401(client, idp):
-    assert_error_shape(await call(client, "opaque-unknown"), 401, "invalid_token")
+    assert_error_shape(await call(client, "opaque-unknown"), 401, "invalid_api_key")
 
 
 async def test_idp_down_is_503(client, idp):

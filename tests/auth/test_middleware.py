@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -24,12 +25,40 @@ def client(asgi_client, tmp_path):
 
 
 async def test_no_key_is_401(client):
-    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini")), 401, "missing_api_key")
+    assert_error_shape(await client.post("/v1/chat/completions", json=chat("mini")), 401, "invalid_api_key")
     assert_error_shape(
         await client.post("/v1/chat/completions", json=chat("mini"), headers=bearer("sk-wrong")),
         401,
         "invalid_api_key",
     )
+
+
+async def test_every_401_is_invalid_api_key_and_the_audit_keeps_why(asgi_client, idp, attacker_key, tmp_path):
+    """Every 401 is `authentication_error` / `invalid_api_key` (the contract; OpenAI's SDKs
+    match on it), whatever the cause; the message and the audit line say which cause."""
+    from joserfc import jwt
+
+    path = tmp_path / "audit.jsonl"
+    client = asgi_client(auth_config(idp, audit_log={"path": str(path)}))
+    forged = jwt.encode({"alg": "RS256", "kid": "rsa-1"}, idp.claims(), attacker_key, algorithms=["RS256"])
+    cases = [
+        ({}, "", "missing_api_key"),
+        (bearer(""), "", "missing_api_key"),
+        ({"authorization": "Basic dXNlcjpwYXNz"}, "", "invalid_api_key"),
+        (bearer(KEYS["alice"]), "?api_key=x", "invalid_api_key"),
+        (bearer(forged), "", "invalid_token"),
+        (bearer(idp.token(exp=int(time.time()) - 120)), "", "token_expired"),
+        (bearer("opaque-inactive-token"), "", "invalid_token"),
+    ]
+    messages = []
+    for headers, query, _ in cases:
+        response = await client.post("/v1/chat/completions" + query, json=chat("mini"), headers=headers)
+        error = assert_error_shape(response, 401, "invalid_api_key")
+        assert error["type"] == "authentication_error"
+        messages.append(error["message"])
+    assert "No API key" in messages[0] and "expired" in messages[5]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["outcome"], line["reason"]) for line in lines] == [("deny", why) for *_, why in cases]
 
 
 @pytest.mark.parametrize("payload", ["' OR pg_sleep(8)--", "*", "sk-\r\nx", "../../etc/passwd"])

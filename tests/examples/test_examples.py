@@ -88,7 +88,7 @@ async def test_metrics_outermost_and_innermost(asgi_client):
     assert outer.statuses == {401: 1, 200: 2, 429: 1}  # every request, refusals included
     assert inner.statuses == {200: 2}  # only what was admitted
     assert [(r.error_type, r.error_code) for r in outer.records if r.status >= 400] == [
-        ("authentication_error", "missing_api_key"),
+        ("authentication_error", "invalid_api_key"),
         ("rate_limit_error", "rate_limit_exceeded"),
     ]
     assert [r.rate_limited for r in outer.records] == [False, False, False, True]
