@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from asgi_llm.auth.keys import hash_key
+from asgi_llm.config.checks import config_warnings
 from asgi_llm.config.loader import Config
 from asgi_llm.errors import ConfigError
 from asgi_llm.server import CONFIG_ENV, load_config, serve
@@ -66,6 +67,11 @@ def summary(config: Config) -> str:
     return ", ".join(parts)
 
 
+def _print_warnings(config: Config, source: str | None) -> None:
+    for warning in config_warnings(config):
+        print(f"warning: {source}: {warning}", file=sys.stderr)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -100,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"ok: {args.path}: {summary(config)}")
+        _print_warnings(config, args.path)
         return 0
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
@@ -108,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    _print_warnings(config, config.source)
     if config.auth is None and not _is_loopback(args.host) and not args.allow_unauthenticated:
         print(
             f"error: no auth is configured; refusing to serve on {args.host}. Add an auth: "

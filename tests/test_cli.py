@@ -120,3 +120,34 @@ def test_check_config_accepts_an_explicitly_empty_mapping(tmp_path, capsys):
     path.write_text("{}\n")
     assert main(["check-config", str(path)]) == 0
     assert "0 model(s)" in capsys.readouterr().out
+
+
+ROLES_YAML = """\
+models:
+  - name: chat-model
+    deployments:
+      - {{id: d, provider: mock, model: m}}
+auth:
+  roles:
+    user: {{models: {models}, endpoints: {endpoints}}}
+"""
+
+
+def test_check_config_refuses_an_unknown_endpoint_grant(tmp_path, capsys):
+    path = tmp_path / "proxy.yaml"
+    path.write_text(ROLES_YAML.format(models='["chat-model"]', endpoints="[chat, model, embedding]"))
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and "auth.roles.user.endpoints[1]: unknown endpoint 'model'" in err
+
+
+def test_check_config_warns_about_a_model_pattern_that_matches_nothing(tmp_path, capsys):
+    path = tmp_path / "proxy.yaml"
+    path.write_text(ROLES_YAML.format(models='["chta", "chat-*"]', endpoints="[chat]"))
+    assert main(["check-config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ok: ")
+    assert (
+        f"warning: {path}: auth.roles.user.models[0]: 'chta' matches no model name or alias" in captured.err
+    )
+    assert "models[1]" not in captured.err

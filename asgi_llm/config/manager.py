@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asgi_llm.config.checks import config_warnings
 from asgi_llm.config.loader import Config, parse_text
 from asgi_llm.errors import ConfigError
 
@@ -128,6 +129,8 @@ class ConfigManager:
         for name in self.restart_fields:
             if _get(old, name) != _get(config, name):
                 log.warning("config: %s changed; it takes effect after a restart", name)
+        for warning in config_warnings(config):
+            log.warning("config %s: %s", config.source, warning)
         return self._finish(ReloadResult(True, config.source, None, time.time(), origin))
 
     def _rejected(self, exc: ConfigError, origin: str) -> ReloadResult:

@@ -250,10 +250,33 @@ class KeyStore(Section):
     cache_ttl_s: float = Field(5.0, ge=0, le=300)  # bound on revocation latency per replica
 
 
+# The endpoint names auth checks a role's `endpoints` against (request.ENDPOINTS' names, less
+# `messages`, which the exchange turns into a chat request, and the admin routes, which
+# `admin: true` grants). tests/config/test_schema.py holds the two lists together.
+GRANTABLE_ENDPOINTS = ("chat", "completions", "embeddings", "models")
+
+
 class Role(Section):
-    models: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()  # globs over model names and aliases (config/checks.py warns)
     endpoints: tuple[str, ...] = ()
     admin: bool = False
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # An unknown name would load and then refuse every request with 403: say so now.
+        for j, name in enumerate(value):
+            if name == "*" or name in GRANTABLE_ENDPOINTS:
+                continue
+            hint = ""
+            if name == "messages":
+                hint = " (/v1/messages is granted by chat)"
+            elif name.startswith("admin"):
+                hint = " (the admin API is granted by admin: true)"
+            raise FieldError(
+                (j,), f"unknown endpoint {name!r}: use {', '.join(GRANTABLE_ENDPOINTS)} or *{hint}"
+            )
+        return value
 
 
 class AuditLog(Section):

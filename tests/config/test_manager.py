@@ -209,3 +209,13 @@ async def test_the_admin_view_redacts_secrets_and_shows_the_last_error(config_fi
     assert view["config"]["models"][0]["deployments"][0]["api_key"] == "***"
     assert view["last_reload"]["ok"] is False
     assert "models[0].deployments[0].timeout_s" in view["last_reload"]["error"]
+
+
+def test_a_reload_logs_the_configs_warnings(config_file, no_secrets_in_logs):
+    manager = ConfigManager(Config.from_file(config_file))
+    write(config_file, auth={"roles": {"user": {"models": ["m9*"], "endpoints": ["chat"]}}})
+    assert manager.reload().ok
+    assert any(
+        f"config {config_file}: auth.roles.user.models[0]: 'm9*' matches no model name or alias" in line
+        for line in no_secrets_in_logs.lines
+    )

@@ -1,0 +1,51 @@
+"""Advice on a config that loads: settings that are valid but grant or limit nothing today.
+
+Warnings, not errors: a pattern may anticipate a model a later reload adds. `check-config`
+prints them, `serve` prints them at start, and a reload logs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
+from asgi_llm.config.catalog import normalize_model_name
+
+if TYPE_CHECKING:
+    from asgi_llm.config.loader import Config
+
+
+def config_warnings(config: Config) -> list[str]:
+    """One line per suspicious setting: `field path: what is wrong`."""
+    names = [name for model in config.models for name in (model.name, *model.aliases)]
+    patterns: list[tuple[str, str]] = []
+    if config.auth is not None:
+        for role_name, role in config.auth.roles.items():
+            patterns += [(f"auth.roles.{role_name}.models[{j}]", p) for j, p in enumerate(role.models)]
+    if config.limits is not None:
+        patterns += [
+            (f"limits.rules[{i}].model", rule.model)
+            for i, rule in enumerate(config.limits.rules)
+            if rule.model is not None
+        ]
+    return [
+        f"{where}: {pattern!r} matches no model name or alias{_near_miss(pattern, names)}"
+        for where, pattern in patterns
+        if not _matches_any(pattern, names)
+    ]
+
+
+def _matches_any(pattern: str, names: Iterable[str]) -> bool:
+    # The same test auth (Principal.may_use) and the rate limiter apply: exact-case globs.
+    return pattern == "*" or any(fnmatchcase(name, pattern) for name in names)
+
+
+def _near_miss(pattern: str, names: Iterable[str]) -> str:
+    folded = normalize_model_name(pattern)
+    if folded is not None and _matches_any(folded, [normalize_model_name(n) or "" for n in names]):
+        return " (it would in another case or width: patterns compare exactly)"
+    return ""
+
+
+__all__ = ["config_warnings"]
