@@ -219,3 +219,20 @@ async def test_models_retrieve_hides_a_model_the_caller_may_not_use(asgi_client)
         hidden.json()["error"]["message"].replace("secret", "nothing") == missing.json()["error"]["message"]
     )
     assert_error_shape(await client.get("/v1/models/mock-1"), 401)
+
+
+async def test_compatibility_doc_matches_the_routes(mock_client):
+    import re
+    from pathlib import Path
+
+    from asgi_llm.request import ENDPOINTS
+
+    doc = (Path(__file__).parents[1] / "docs" / "compatibility.md").read_text()
+    rows = dict(re.findall(r"^\| `(?:GET|POST) (/v1/[^`]+)`[^|]*\| (yes|no) \|", doc, re.M))
+    served = {path for path, (name, _) in ENDPOINTS.items() if not name.startswith("admin")}
+    assert served <= {path for path, answer in rows.items() if answer == "yes"}
+    for path, answer in rows.items():
+        if answer == "no":  # what the page says is not served really is a 404
+            concrete = path.replace("{id}", "resp_1")
+            response = await mock_client.post(concrete, json={"model": "mock-1", "max_tokens": 5})
+            assert_error_shape(response, 404, "unknown_url")
