@@ -151,3 +151,13 @@ def test_check_config_warns_about_a_model_pattern_that_matches_nothing(tmp_path,
         f"warning: {path}: auth.roles.user.models[0]: 'chta' matches no model name or alias" in captured.err
     )
     assert "models[1]" not in captured.err
+
+
+def test_check_config_refuses_a_malformed_redis_url_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "proxy.yaml"
+    path.write_text(
+        "models:\n  - name: m\n    deployments:\n      - {id: d, provider: mock, model: m}\n"
+        'cache:\n  backend: "redis://127.0.0.1:abc/1"\n'
+    )
+    assert main(["check-config", str(path)]) == 1
+    assert f"{path}: cache.backend: invalid port 'abc'" in capsys.readouterr().err

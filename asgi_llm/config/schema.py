@@ -13,6 +13,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from asgi_llm.config.catalog import normalize_model_name
+from asgi_llm.config.urls import (
+    check_cache_backend,
+    check_host,
+    check_http_url,
+    check_redis_url,
+    check_storage_uri,
+)
 
 Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "mock"]
 Capability = Literal["vision", "tools", "json_mode", "streaming", "embeddings", "completions"]
@@ -120,14 +127,13 @@ class Deployment(Section):
     def _check_base_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        parts = urlsplit(check_http_url(value))
         if parts.username or parts.password:
             raise ValueError("must not carry credentials; use api_key")
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment")
-        if host_address(parts.hostname) in (ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")):
+        address = host_address(parts.hostname or "")  # check_http_url made sure there is one
+        if address is not None and address.is_unspecified:
             raise ValueError("points at the unspecified address")
         return value.rstrip("/")
 
@@ -190,10 +196,15 @@ class Routing(Section):
     min_retries_in_flight: int = Field(3, ge=0)
     default_max_tokens: int = Field(1024, ge=1)  # output estimate when a request sets none
     # Cooldowns shared by a fleet (routing/fleet.py): unset, each replica keeps its own.
-    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    redis_url: str | None = None
     redis_prefix: str = Field(
         "asgi_llm:routing", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_redis_url(value)
 
 
 class ApiKey(Section):
@@ -201,13 +212,6 @@ class ApiKey(Section):
     key_sha256: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     roles: tuple[str, ...] = ()
     tenant: str | None = None
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    return value
 
 
 class JWTConfig(Section):
@@ -226,7 +230,7 @@ class JWTConfig(Section):
     jwks_min_refresh_s: float = Field(30.0, ge=0)  # an unknown kid refetches at most this often
     jwks_max_stale_s: float = Field(3600.0, ge=0)  # serve cached keys this long while the IdP is down
 
-    _check_url = field_validator("jwks_url")(classmethod(lambda cls, v: _http_url(v)))
+    _check_url = field_validator("jwks_url")(classmethod(lambda cls, v: check_http_url(v)))
 
 
 class IntrospectionConfig(Section):
@@ -239,15 +243,17 @@ class IntrospectionConfig(Section):
     tenant_claim: str | None = None
     subject_claim: str = "sub"
 
-    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+    _check_url = field_validator("url")(classmethod(lambda cls, v: check_http_url(v)))
 
 
 class KeyStore(Section):
     """Keys shared by a fleet in Redis: created and revoked through the admin API."""
 
-    url: str = Field(pattern=r"^(redis|rediss|unix)://")
+    url: str
     prefix: str = "asgi_llm"
     cache_ttl_s: float = Field(5.0, ge=0, le=300)  # bound on revocation latency per replica
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: check_redis_url(v)))
 
 
 # The endpoint names auth checks a role's `endpoints` against (request.ENDPOINTS' names, less
@@ -360,17 +366,7 @@ class Limits(Section):
     timeout_s: float = Field(0.5, gt=0, le=30)
     default_max_tokens: int = Field(1024, ge=1)
 
-    @field_validator("storage")
-    @classmethod
-    def _check_storage(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme.removeprefix("async+")
-        if scheme not in ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"):
-            raise ValueError(
-                "must be memory:// or a Redis `limits` storage URI "
-                "(redis://, rediss://, redis+unix://, redis+cluster://, "
-                "redis+sentinel://)"
-            )
-        return value
+    _check_storage = field_validator("storage")(classmethod(lambda cls, v: check_storage_uri(v)))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -402,7 +398,7 @@ class Semantic(Section):
 
 
 class Cache(Section):
-    backend: str = Field("memory://", pattern=r"^(memory|redis|rediss)://")
+    backend: str = "memory://"
     ttl_s: float = Field(3600.0, gt=0)
     namespace_by: Literal["tenant", "key", "global"] = "tenant"
     max_entries: int = Field(10_000, ge=1)
@@ -415,6 +411,8 @@ class Cache(Section):
     max_temperature: float | None = Field(None, ge=0, le=2)  # None: cache every request
     single_flight: bool = True
     flight_wait_s: float = Field(30.0, gt=0, le=600)  # a follower waits this long for the leader
+
+    _check_backend = field_validator("backend")(classmethod(lambda cls, v: check_cache_backend(v)))
 
 
 class Prometheus(Section):
@@ -441,6 +439,8 @@ class StatsD(Section):
     tags: dict[str, str] = {}  # constant tags on every metric, e.g. {env: prod, service: llm}
     max_packet_bytes: int = Field(1432, ge=512, le=65_000)  # below the path MTU: no fragments
 
+    _check_host = field_validator("host")(classmethod(lambda cls, v: check_host(v)))
+
     @field_validator("tags")
     @classmethod
     def _check_tags(cls, value: dict[str, str]) -> dict[str, str]:
@@ -463,8 +463,13 @@ class Reload(Section):
 
     watch: bool = True  # poll the config file (and its symlink target) and reload on change
     poll_interval_s: float = Field(0.5, ge=0.05, le=60)
-    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    redis_url: str | None = None
     channel: str = Field("asgi_llm:config", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_redis_url(value)
 
 
 class Server(Section):
