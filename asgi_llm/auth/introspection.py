@@ -19,11 +19,18 @@ class Introspector:
         self._negative = _TTLCache(settings.negative_cache_ttl_s)
         self.calls = 0
 
-    async def introspect(self, token: str) -> dict[str, Any]:
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        hit, claims = self._positive.get(digest)
+    def cached(self, token: str) -> dict[str, Any] | None:
+        """The claims of an active answer still cached (and not expired), without a call."""
+        hit, claims = self._positive.get(_digest(token))
         if hit and (not isinstance(claims.get("exp"), (int, float)) or claims["exp"] > time.time()):
             return claims  # type: ignore[no-any-return]
+        return None
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
+        digest = _digest(token)
         if self._negative.get(digest)[0]:
             raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         self.calls += 1
@@ -53,3 +60,7 @@ class Introspector:
             raise AuthenticationFailed("The token has expired.", reason="token_expired")
         self._positive.put(digest, body)
         return body
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()  # the full token, never a prefix

@@ -1,8 +1,10 @@
 """JWT bearer tokens verified against a JWKS (joserfc).
 
 Algorithms are pinned by config, never read from the token; `iss`, `aud` and `exp` are
-required; the key set is cached, refetched at most once per `jwks_min_refresh_s` on an unknown
-`kid`, and kept up to `jwks_max_stale_s` while the IdP is down (then 503, never an allow).
+required; the key set is cached, refetched on an unknown `kid` at most once per
+`jwks_min_refresh_s` for the whole process (never per client address: whoever triggers a
+refetch, everyone gets the rotated key), and kept up to `jwks_max_stale_s` while the IdP is
+down (then 503, never an allow).
 Header-supplied keys and key URLs (`jwk`, `jku`, `x5u`, `x5c`) are never used.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections import OrderedDict
 from typing import Any
@@ -42,6 +45,8 @@ class JWTVerifier:
         self._keys: KeySet | None = None
         self._fetched_at = 0.0  # monotonic time of the last good fetch
         self._attempted_at = -1e9  # monotonic time of the last attempt, good or not
+        self._kid_refetched_at = -1e9  # ... of the last one spent on an unknown kid
+        self._generation = 0  # attempts so far: callers queued behind one share its answer
         self._lock = asyncio.Lock()
         self._verified: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self.fetches = 0
@@ -62,7 +67,7 @@ class JWTVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthenticationFailed("Invalid token.", reason="invalid_token")
-        keys = await self._key_set(kid)
+        keys = await self._key_set(kid, token)
         try:
             decoded = jwt.decode(token, keys, algorithms=list(self.settings.algorithms))
             claims = decoded.claims
@@ -89,21 +94,24 @@ class JWTVerifier:
         while len(self._verified) > _VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
 
-    async def _key_set(self, kid: str | None) -> KeySet:
+    async def _key_set(self, kid: str | None, token: str) -> KeySet:
         now = time.monotonic()
         settings = self.settings
-        fresh = self._keys is not None and now - self._fetched_at < settings.jwks_ttl_s
-        known = self._keys is not None and (kid is None or _has_kid(self._keys, kid))
-        if fresh and known:
-            return self._keys  # type: ignore[return-value]
-        if self._keys is not None and not fresh:
-            wait = 0.0  # periodic refresh
-        else:
-            wait = settings.jwks_min_refresh_s  # unknown kid: bounded refetch rate
-        if now - self._attempted_at >= wait:
-            async with self._lock:
-                if self._attempted_at < now:  # one fetch for all the waiters
-                    await self._refresh()
+        due = self._keys is None or now - self._fetched_at >= settings.jwks_ttl_s
+        failed_last = self._attempted_at > self._fetched_at
+        if due and (not failed_last or now - self._attempted_at >= settings.jwks_min_refresh_s):
+            # The first fetch or the periodic one. After a failed attempt (the IdP is down),
+            # retried once per jwks_min_refresh_s, not once per request.
+            await self._refresh_once()
+        elif self._keys is not None and kid is not None and not _has_kid(self._keys, kid):
+            if self._lock.locked():
+                await self._refresh_once()  # a fetch is under way: its answer may hold the kid
+            elif now - self._kid_refetched_at >= settings.jwks_min_refresh_s and self._plausible(token):
+                # A rotated key is picked up here. The allowance is global and spent only on
+                # unknown kids (not on the first or periodic fetch), and only for a token that
+                # claims to be ours, so a client sending other issuers' tokens cannot use it up.
+                self._kid_refetched_at = now
+                await self._refresh_once()
         if self._keys is None:
             raise ServiceUnavailable(
                 "The identity provider's keys are unavailable.", code="dependency_unavailable", retry_after=5
@@ -118,8 +126,35 @@ class JWTVerifier:
             raise AuthenticationFailed("Invalid token.", reason="invalid_token")
         return self._keys
 
+    def _plausible(self, token: str) -> bool:
+        """Whether the token's unverified claims name our issuer and audience and are not
+        expired. Anyone can write such claims: this only decides what a refetch is spent on."""
+        try:
+            claims = json.loads(extract_compact(token.encode()).payload)
+        except (JoseError, ValueError, TypeError, RecursionError, UnicodeError):
+            return False
+        if not isinstance(claims, dict):
+            return False
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        expires = claims.get("exp")
+        return (
+            claims.get("iss") == self.settings.issuer
+            and self.settings.audience in audiences
+            and isinstance(expires, (int, float))
+            and expires + self.settings.leeway_s > self._clock()
+        )
+
+    async def _refresh_once(self) -> None:
+        """Fetch the key set; callers that queue up behind a fetch share its answer."""
+        generation = self._generation
+        async with self._lock:
+            if self._generation == generation:
+                await self._refresh()
+
     async def _refresh(self) -> None:
         self._attempted_at = time.monotonic()
+        self._generation += 1
         self.fetches += 1
         try:
             document = await self._fetch(self.settings.jwks_url)

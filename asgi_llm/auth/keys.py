@@ -98,6 +98,11 @@ class RedisKeyStore:
             await self._client.aclose()
             self._client = None
 
+    def cached(self, digest: str) -> KeyRecord | None:
+        """A store key this replica looked up within `cache_ttl_s`, without asking Redis."""
+        hit, value = self._cache.get(digest)
+        return value if hit else None  # type: ignore[no-any-return]
+
     async def lookup(self, digest: str, config_record: KeyRecord | None) -> KeyRecord | None:
         """The live record for a digest: a store key, or a config key not revoked."""
         cache_key = digest if config_record is None else "cfg:" + config_record.id

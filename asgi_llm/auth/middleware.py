@@ -13,15 +13,15 @@ from typing import Any
 
 from asgi_llm.auth.audit import AuditLog, open_audit
 from asgi_llm.auth.credentials import extract_credential
-from asgi_llm.auth.failures import FailureGate
+from asgi_llm.auth.failures import RemoteCheckGuard
 from asgi_llm.auth.introspection import Introspector
 from asgi_llm.auth.jwt import JWTVerifier, looks_like_jwt
-from asgi_llm.auth.keys import ConfigKeys, RedisKeyStore, hash_key
+from asgi_llm.auth.keys import ConfigKeys, KeyRecord, RedisKeyStore, hash_key
 from asgi_llm.auth.roles import RoleBook, roles_from_claim
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
-from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenied, ProxyError, RateLimited
+from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenied, ProxyError
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.clients import make_client
 from asgi_llm.ratelimit.identity import client_address, parse_networks
@@ -42,7 +42,7 @@ class AuthMiddleware(LLMLayer):
         self._introspectors: dict[Any, Introspector] = {}
         self._stores: dict[Any, RedisKeyStore] = {}
         self._audits: dict[tuple[str | None, str | None], AuditLog] = {}
-        self.failures = FailureGate()
+        self.guard = RemoteCheckGuard()  # what failed credentials may cost (auth/failures.py)
         self._clock = time.monotonic
 
     # -- lifespan ------------------------------------------------------------------------
@@ -67,7 +67,7 @@ class AuthMiddleware(LLMLayer):
             return
         audit = self.audit_log(ctx.config)
         try:
-            principal = await self._identify_guarded(ctx, scope)
+            principal = await self._identify(ctx, scope)
             ctx.principal = principal
             self._authorize(ctx, principal)
         except ProxyError as exc:
@@ -80,28 +80,7 @@ class AuthMiddleware(LLMLayer):
             audit.record(_event(ctx, scope, "allow", None))
         await self.app(scope, receive, send)
 
-    async def _identify_guarded(self, ctx: LLMContext, scope: Scope) -> Principal:
-        """`_identify`, counting failures per client address (auth/failures.py)."""
-        settings = ctx.config.auth
-        if settings is None or settings.failure_limit == 0 or self.authenticate is not None:
-            return await self._identify(ctx, scope)
-        trusted = ctx.config.derive("auth.trusted", _trusted_proxies)
-        address = client_address(scope, trusted)
-        now = self._clock()
-        wait = self.failures.blocked_for(address, settings.failure_limit, settings.failure_window_s, now)
-        try:
-            return await self._identify(ctx, scope, local_only=wait is not None)
-        except AuthenticationFailed:
-            self.failures.failed(address, settings.failure_window_s, now)
-            if wait is None:  # within the limit: the plain 401
-                raise
-            raise RateLimited(
-                "Too many failed authentications from this address; try again later.",
-                code="too_many_auth_failures",
-                retry_after=wait,
-            ) from None
-
-    async def _identify(self, ctx: LLMContext, scope: Scope, *, local_only: bool = False) -> Principal:
+    async def _identify(self, ctx: LLMContext, scope: Scope) -> Principal:
         if self.authenticate is not None:
             principal = await self.authenticate(scope)
             if principal is None:
@@ -113,29 +92,71 @@ class AuthMiddleware(LLMLayer):
         state = ctx.config.derive("auth", _AuthState)
         digest = hash_key(token)
         record = state.keys.lookup(digest)
-        jwt = settings.jwt is not None and record is None and looks_like_jwt(token)
-        store = None if jwt or local_only else self.key_store(ctx.config)  # a JWT is never a stored key:
-        if store is not None:  # no Redis trip, no 503 when it is down
-            record = await store.lookup(digest, record)
-        if record is not None:
+        if record is not None:  # a config key: who it is comes from the config alone
+            store = self.key_store(ctx.config)
+            if store is not None and await store.lookup(digest, record) is None:
+                raise AuthenticationFailed("Invalid API key.", reason="key_revoked")
             return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles, kind="api_key")
-        if jwt and settings.jwt is not None:
+        if settings.jwt is not None and looks_like_jwt(token):
+            # Verified against the cached key set; a JWT is never a stored key, so it never
+            # waits on the store (nor gets its 503), and costs no per-address budget.
+            spec = settings.jwt
             claims = await self._verifier(ctx.config).verify(token)
             return self._from_claims(
-                state,
-                claims,
-                settings.jwt.subject_claim,
-                settings.jwt.roles_claim,
-                settings.jwt.tenant_claim,
-                "jwt",
+                state, claims, spec.subject_claim, spec.roles_claim, spec.tenant_claim, "jwt"
             )
-        if settings.oauth2_introspection is not None and not local_only:
-            spec = settings.oauth2_introspection
-            claims = await self._introspector(ctx.config).introspect(token)
-            return self._from_claims(
-                state, claims, spec.subject_claim, spec.roles_claim, spec.tenant_claim, "introspection"
-            )
-        raise AuthenticationFailed("Invalid API key.")
+        return await self._vouched_remotely(ctx, scope, state, token, digest)
+
+    async def _vouched_remotely(
+        self, ctx: LLMContext, scope: Scope, state: _AuthState, token: str, digest: str
+    ) -> Principal:
+        """A credential only the key store or the introspection endpoint can vouch for."""
+        settings = ctx.config.auth
+        assert settings is not None
+        store = self.key_store(ctx.config)
+        spec = settings.oauth2_introspection
+        introspector = self._introspector(ctx.config) if spec is not None else None
+        if store is None and introspector is None:
+            raise AuthenticationFailed("Invalid API key.")
+        # An answer this process already has costs no remote call, so no budget either.
+        record = store.cached(digest) if store is not None else None
+        claims = introspector.cached(token) if introspector is not None and record is None else None
+        if record is None and claims is None:
+            record, claims = await self._check_remotely(ctx, scope, store, introspector, token, digest)
+        if record is not None:
+            return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles, kind="api_key")
+        assert spec is not None and claims is not None
+        return self._from_claims(
+            state, claims, spec.subject_claim, spec.roles_claim, spec.tenant_claim, "introspection"
+        )
+
+    async def _check_remotely(
+        self,
+        ctx: LLMContext,
+        scope: Scope,
+        store: RedisKeyStore | None,
+        introspector: Introspector | None,
+        token: str,
+        digest: str,
+    ) -> tuple[KeyRecord | None, dict[str, Any] | None]:
+        """Ask the store, then the introspection endpoint, within the client address's budget
+        of failed checks; a credential that failed is not asked about again (auth/failures.py)."""
+        settings = ctx.config.auth
+        assert settings is not None
+
+        def ask() -> Awaitable[tuple[KeyRecord | None, dict[str, Any] | None]]:
+            return _ask(store, introspector, token, digest)
+
+        if settings.failure_limit == 0:
+            return await ask()
+        return await self.guard.check(
+            ask,
+            digest=digest,
+            address=lambda: client_address(scope, ctx.config.derive("auth.trusted", _trusted_proxies)),
+            limit=settings.failure_limit,
+            window_s=settings.failure_window_s,
+            now=self._clock(),
+        )
 
     @staticmethod
     def _from_claims(
@@ -234,6 +255,18 @@ class AuthMiddleware(LLMLayer):
             url, data=data, auth=auth, headers={"accept": "application/json"}
         )
         return response.status_code, response.json() if response.status_code == 200 else None
+
+
+async def _ask(
+    store: RedisKeyStore | None, introspector: Introspector | None, token: str, digest: str
+) -> tuple[KeyRecord | None, dict[str, Any] | None]:
+    """The remote checks, in order: a stored key, then token introspection."""
+    record = await store.lookup(digest, None) if store is not None else None
+    if record is not None:
+        return record, None
+    if introspector is not None:
+        return None, await introspector.introspect(token)
+    raise AuthenticationFailed("Invalid API key.")
 
 
 def _trusted_proxies(config: Config) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -134,7 +135,42 @@ async def test_unknown_kids_refetch_jwks_at_most_once_per_period(client, idp, at
         )
         statuses.append((await call(client, token)).status_code)
     assert idp.jwks_fetches - fetches <= 1
-    assert statuses == [401] * 20 + [429] * 80  # auth.failure_limit (20) per address, then 429
+    # 401 each: a JWT costs no per-address budget (auth/failures.py); the refetch rate is global.
+    assert statuses == [401] * 100
+
+
+async def test_stale_keys_while_the_idp_is_down_are_refetched_at_most_once_per_period(asgi_client, idp):
+    """Past jwks_ttl_s with the IdP down, cached keys keep serving and the periodic refresh
+    is retried once per jwks_min_refresh_s, not once per request."""
+    config = auth_config(idp)
+    config["auth"]["jwt"]["jwks_ttl_s"] = 1
+    client = asgi_client(config)
+    assert (await call(client, idp.token())).status_code == 200
+    idp.mode = "down"
+    await asyncio.sleep(1.1)
+    fetches = idp.jwks_fetches
+    for i in range(10):
+        assert (await call(client, idp.token(sub=f"user-{i}"))).status_code == 200
+    assert idp.jwks_fetches - fetches == 1
+
+
+async def test_unknown_kids_of_tokens_meant_for_others_never_refetch(client, idp, attacker_key):
+    """A JWKS refetch is spent only on a token that claims our issuer and audience and has not
+    expired: a client sending another issuer's tokens cannot use up the allowance that picks
+    up a rotated key."""
+    assert (await call(client, idp.token())).status_code == 200
+    fetches = idp.jwks_fetches
+    for claims in ({"iss": "https://other.test/"}, {"aud": "another-api"}, {"exp": int(time.time()) - 600}):
+        token = jwt.encode(
+            {"alg": "RS256", "kid": "rotated-away"}, idp.claims(**claims), attacker_key, algorithms=["RS256"]
+        )
+        assert_error_shape(await call(client, token), 401, "invalid_api_key")
+    assert idp.jwks_fetches == fetches
+    # The allowance is still there for a token that could be ours (the first fetch did not use it).
+    header = {"alg": "RS256", "kid": "rotated-in"}
+    token = jwt.encode(header, idp.claims(), attacker_key, algorithms=["RS256"])
+    assert_error_shape(await call(client, token), 401, "invalid_api_key")
+    assert idp.jwks_fetches == fetches + 1
 
 
 @pytest.mark.parametrize("kid", ["../../dev/null", "' OR 1=1 --", "k" * 10_000])
