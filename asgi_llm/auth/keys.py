@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +74,62 @@ class _TTLCache:
         self._items.clear()
 
 
+RETRY_S = 1.0  # while the store is down, Redis is tried at most this often; others answer at once
+log = logging.getLogger("asgi_llm.auth")
+
+
+class _Outage:
+    """Whether the store answered last time, as this replica saw it. The start and the end of
+    an outage are logged once each, not per request."""
+
+    def __init__(self, policy: str) -> None:
+        self.since: float | None = None  # monotonic start of the outage, None while up
+        self.checked_at = -1e9  # when Redis last answered or failed
+        self._retry_at = 0.0
+        self._policy = policy
+
+    def may_try(self, now: float) -> bool:
+        """Up, or down and due for one more try (only one caller per pause gets it)."""
+        if self.since is None:
+            return True
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + RETRY_S
+        return True
+
+    def failed(self, exc: BaseException, now: float) -> None:
+        self.checked_at, self._retry_at = now, now + RETRY_S
+        if self.since is None:
+            self.since = now
+            served = (
+                "config keys are served from the config file, except those last seen revoked"
+                if self._policy == "open"
+                else "config keys are refused too (on_unavailable: closed)"
+            )
+            log.warning(
+                "auth key store unavailable (%s): keys kept only in the store get 503 and %s, "
+                "until it answers again",
+                exc.__class__.__name__,
+                served,
+            )
+
+    def succeeded(self, now: float) -> None:
+        self.checked_at = now
+        if self.since is not None:
+            log.info("auth key store available again after %.1f s", now - self.since)
+            self.since = None
+
+
 class RedisKeyStore:
     """Keys shared by a fleet. A revoked key is refused by every replica within `cache_ttl_s`.
 
     Layout: hash `<prefix>:keys` digest -> record JSON; hash `<prefix>:key_ids` id -> digest;
     set `<prefix>:revoked` of ids (config keys can be revoked too). Lookups are by digest:
     no key pattern is ever built from client input.
+
+    Redis down: a store key gets 503 (only the store can vouch for it). A config key is who
+    the config says; the store only knows whether it was revoked. With `on_unavailable: open`
+    it is served, unless the last answer this replica had was "revoked"; with `closed`, 503.
     """
 
     def __init__(self, settings: KeyStore, client: Any = None) -> None:
@@ -86,6 +139,8 @@ class RedisKeyStore:
         self._ids = f"{settings.prefix}:key_ids"
         self._revoked = f"{settings.prefix}:revoked"
         self._cache = _TTLCache(settings.cache_ttl_s)
+        self._revoked_seen: dict[str, bool] = {}  # config key id -> the store's last answer
+        self._outage = _Outage(settings.on_unavailable)
 
     @property
     def client(self) -> Any:
@@ -98,6 +153,18 @@ class RedisKeyStore:
             await self._client.aclose()
             self._client = None
 
+    @property
+    def degraded(self) -> bool:
+        """Redis failed the last time it was asked (for /readyz and the metrics)."""
+        return self._outage.since is not None
+
+    async def available(self) -> bool:
+        """For /readyz: Redis answers. Asks it (PING) when it has not been heard for RETRY_S."""
+        if time.monotonic() - self._outage.checked_at >= RETRY_S:
+            with contextlib.suppress(ServiceUnavailable):
+                await self._redis(lambda client: client.ping())
+        return not self.degraded
+
     def cached(self, digest: str) -> KeyRecord | None:
         """A store key this replica looked up within `cache_ttl_s`, without asking Redis."""
         hit, value = self._cache.get(digest)
@@ -109,21 +176,35 @@ class RedisKeyStore:
         hit, value = self._cache.get(cache_key)
         if hit:
             return config_record if config_record is not None and value else value
-        try:
-            if config_record is not None:
-                revoked = await self.client.sismember(self._revoked, config_record.id)
-                self._cache.put(cache_key, not revoked)
-                return None if revoked else config_record
-            raw = await self.client.hget(self._keys, digest)
-        except errors() as exc:
-            raise ServiceUnavailable(
-                "The key store is unavailable; try again shortly.",
-                code="dependency_unavailable",
-                retry_after=1,
-            ) from exc
-        record = self._decode(raw, digest)
+        if config_record is not None:
+            return await self._unless_revoked(config_record, cache_key)
+        record = self._decode(await self._redis(lambda client: client.hget(self._keys, digest)), digest)
         self._cache.put(cache_key, record)
         return record
+
+    async def _unless_revoked(self, record: KeyRecord, cache_key: str) -> KeyRecord | None:
+        try:
+            revoked = bool(await self._redis(lambda client: client.sismember(self._revoked, record.id)))
+        except ServiceUnavailable:
+            if self.settings.on_unavailable == "closed":
+                raise
+            return None if self._revoked_seen.get(record.id) else record
+        self._revoked_seen[record.id] = revoked
+        self._cache.put(cache_key, not revoked)
+        return None if revoked else record
+
+    async def _redis(self, command: Callable[[Any], Awaitable[Any]]) -> Any:
+        """One lookup command; 503 at once while Redis is down and not due for another try,
+        so a blackholed Redis costs one socket timeout per RETRY_S, not one per request."""
+        if not self._outage.may_try(time.monotonic()):
+            raise _unavailable()
+        try:
+            answer = await command(self.client)
+        except errors() as exc:
+            self._outage.failed(exc, time.monotonic())
+            raise _unavailable() from exc
+        self._outage.succeeded(time.monotonic())
+        return answer
 
     @staticmethod
     def _decode(raw: bytes | None, digest: str) -> KeyRecord | None:
@@ -166,4 +247,11 @@ class RedisKeyStore:
                 pipe.hdel(self._ids, key_id)
             await pipe.execute()
         self._cache.clear()  # this replica stops at once; others within cache_ttl_s
+        self._revoked_seen[key_id] = True
         return True
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The key store is unavailable; try again shortly.", code="dependency_unavailable", retry_after=1
+    )

@@ -25,7 +25,7 @@ from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenie
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.clients import make_client
 from asgi_llm.ratelimit.identity import client_address, parse_networks
-from asgi_llm.request import INFERENCE
+from asgi_llm.request import INFERENCE, route_path
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 Authenticate = Callable[[Scope], Awaitable[Principal | None]]
@@ -54,6 +54,25 @@ class AuthMiddleware(LLMLayer):
             await store.aclose()
         for audit in self._audits.values():
             audit.close()
+
+    # -- health --------------------------------------------------------------------------
+    @property
+    def degraded(self) -> bool | None:
+        """The key store is unreachable (None: no key store). Read by the metrics layer."""
+        store = self.key_store(self.configs.current)
+        return None if store is None else store.degraded
+
+    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # /readyz is answered further in (ProviderApp); an outer layer's dependency that is
+        # down travels there in the request state. Still ready: config keys are served.
+        if route_path(scope) == "/readyz":
+            store = self.key_store(self.configs.current)
+            if store is not None and not await store.available():
+                state = scope.get("state")
+                if state is None:
+                    scope["state"] = state = {}
+                state["degraded"] = [*state.get("degraded", ()), "key_store"]
+        await self.app(scope, receive, send)
 
     # -- the request ---------------------------------------------------------------------
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:

@@ -252,6 +252,8 @@ class KeyStore(Section):
     url: str
     prefix: str = "asgi_llm"
     cache_ttl_s: float = Field(5.0, ge=0, le=300)  # bound on revocation latency per replica
+    # Redis down: config keys are served (open) or refused with 503 (closed); docs/auth.md.
+    on_unavailable: Literal["open", "closed"] = "open"
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: check_redis_url(v)))
 

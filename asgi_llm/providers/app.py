@@ -132,9 +132,11 @@ class ProviderApp(LLMLayer):
             await _send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             ready = bool(self.configs.current.models)
-            await _send_json(
-                send, 200 if ready else 503, b'{"status":"ready"}' if ready else b'{"status":"no models"}'
-            )
+            report: dict[str, Any] = {"status": "ready" if ready else "no models"}
+            degraded = (scope.get("state") or {}).get("degraded")  # outer layers' (auth: key_store)
+            if degraded:
+                report["degraded"] = sorted(set(degraded))
+            await _send_json(send, 200 if ready else 503, orjson.dumps(report))
         else:
             await self._not_found(scope, receive, send)
 

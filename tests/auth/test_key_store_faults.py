@@ -1,7 +1,9 @@
 """The fleet key store's Redis behind the fault proxy (THREATS D1): slow but alive still
-authenticates; blackholed fails closed (503 `dependency_unavailable`, never 401, never
-allow) after the local cache runs out and within the client's socket timeout; it
-authenticates again without a restart."""
+authenticates; blackholed, a key only the store knows fails closed (503
+`dependency_unavailable`, never 401, never allow) after the local cache runs out and within the
+client's socket timeout, while config keys are served from the config (`on_unavailable:
+open`) except one last seen revoked; it authenticates again without a restart, and the outage
+is logged once and shown by /readyz while it lasts."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import uuid
 
 import pytest
 
+from asgi_llm.auth.keys import RETRY_S
 from asgi_llm.redis_client import DEFAULT_TIMEOUT_S
 from tests.auth.conftest import KEYS, auth_config, bearer
 from tests.conftest import REDIS_HOST, REDIS_PORT, assert_error_shape
@@ -19,6 +22,7 @@ from tests.fakes.faultproxy import FaultProxy
 CHAT = {"model": "mini", "messages": [{"role": "user", "content": "hi"}]}
 CACHE_TTL_S = 0.5
 MARGIN_S = 0.4
+UNKNOWN = "sk-unknown-key-0123456789"
 
 
 @pytest.fixture
@@ -60,20 +64,56 @@ async def test_slow_blackholed_and_recovered_key_store(asgi_client, prefix):
         assert slow.status_code == 200
         assert 0.09 <= slow_t <= DEFAULT_TIMEOUT_S + MARGIN_S, slow_t
 
-        # Blackholed: the local positive entry serves until it expires, then 503, not 401.
+        # Blackholed: the local positive entry serves until it expires. Then the first lookup
+        # waits out the socket timeout; from then on, until Redis is tried again, nobody waits.
         fp.set(latency_ms=0, blackhole=True)
         cached_t, cached = await timed(client)
         assert cached.status_code == 200 and cached_t < 0.2
         await asyncio.sleep(CACHE_TTL_S + 0.1)
-        for key in (KEYS["alice"], "sk-unknown-key-0123456789"):
+        first_t, first = await timed(client)
+        assert first.status_code == 200  # a config key: served from the config
+        assert first_t <= DEFAULT_TIMEOUT_S + MARGIN_S, first_t
+        for key in (UNKNOWN, UNKNOWN, KEYS["alice"]):
             held_t, held = await timed(client, key)
-            assert_error_shape(held, 503, "dependency_unavailable")
-            assert int(held.headers["retry-after"]) >= 1
-            assert held_t <= DEFAULT_TIMEOUT_S + MARGIN_S, held_t
+            assert held_t < 0.2, held_t
+            if key == UNKNOWN:  # only the store could vouch for it: 503, not 401
+                assert_error_shape(held, 503, "dependency_unavailable")
+                assert int(held.headers["retry-after"]) >= 1
+            else:
+                assert held.status_code == 200
 
-        # Back: the next lookup reconnects.
+        # Back: once the retry pause is over, the next lookup reconnects.
         fp.clear()
-        back_t, back = await timed(client)
-        assert back.status_code == 200 and back_t < DEFAULT_TIMEOUT_S
-        unknown = (await timed(client, "sk-unknown-key-0123456789"))[1]
-        assert_error_shape(unknown, 401)
+        await asyncio.sleep(RETRY_S)
+        back_t, back = await timed(client, UNKNOWN)
+        assert_error_shape(back, 401)
+        assert back_t < DEFAULT_TIMEOUT_S
+
+
+async def test_an_outage_is_logged_once_shown_by_readyz_and_keeps_known_revocations(
+    asgi_client, prefix, caplog
+):
+    with FaultProxy((REDIS_HOST, REDIS_PORT)) as fp:
+        store = {"url": f"redis://127.0.0.1:{fp.port}/3", "prefix": prefix, "cache_ttl_s": CACHE_TTL_S}
+        client = asgi_client(auth_config(key_store=store))
+        revoked = await client.post("/admin/keys/revoke", headers=bearer(KEYS["root"]), json={"id": "bob"})
+        assert revoked.status_code == 200
+        assert_error_shape((await timed(client, KEYS["bob"]))[1], 401)
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+        fp.down()
+        await asyncio.sleep(CACHE_TTL_S + 0.1)
+        for _ in range(3):
+            assert (await timed(client, KEYS["alice"]))[1].status_code == 200
+            assert_error_shape((await timed(client, KEYS["bob"]))[1], 401)  # revoked before: still
+            assert_error_shape((await timed(client, UNKNOWN))[1], 503, "dependency_unavailable")
+        readyz = await client.get("/readyz")
+        assert readyz.status_code == 200
+        assert readyz.json() == {"status": "ready", "degraded": ["key_store"]}
+
+        fp.up()
+        await asyncio.sleep(RETRY_S)
+        assert_error_shape((await timed(client, UNKNOWN))[1], 401)
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "asgi_llm.auth"]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines  # once down, once back

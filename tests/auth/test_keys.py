@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from asgi_llm.auth.keys import hash_key
 from tests.auth.conftest import KEYS, auth_config, bearer
 from tests.conftest import assert_error_shape
 from tests.harness import ProxyServer, free_port
+from tests.metrics.conftest import value
 
 CHAT = {"model": "mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -91,13 +93,42 @@ async def test_minting_beyond_ones_own_grants_is_refused(asgi_client, store_conf
     assert response.status_code == 201
 
 
-async def test_store_down_is_503_never_allow(asgi_client):
-    config = auth_config(key_store={"url": f"redis://127.0.0.1:{free_port()}/0", "cache_ttl_s": 1})
-    client = asgi_client(config)
+def down_store(**key_store: object) -> dict[str, object]:
+    """A key store on a port where nothing listens (connections refused at once)."""
+    return {"url": f"redis://127.0.0.1:{free_port()}/0", "cache_ttl_s": 1, **key_store}
+
+
+async def test_store_down_serves_config_keys_and_refuses_store_keys(asgi_client):
+    """`on_unavailable: open` (the default): a config key authenticates from the config file;
+    a key only the store could know gets 503, never 401, never an allow."""
+    client = asgi_client(auth_config(key_store=down_store()))
     response = await client.post("/v1/chat/completions", json=CHAT, headers=bearer("sk-unknown-key-1"))
     assert_error_shape(response, 503, "dependency_unavailable")
+    for _ in range(3):
+        response = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(KEYS["alice"]))
+        assert response.status_code == 200, response.text
+    assert (await client.get("/admin/config", headers=bearer(KEYS["root"]))).status_code == 200
+
+
+async def test_store_down_with_on_unavailable_closed_refuses_config_keys_too(asgi_client):
+    client = asgi_client(auth_config(key_store=down_store(on_unavailable="closed")))
     response = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(KEYS["alice"]))
     assert_error_shape(response, 503, "dependency_unavailable")
+
+
+async def test_a_store_outage_is_logged_once_and_readyz_and_metrics_name_it(asgi_client, caplog):
+    config = {**auth_config(key_store=down_store()), "metrics": {"prometheus": {"path": "/metrics"}}}
+    client = asgi_client(config)
+    for key in [KEYS["alice"], "sk-unknown-key-1"] * 5:
+        await client.post("/v1/chat/completions", json=CHAT, headers=bearer(key))
+    warnings = [r for r in caplog.records if r.name == "asgi_llm.auth" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "key store" in warnings[0].getMessage()
+    readyz = await client.get("/readyz")
+    # Still ready (config keys are served), but the degraded dependency is named.
+    assert readyz.status_code == 200 and readyz.json() == {"status": "ready", "degraded": ["key_store"]}
+    metrics = (await client.get("/metrics")).text
+    assert value(metrics, "asgi_llm_backend_degraded", backend="auth") == 1
 
 
 async def test_store_down_leaves_jwt_callers_alone(asgi_client, idp):
