@@ -64,7 +64,9 @@ class AuthMiddleware(LLMLayer):
 
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         # /readyz is answered further in (ProviderApp); an outer layer's dependency that is
-        # down travels there in the request state. Still ready: config keys are served.
+        # down travels there in the request state. It stays 200: every replica shares this
+        # Redis, so taking one out of rotation helps nobody, and JWTs, introspection and
+        # (with on_unavailable: open) config keys still authenticate.
         if route_path(scope) == "/readyz":
             store = self.key_store(self.configs.current)
             if store is not None and not await store.available():
