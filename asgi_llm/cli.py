@@ -13,7 +13,7 @@ from asgi_llm.auth.keys import hash_key
 from asgi_llm.config.checks import config_warnings
 from asgi_llm.config.loader import Config
 from asgi_llm.errors import ConfigError
-from asgi_llm.server import CONFIG_ENV, load_config, serve
+from asgi_llm.server import CONFIG_ENV, CannotListen, load_config, serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,22 +124,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     warning = "" if config.auth else " WARNING: no auth configured, anyone who can reach it may use it."
-    print(
-        f"asgi-llm: serving http://{args.host}:{args.port}/v1 with {config.source}: "
-        f"{summary(config)}.{warning}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return serve(
-        args.host,
-        args.port,
-        args.workers,
-        drain_timeout=args.drain_timeout,
-        access_log=not args.no_access_log,
-        log_format=args.log_format,
-        log_level=args.log_level,
-        keep_alive=args.keep_alive_timeout,
-    )
+
+    def announce(address: str) -> None:  # once the address is bound: never for a port in use
+        print(
+            f"asgi-llm: serving http://{address}/v1 with {config.source}: {summary(config)}.{warning}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        return serve(
+            args.host,
+            args.port,
+            args.workers,
+            drain_timeout=args.drain_timeout,
+            access_log=not args.no_access_log,
+            log_format=args.log_format,
+            log_level=args.log_level,
+            keep_alive=args.keep_alive_timeout,
+            announce=announce,
+        )
+    except CannotListen as exc:
+        print(f"asgi-llm: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

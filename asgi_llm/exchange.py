@@ -18,6 +18,7 @@ from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import ConfigError, InternalError, InvalidRequest, ProxyError
+from asgi_llm.lifespan import run_lifespan
 from asgi_llm.request import (
     INFERENCE,
     ClientDisconnected,
@@ -71,8 +72,10 @@ class LLMLayer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            if scope["type"] == "lifespan" and self._owns_resources():
-                receive = self._lifespan_receive(receive)
+            if scope["type"] == "lifespan":
+                hooks = (self.startup, self.shutdown) if self._owns_resources() else None
+                await run_lifespan(scope, receive, send, self.app, type(self).__name__, hooks)
+                return
             await self.app(scope, receive, send)
             return
         state = scope.get("state")
@@ -97,7 +100,8 @@ class LLMLayer:
         await self.app(scope, receive, send)
 
     # Lifespan: a layer that owns clients opens them when the app starts and closes them
-    # when it stops, also when mounted inside a user's app.
+    # when it stops, also when mounted inside a user's app. The outermost layer runs every
+    # layer's hooks and reports a failed startup (asgi_llm/lifespan.py).
     async def startup(self) -> None:
         pass
 
@@ -107,17 +111,6 @@ class LLMLayer:
     def _owns_resources(self) -> bool:
         cls = type(self)
         return cls.startup is not LLMLayer.startup or cls.shutdown is not LLMLayer.shutdown
-
-    def _lifespan_receive(self, receive: Receive) -> Receive:
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.startup()
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-            return message
-
-        return wrapped
 
 
 class RequestIds:

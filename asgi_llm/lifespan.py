@@ -1,13 +1,124 @@
-"""Run an asgi-llm app's lifespan from somewhere else: inside your own app's lifespan when
-you mount the stack (Starlette does not forward lifespan events to mounted apps)."""
+"""Lifespan of an asgi-llm stack.
+
+`run_lifespan` is how every layer takes part: the outermost asgi-llm layer of a stack owns
+one `LifespanHooks` for the lifespan scope, the layers inside add their hooks to it, and it
+runs them when the server says so (startups outermost first, shutdowns in reverse). A
+startup that raises is answered with one `lifespan.startup.failed` carrying the reason, as
+asgi-lifespan and Starlette do: the server then exits with that message instead of serving
+on without lifespan (hypercorn's "continuing without Lifespan support", every request 500).
+
+`lifespan(app)` runs an app's lifespan from somewhere else: inside your own app's lifespan
+when you mount the stack (Starlette does not forward lifespan events to mounted apps).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from asgi_llm.types import ASGIApp, Message, Scope
+from asgi_llm.config.loader import redact_url_passwords
+from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("asgi_llm")
+
+Hook = Callable[[], Awaitable[None]]
+_SCOPE_KEY = "asgi_llm.lifespan"  # the stack's LifespanHooks, on the lifespan scope
+
+
+class StartupFailed(Exception):
+    """Raised into the inner app's `receive` once `lifespan.startup.failed` is sent: it
+    unwinds the inner app's lifespan, and the layer that owns the hooks swallows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    name: str
+    startup: Hook
+    shutdown: Hook
+
+
+class LifespanHooks:
+    """One stack's hooks for one lifespan scope; wraps the server's receive and send."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._hooks: list[_Hooks] = []
+        self._started: list[_Hooks] = []
+        self.failure: str | None = None
+
+    def add(self, name: str, startup: Hook, shutdown: Hook) -> None:
+        self._hooks.append(_Hooks(name, startup, shutdown))
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "lifespan.startup":
+            await self._start()
+        elif message["type"] == "lifespan.shutdown":
+            await self._stop()
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind.startswith("lifespan.startup."):
+            if self.failure is not None:
+                return  # the server has its answer: an inner app's second one is dropped
+            if kind == "lifespan.startup.failed":  # the inner app's own startup failed:
+                self.failure = str(message.get("message", ""))
+                await self._stop()  # what the layers opened is closed, as for ours
+        await self._send(message)
+
+    async def _start(self) -> None:
+        for hooks in self._hooks:
+            try:
+                await hooks.startup()
+            except Exception as exc:
+                # Client libraries put the URL in their errors, password included.
+                reason = redact_url_passwords(f"{type(exc).__name__}: {exc}")
+                self.failure = f"{hooks.name} startup failed: {reason}"
+                log.error("%s", self.failure)
+                trace = redact_url_passwords("".join(traceback.format_exception(exc)))
+                log.debug("startup failure of %s:\n%s", hooks.name, trace)
+                await self._stop()
+                # Nothing may suspend after this send: hypercorn raises from it and expects
+                # the lifespan task to be done when it next looks.
+                await self._send({"type": "lifespan.startup.failed", "message": self.failure})
+                raise StartupFailed(self.failure) from exc
+            self._started.append(hooks)
+
+    async def _stop(self) -> None:
+        """Shut down what started, innermost first; one hook failing does not keep the
+        others' clients open."""
+        started, self._started = self._started, []
+        for hooks in reversed(started):
+            try:
+                await hooks.shutdown()
+            except Exception:
+                log.exception("%s shutdown failed", hooks.name)
+
+
+async def run_lifespan(
+    scope: Scope, receive: Receive, send: Send, app: ASGIApp, name: str, hooks: tuple[Hook, Hook] | None
+) -> None:
+    """A layer's part in a lifespan scope: add its (startup, shutdown) hooks, if it has any,
+    and call the app inside it. The outermost asgi-llm layer also owns the stack's hooks."""
+    owner = scope.get(_SCOPE_KEY)
+    if isinstance(owner, LifespanHooks):
+        if hooks is not None:
+            owner.add(name, *hooks)
+        await app(scope, receive, send)
+        return
+    owner = scope[_SCOPE_KEY] = LifespanHooks(receive, send)
+    if hooks is not None:
+        owner.add(name, *hooks)
+    try:
+        await app(scope, owner.receive, owner.send)
+    except StartupFailed:
+        pass  # reported as lifespan.startup.failed; the server decides what comes next
 
 
 @asynccontextmanager
@@ -50,6 +161,9 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
         error = task.exception()  # an app without lifespan support raises on the scope
         raise RuntimeError(f"the app does not run lifespan: {error!r}") from error
     if failure:
+        if not task.done():  # an app that waits on after failing: no shutdown is coming
+            task.cancel()
+            await asyncio.wait({task})
         raise RuntimeError(f"lifespan startup failed: {failure[0]}")
     try:
         yield

@@ -13,9 +13,12 @@ import gc
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import signal
+import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -229,7 +232,10 @@ def _remember_hangup(signum: int, frame: Any) -> None:
     _early_hangups.append(signum)
 
 
-def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
+def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> int:
+    """Serve until stopped: 0, or 1 after one line saying why the app could not start."""
+    from hypercorn.utils import LifespanFailureError, LifespanTimeoutError
+
     # From here on a SIGHUP is remembered until the loop handles it (serve_worker): one sent
     # while this worker reads its config (another worker's admin reload) must not be lost.
     signal.signal(signal.SIGHUP, _remember_hangup)
@@ -239,8 +245,48 @@ def run_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log
         factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve_worker(hc, sockets, drain_timeout, log_format, log_level))
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve_worker(hc, sockets, drain_timeout, log_format, log_level))
+    except (LifespanFailureError, LifespanTimeoutError) as exc:
+        # The stack answered lifespan.startup.failed (asgi_llm/lifespan.py): the reason,
+        # already logged, is the whole story; hypercorn's traceback adds nothing to it.
+        print(f"asgi-llm: {_lifespan_problem(exc)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def _worker_process(*args: Any) -> None:
+    raise SystemExit(run_worker(*args))  # the exit status is what the parent sees
+
+
+def _lifespan_problem(exc: Exception) -> str:
+    """The app's own message out of hypercorn's `Lifespan failure in startup. '<message>'`."""
+    found = re.fullmatch(r"Lifespan failure in (\w+)\. '(.*)'", str(exc), re.DOTALL)
+    if found is None:  # a timeout: hypercorn's sentence says which stage
+        return str(exc) or type(exc).__name__
+    stage, reason = found.groups()
+    return f"cannot start: {reason}" if stage == "startup" else f"{stage} failed: {reason}"
+
+
+class CannotListen(Exception):
+    """The address cannot be bound: nothing was started, and the message says why."""
+
+
+def bind(hc: Any, host: str, port: int) -> Any:
+    """The listening sockets, made before anything is announced or started."""
+    try:
+        return hc.create_sockets()
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)  # "address already in use"
+        raise CannotListen(f"cannot listen on {bind_address(host, port)}: {reason}") from None
+
+
+def bound_address(sockets: Any, host: str, port: int) -> str:
+    """`host:port` as bound (port 0 asks the OS for one: this is the one it gave)."""
+    for sock in getattr(sockets, "insecure_sockets", ()):
+        return bind_address(host, int(sock.getsockname()[1]))
+    return bind_address(host, port)
 
 
 def serve(
@@ -253,18 +299,22 @@ def serve(
     log_format: str = "text",
     log_level: str = "info",
     keep_alive: float = 20.0,
+    announce: Callable[[str], None] | None = None,
 ) -> int:
+    """Bind, then `announce(address)` (the banner), then run the workers; the exit status.
+    Raises CannotListen, before anything is announced, when the address cannot be bound."""
     hc = hypercorn_config(
         host, port, drain_timeout=drain_timeout, access_log=access_log, keep_alive=keep_alive
     )
-    sockets = hc.create_sockets()
+    sockets = bind(hc, host, port)
+    if announce is not None:
+        announce(bound_address(sockets, host, port))
     args = (hc, sockets, drain_timeout, log_format, log_level)
     # SIGHUP (reload) must not kill a process still starting: ignored until each worker's
     # loop handles it (an ignored signal stays ignored in the spawned workers).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if workers <= 1:
-        run_worker(*args)
-        return 0
+        return run_worker(*args)
     # Prometheus totals across workers: prometheus-client's multiprocess mode, one fresh
     # directory of per-process files for this run (set before any worker imports it).
     metrics_dir = None
@@ -272,7 +322,7 @@ def serve(
         metrics_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="asgi-llm-metrics-")
     os.environ[PARENT_ENV] = str(os.getpid())
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=run_worker, args=args, daemon=False) for _ in range(workers)]
+    processes = [context.Process(target=_worker_process, args=args, daemon=False) for _ in range(workers)]
     for process in processes:
         process.start()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 
 import httpx2
@@ -10,7 +14,7 @@ import pytest
 
 from tests.conftest import assert_error_shape, upstream_model
 from tests.fakes.upstream import Behavior, FakeUpstream
-from tests.harness import ProxyServer
+from tests.harness import ProxyServer, free_port
 
 USER = [{"role": "user", "content": "Say hello"}]
 
@@ -300,3 +304,57 @@ def test_embedded_default_serves_mock_1(tmp_path):
             reply = client.chat.completions.create(model="mock-1", messages=USER)
             assert reply.choices[0].message.content.startswith("This is mock-1")
             assert [m.id for m in client.models.list()] == ["mock-1"]
+
+
+def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("ASGI_LLM_CONFIG", "OPENAI_API_KEY")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "asgi_llm", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+    )
+
+
+BROKEN_STARTUP = """\
+from asgi_llm.ratelimit import RateLimitMiddleware
+
+async def startup(self):
+    raise OSError("storage exploded")
+
+RateLimitMiddleware.startup = startup
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_failed_startup_exits_1_with_the_reason(tmp_path, workers):
+    """A layer's startup raising used to leave hypercorn serving "without Lifespan support"
+    (/readyz ready, every LLM request 500): now the process ends, saying why."""
+    (tmp_path / "sitecustomize.py").write_text(BROKEN_STARTUP)  # every process of the run
+    pythonpath = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    result = run_serve("--port", str(free_port()), "--workers", workers, env={"PYTHONPATH": pythonpath})
+    assert result.returncode == 1, result.stderr
+    reason = "RateLimitMiddleware startup failed: OSError: storage exploded"
+    assert f"asgi-llm: cannot start: {reason}" in result.stderr.splitlines()
+    assert "without Lifespan" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_exits_1_with_one_line_and_no_banner(workers):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_serve("--port", str(port), "--workers", workers)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"asgi-llm: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+
+
+def test_the_banner_comes_once_listening_and_names_the_bound_port(tmp_path):
+    with ProxyServer(None, tmp_path) as server:
+        log = server.log()
+    assert f"asgi-llm: serving http://127.0.0.1:{server.port}/v1 with <embedded default>" in log

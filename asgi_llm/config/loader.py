@@ -177,11 +177,16 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1} column {mark.column + 1}" if mark else problem
 
 
+def redact_url_passwords(text: str) -> str:
+    """`redis://user:secret@host` -> `redis://user:***@host`, wherever it appears in `text`."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: ("***" if k in _SECRET_FIELDS and v else _redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v) for v in value]
     if isinstance(value, str) and "@" in value:
-        return _URL_PASSWORD.sub(r"\1:***@", value)  # redis://user:pass@host -> user:***@
+        return redact_url_passwords(value)
     return value

@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 
 from asgi_llm.config.manager import MAX_CONFIG_BYTES, ConfigManager, ReloadResult
-from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_llm.lifespan import run_lifespan
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.config")
 
@@ -232,21 +233,12 @@ class LiveConfig:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            receive = self._lifespan_receive(receive)
+            # Outermost in build_app: it owns the stack's hooks, and runs its own first.
+            await run_lifespan(scope, receive, send, self.app, "LiveConfig", (self.startup, self.shutdown))
+            return
         await self.app(scope, receive, send)
 
-    def _lifespan_receive(self, receive: Receive) -> Receive:
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.start()
-            elif message["type"] == "lifespan.shutdown":
-                await self.stop()
-            return message
-
-        return wrapped
-
-    async def start(self) -> None:
+    async def startup(self) -> None:
         if self._tasks or self.configs.source is None:
             return  # nothing to watch: the embedded default or a config built in code
         await self.file_watcher.prime()  # before the app serves: no edit can slip in between
@@ -257,7 +249,7 @@ class LiveConfig:
             loop.create_task(self.channel.run(), name="asgi-llm config channel"),
         ]
 
-    async def stop(self) -> None:
+    async def shutdown(self) -> None:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
