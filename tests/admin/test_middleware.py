@@ -80,7 +80,7 @@ async def test_reloading_a_config_not_from_a_file_is_an_error_object(asgi_client
 @pytest.mark.parametrize(
     ("method", "path", "headers", "status", "code"),
     [
-        ("POST", "/admin/config/reload", {}, 401, None),  # the code is auth's business
+        ("POST", "/admin/config/reload", {}, 401, "invalid_api_key"),
         ("GET", "/admin/config", {"authorization": f"Bearer {USER_KEY}"}, 403, "endpoint_not_allowed"),
         ("GET", "/admin/config/reload", ROOT, 405, None),
         ("POST", "/admin/keys", ROOT, 404, "key_store_not_configured"),
