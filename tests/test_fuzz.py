@@ -12,8 +12,8 @@ from asgi_llm.config.default import default_config
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import ProxyError
 from asgi_llm.providers.openai import OpenAIStream
-from asgi_llm.providers.sse import SSEDecoder, SSEError
 from asgi_llm.request import parse_json, validate
+from asgi_llm.sse import SSEDecoder, SSEError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -13,7 +13,7 @@ import orjson
 
 from asgi_llm.cache.replay import StreamAssembler, finish_reasons, has_content
 from asgi_llm.context import LLMContext
-from asgi_llm.providers.sse import SSEDecoder, SSEError, event_data
+from asgi_llm.sse import SSEDecoder, SSEError, event_data
 from asgi_llm.types import Message, Send
 
 

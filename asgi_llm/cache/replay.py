@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from asgi_llm.providers.sse import DONE
+from asgi_llm.sse import DONE
 
 _DONE_EVENT = DONE + b"\n\n"
 

@@ -22,8 +22,8 @@ from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
 from asgi_llm.providers.clients import TransportError, UpstreamClients, is_timeout
 from asgi_llm.providers.registry import provider_for
-from asgi_llm.providers.sse import SSEError
 from asgi_llm.request import INFERENCE, route_path
+from asgi_llm.sse import SSEError
 from asgi_llm.types import Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.providers")

@@ -11,7 +11,7 @@ from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
 from asgi_llm.providers.base import bad_response, openai_error, usage_from
-from asgi_llm.providers.sse import DONE, SSEDecoder, event_data
+from asgi_llm.sse import DONE, SSEDecoder, event_data
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 _USAGE_NULL = (b'"usage":null', b'"usage": null')

@@ -16,7 +16,7 @@ import orjson
 
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
-from asgi_llm.providers.sse import SSEError
+from asgi_llm.sse import SSEError
 from asgi_llm.translate.inbound import messages_to_chat
 from asgi_llm.translate.response import NATIVE_HINT, completion_to_message
 from asgi_llm.translate.stream import ChatToMessagesStream

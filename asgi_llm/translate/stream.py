@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from asgi_llm.providers.sse import DONE, SSEDecoder, SSEError, encode_event, event_data
+from asgi_llm.sse import DONE, SSEDecoder, SSEError, encode_event, event_data
 from asgi_llm.translate.response import (
     anthropic_usage,
     finish_reason_for,

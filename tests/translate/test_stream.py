@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asgi_llm.providers.sse import SSEDecoder, SSEError, event_data
+from asgi_llm.sse import SSEDecoder, SSEError, event_data
 from asgi_llm.translate import (
     ChatToMessagesStream,
     MessagesToChatStream,

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_llm.providers.sse import SSEDecoder, SSEError, event_data
+from asgi_llm.sse import SSEDecoder, SSEError, event_data
 
 STREAM = b'data: {"a":1}\n\n: keep-alive\n\ndata: {"b":2}\n\ndata: [DONE]\n\n'
 
