@@ -125,16 +125,57 @@ def assert_error_shape(response: Any, status: int, code: str | None = None) -> d
     return body["error"]
 
 
+class _ErrorLines(logging.Handler):
+    """The ERROR lines of the asgi_llm loggers while it is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cause = f" ({record.exc_info[1]!r})" if record.exc_info and record.exc_info[1] else ""
+        self.lines.append(f"{record.name}: {record.getMessage()}{cause}")
+
+
+NO_LIFESPAN = "the app does not run lifespan:"  # what asgi_llm.lifespan.lifespan raises then
+
+
 async def run_lifespan_shutdown(app: Any) -> None:
     """In-process clients (httpx2.ASGITransport) never send lifespan events: drive them at
-    teardown, as a server does at exit, so lazily opened pools and files get closed."""
+    teardown, as a server does at exit, so lazily opened pools and files get closed.
+
+    Only an app that does not run lifespan at all (a bare terminal app) is let off: it opened
+    nothing this could close. Any other failure fails the test, a layer's shutdown hook that
+    raised included (LifespanHooks logs it at ERROR and goes on to the next layer).
+    """
     from asgi_llm.lifespan import lifespan
 
+    errors = _ErrorLines()
+    logger = logging.getLogger("asgi_llm")
+    logger.addHandler(errors)
     try:
         async with lifespan(app):
             pass
-    except Exception:  # noqa: BLE001 - a user's app without lifespan support: nothing to close
-        pass
+    except RuntimeError as exc:
+        if not str(exc).startswith(NO_LIFESPAN):
+            raise
+    finally:
+        logger.removeHandler(errors)
+    assert not errors.lines, f"errors logged during the lifespan at teardown: {errors.lines}"
+
+
+async def shut_down_all(apps: list[Any]) -> None:
+    """`run_lifespan_shutdown` for every app, even after one fails; then raise its failures."""
+    failures: list[Exception] = []
+    for app in apps:
+        try:
+            await run_lifespan_shutdown(app)
+        except Exception as exc:  # noqa: BLE001 - collected and raised below
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise ExceptionGroup("lifespan shutdown of several apps failed", failures)
 
 
 @pytest.fixture
@@ -167,7 +208,7 @@ async def asgi_client() -> AsyncIterator[Callable[..., httpx2.AsyncClient]]:
     for client, app in made:
         await client.aclose()
         scan_metrics(app)
-        await run_lifespan_shutdown(app)
+    await shut_down_all(list({id(app): app for _, app in made}.values()))  # one lifespan per app
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ class ProxyServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()  # else its ResourceWarning fails a later test, not this one
                 raise RuntimeError(f"proxy exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx2.get(self.root_url + "/healthz", timeout=0.5).status_code == 200:

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_llm import build_app
-from tests.conftest import run_lifespan_shutdown
+from tests.conftest import shut_down_all
 
 
 async def call(
@@ -95,5 +95,4 @@ async def make_app() -> AsyncIterator[Callable[..., Any]]:
         return built
 
     yield make
-    for app in made:
-        await run_lifespan_shutdown(app)
+    await shut_down_all(made)
