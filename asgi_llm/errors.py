@@ -39,6 +39,19 @@ class ConfigError(ValueError):
         super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
 
 
+def error_object(
+    message: str, error_type: str, code: str | None, param: str | None = None
+) -> dict[str, str | None]:
+    """The contract's error object, the one place its fields are named: every error answer,
+    stream error event and admin report carries one under `"error"`."""
+    return {"message": message, "type": error_type, "param": param, "code": code}
+
+
+def error_body(message: str, error_type: str, code: str | None, param: str | None = None) -> bytes:
+    """`{"error": {...}}` as JSON bytes."""
+    return orjson.dumps({"error": error_object(message, error_type, code, param)})
+
+
 class ProxyError(Exception):
     status: int = 500
     type: str = "server_error"
@@ -63,16 +76,7 @@ class ProxyError(Exception):
         self.headers: Headers = headers or []
 
     def body(self) -> bytes:
-        return orjson.dumps(
-            {
-                "error": {
-                    "message": self.message,
-                    "type": self.type,
-                    "param": self.param,
-                    "code": self.code,
-                }
-            }
-        )
+        return error_body(self.message, self.type, self.code, self.param)
 
 
 class InvalidRequest(ProxyError):
@@ -221,5 +225,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamStatus",
     "UpstreamTimeout",
+    "error_body",
+    "error_object",
     "retry_after_header",
 ]

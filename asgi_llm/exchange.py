@@ -30,13 +30,13 @@ from asgi_llm.request import (
     read_body,
     validate,
 )
+from asgi_llm.responses import send_error
 from asgi_llm.translate.endpoint import accept_messages
 from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm")
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-_JSON = (b"content-type", b"application/json")
 
 
 class LLMLayer:
@@ -214,15 +214,7 @@ async def _fail(ctx: LLMContext, exc: ProxyError, send: Send) -> None:
         log.warning("request %s failed after the response started: %s", ctx.request_id, exc.code)
         return
     ctx.extra["error"] = exc
-    body = exc.body()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status,
-            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *exc.headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, exc)
 
 
 def response_headers(ctx: LLMContext) -> list[tuple[bytes, bytes]]:

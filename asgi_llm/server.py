@@ -22,13 +22,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import orjson
-
 from asgi_llm.app import build_app
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
+from asgi_llm.errors import InvalidRequest
 from asgi_llm.exchange import RequestIds
 from asgi_llm.logs import ACCESS_NOTE, AccessNote
+from asgi_llm.responses import send_error
 from asgi_llm.types import ASGIApp
 
 CONFIG_ENV = "ASGI_LLM_CONFIG"
@@ -119,20 +119,8 @@ def _origin_form(scope: Any) -> None:
 
 
 async def _refuse(send: Any, status: int, message: str, code: str) -> None:
-    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
-    body = orjson.dumps({"error": error})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )  # nothing pipelined after it is read
-    await send({"type": "http.response.body", "body": body})
+    close = [(b"connection", b"close")]  # nothing pipelined after it is read
+    await send_error(send, InvalidRequest(message, code=code, status=status, headers=close))
 
 
 def bind_address(host: str, port: int) -> str:

@@ -27,6 +27,7 @@ from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Usage
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.request import INFERENCE
+from asgi_llm.responses import send_json, start_event_stream
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -35,12 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("asgi_llm.cache")
 
-_JSON = (b"content-type", b"application/json")
-_SSE = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 BACKOFF_S = 1.0  # after a backend error, bypass without trying for this long
 BACKEND_DOWN = "backend_unavailable"
 
@@ -269,12 +264,10 @@ class CacheMiddleware(LLMLayer):
         ctx.finish_reason = reasons[0] if reasons else None
         if ctx.stream:
             body = sse_events(entry.endpoint, entry.response, ctx.include_usage)
-            headers = list(_SSE)
+            await start_event_stream(send)
+            await send({"type": "http.response.body", "body": body})
         else:
-            body = orjson.dumps(entry.response)
-            headers = [_JSON, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            await send_json(send, 200, orjson.dumps(entry.response))
 
     async def _forward(self, call: _Call, scope: Scope, receive: Receive, send: Send) -> None:
         """A miss: call inward, copy the answer aside while it passes, store it if whole."""

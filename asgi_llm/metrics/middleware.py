@@ -27,6 +27,7 @@ from asgi_llm.exchange import LLMLayer, run_exchange
 from asgi_llm.metrics.exporter import Exporter, ProxyState
 from asgi_llm.metrics.record import RecordBuilder
 from asgi_llm.request import match_endpoint, route_path
+from asgi_llm.responses import send_response
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.metrics")
@@ -214,7 +215,8 @@ class MetricsMiddleware(LLMLayer):
             await self.app(scope, receive, send)
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await _respond(send, 405, b"Use GET.\n", "text/plain; charset=utf-8", [(b"allow", b"GET, HEAD")])
+            allow = [(b"allow", b"GET, HEAD")]
+            await send_response(send, 405, b"Use GET.\n", b"text/plain; charset=utf-8", allow)
             return
         exporter = self.prometheus
         self._sample_state()
@@ -224,7 +226,13 @@ class MetricsMiddleware(LLMLayer):
                 accept = value.decode("latin-1")
         # Rendering reads every worker's files in multiprocess mode: not on the loop.
         body, content_type = await asyncio.to_thread(exporter.render, accept)
-        await _respond(send, 200, b"" if scope["method"] == "HEAD" else body, content_type, length=len(body))
+        await send_response(
+            send,
+            200,
+            b"" if scope["method"] == "HEAD" else body,
+            content_type.encode("latin-1"),
+            content_length=len(body),
+        )
 
     # -- gauges and reloads -------------------------------------------------------------
     def state(self) -> ProxyState:
@@ -320,29 +328,6 @@ def _degraded(layer: Any, now: float) -> bool | None:
         if isinstance(report, dict) and report.get("enabled", True) and "degraded" in report:
             return bool(report["degraded"])
     return None
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    *,
-    length: int | None = None,
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode("latin-1")),
-                (b"content-length", str(len(body) if length is None else length).encode()),
-                *(headers or ()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 __all__ = ["MetricsMiddleware"]

@@ -17,29 +17,24 @@ from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
-from asgi_llm.errors import ModelNotFound, ProxyError, UpstreamError, UpstreamTimeout
+from asgi_llm.errors import InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout, error_body
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
 from asgi_llm.providers.clients import TransportError, UpstreamClients, is_timeout
 from asgi_llm.providers.registry import provider_for
 from asgi_llm.request import INFERENCE, route_path
-from asgi_llm.sse import SSEError
-from asgi_llm.types import Message, Receive, Scope, Send
+from asgi_llm.responses import send_error, send_json, start_event_stream
+from asgi_llm.sse import SSEError, encode_event
+from asgi_llm.types import Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.providers")
 
-_JSON = (b"content-type", b"application/json")
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 MAX_ERROR_BODY = 64 * 1024
 
 
 def stream_error_event(message: str, code: str) -> bytes:
-    error = {"message": message, "type": "upstream_error", "param": None, "code": code}
-    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+    """The one event that ends a stream which failed after its first byte (no `[DONE]`)."""
+    return encode_event(error_body(message, "upstream_error", code))
 
 
 def usage_cost(deployment: Deployment, ctx: LLMContext) -> float | None:
@@ -142,9 +137,7 @@ class ProviderApp(LLMLayer):
 
     @staticmethod
     async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-        error = ProxyError("Unknown URL.", status=404, code="unknown_url")
-        error.type = "invalid_request_error"
-        await _send_json(send, 404, error.body())
+        await send_error(send, InvalidRequest("Unknown URL.", status=404, code="unknown_url"))
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         if ctx.endpoint == "models":
@@ -207,7 +200,7 @@ class ProviderApp(LLMLayer):
                         out = provider.read_response(ctx, deployment, raw)
                         ctx.timings.first_byte = time.perf_counter()
                         ctx.cost_usd = usage_cost(deployment, ctx)
-                        await _send_json(send, 200, out)
+                        await send_json(send, 200, out)
                 except TransportError as exc:
                     if is_timeout(exc):
                         raise UpstreamTimeout(
@@ -261,7 +254,7 @@ class ProviderApp(LLMLayer):
         except SSEError as exc:
             raise bad_response(deployment, str(exc)) from None
         ctx.timings.first_byte = time.perf_counter()
-        await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEADERS)})
+        await start_event_stream(send)
         await send({"type": "http.response.body", "body": first, "more_body": True})
         task = asyncio.current_task()
         assert task is not None
@@ -333,11 +326,4 @@ def _model_object(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
 
 
-async def _send_json(send: Send, status: int, body: bytes, headers: list[Any] | None = None) -> None:
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *(headers or ())],
-    }
-    await send(start)
-    await send({"type": "http.response.body", "body": body})
+_send_json = send_json  # the name `handle` and `pass_through` still call
