@@ -3,8 +3,9 @@
 A sentence embedding scores "Is it safe..." against "Is it not safe..." at 0.994 and "New
 York to London" against "London to New York" at 0.994: no threshold alone separates them.
 So a candidate above the threshold must also agree with the question on everything that
-flips an answer: numbers (years, amounts, ordinals), negation, the named things it is about,
-the order of the arguments of a relation, and antonyms. And a small edit of a long prompt
+flips an answer: numbers (years, amounts, ordinals) with their units ("5 kg" / "5 lb", "$5" /
+"5%"), negation, the named things it is about, the order of the arguments of a relation, and
+antonyms (in any inflection: "rising" / "falling"). And a small edit of a long prompt
 that swaps a word or two ("...write a haiku" / "...write a limerick") is another prompt.
 A veto costs a miss, never a wrong answer.
 """
@@ -102,6 +103,68 @@ _NEGATIONS = frozenset(
         "un",
     ]
 )
+# Units: the word or sign next to a number, compared with it. Each line: the spelling kept,
+# then the others ("5 kilograms" and "5kg" are the same amount, "5 lb" another).
+_UNIT_SPELLINGS = (
+    "% percent",
+    "$ dollar dollars usd",
+    "€ euro euros eur",
+    "£ gbp sterling",
+    "yen jpy",
+    "cent cents",
+    "kg kilo kilos kilogram kilograms",
+    "g gram grams",
+    "mg milligram milligrams",
+    "lb lbs pound pounds",
+    "oz ounce ounces",
+    "ton tons tonne tonnes",
+    "km kilometer kilometers kilometre kilometres",
+    "m meter meters metre metres",
+    "cm centimeter centimeters centimetre centimetres",
+    "mm millimeter millimeters millimetre millimetres",
+    "mi mile miles",
+    "ft foot feet",
+    "inch inches",
+    "yd yard yards",
+    "l liter liters litre litres",
+    "ml milliliter milliliters millilitre millilitres",
+    "gal gallon gallons",
+    "c celsius centigrade",
+    "f fahrenheit",
+    "kelvin",
+    "deg degree degrees",
+    "ms millisecond milliseconds",
+    "s sec secs second seconds",
+    "min mins minute minutes",
+    "h hr hrs hour hours",
+    "day days",
+    "week weeks",
+    "month months",
+    "year years yr yrs",
+    "am a.m",
+    "pm p.m",
+    "kb kilobyte kilobytes",
+    "mb megabyte megabytes",
+    "gb gigabyte gigabytes",
+    "tb terabyte terabytes",
+    "byte bytes",
+    "bit bits",
+    "kbps",
+    "mbps",
+    "gbps",
+    "mph",
+    "kph kmh",
+    "w watt watts",
+    "kw kilowatt kilowatts",
+    "kwh",
+    "v volt volts",
+    "hz hertz",
+    "mhz",
+    "ghz",
+    "kcal cal calorie calories",
+)
+_UNITS = {spelling: line.split()[0] for line in _UNIT_SPELLINGS for spelling in line.split()}
+_CURRENCY_SIGNS = frozenset("$€£")
 EDIT_CONTEXT_WORDS = 8  # how much verbatim context makes a one-spot swap an edit
 # Markers of a relation whose two sides must not be swapped ("X to Y", "X than Y", "X vs Y").
 _RELATIONS = frozenset(
@@ -392,10 +455,12 @@ class Features:
 
 
 def _stem(word: str) -> str:
+    """Crude, but the same for every form of a word: rise, rises, rising -> ris."""
     for suffix in ("ies", "ing", "est", "ed", "es", "er", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 _ANTONYM_STEMS = frozenset(frozenset(_stem(w) for w in pair) for pair in ANTONYM_PAIRS)
@@ -407,13 +472,13 @@ def features(text: str) -> Features:
     entities: set[str] = set()
     words: list[str] = []
     negations = 0
-    for match in _WORD.finditer(text):
-        token = match.group()
-        lower = token.lower()
-        lower = lower.removesuffix("'s")  # possessive: "Rajan's" is about Rajan
-        lower = lower.replace("'", "")
+    matches = list(_WORD.finditer(text))
+    # possessive: "Rajan's" is about Rajan
+    lowers = [m.group().lower().removesuffix("'s").replace("'", "") for m in matches]
+    for at, match in enumerate(matches):
+        token, lower = match.group(), lowers[at]
         if any(ch.isdigit() for ch in token) or lower in _NUMBER_WORDS:
-            numbers.add(lower.replace(",", ""))
+            numbers.add(lower.replace(",", "") + _unit(lowers, at))
         if lower in _NEGATIONS:
             negations += 1
         # Names and acronyms: capitalized words that do not merely open a sentence.
@@ -423,6 +488,16 @@ def features(text: str) -> Features:
             entities.add(lower)
         words.append(lower)
     return Features(tuple(words), frozenset(numbers), negations, frozenset(entities), _relations(words))
+
+
+def _unit(words: list[str], at: int) -> str:
+    """The unit of the number at `at`, spelt one way ("kg" for "5 kilograms"), or ""."""
+    if at and words[at - 1] in _CURRENCY_SIGNS:
+        return words[at - 1]  # "$5"
+    unit = _UNITS.get(words[at + 1], "") if at + 1 < len(words) else ""
+    if unit == "deg" and at + 2 < len(words) and words[at + 2] in _UNITS:
+        return _UNITS[words[at + 2]]  # "30 degrees celsius" is "30 C"
+    return unit
 
 
 def _opens_sentence(text: str, at: int) -> bool:
