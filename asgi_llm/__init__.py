@@ -10,6 +10,13 @@ from asgi_llm.exchange import LLMLayer
 from asgi_llm.lifespan import lifespan
 from asgi_llm.metrics import MetricsMiddleware
 from asgi_llm.providers.app import ProviderApp
+from asgi_llm.providers.transport import (
+    TransportError,
+    TransportTimeout,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamTransport,
+)
 from asgi_llm.ratelimit import RateLimitMiddleware
 from asgi_llm.routing.middleware import RouterMiddleware
 
@@ -29,6 +36,11 @@ __all__ = [
     "ProxyError",
     "RateLimitMiddleware",
     "RouterMiddleware",
+    "TransportError",
+    "TransportTimeout",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "UpstreamTransport",
     "Usage",
     "build_app",
     "get_context",

@@ -9,7 +9,6 @@ the `/v1/messages` endpoint to give back to Anthropic clients.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 
@@ -17,6 +16,7 @@ from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext, Usage
 from asgi_llm.errors import InvalidRequest, UpstreamError, UpstreamStatus
 from asgi_llm.providers.base import bad_response, parse_retry_after, scrub
+from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.translate import NATIVE_HINT, MessagesToChatStream, chat_to_messages
 from asgi_llm.translate.response import message_to_completion
 
@@ -65,7 +65,7 @@ class AnthropicStream:
 class AnthropicProvider:
     """`anthropic` deployments: POST {base_url}/messages with x-api-key and anthropic-version."""
 
-    def build(self, ctx: LLMContext, deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
+    def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
         if ctx.endpoint != "chat":
             raise InvalidRequest(
                 f"Anthropic deployments serve chat completions, not {ctx.endpoint}.",
@@ -79,7 +79,7 @@ class AnthropicProvider:
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key
         body = chat_to_messages(ctx.payload, model=deployment.model)
-        return deployment.url + "/messages", headers, orjson.dumps(body)
+        return UpstreamRequest("POST", deployment.url + "/messages", headers, orjson.dumps(body))
 
     def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
         try:
@@ -105,11 +105,15 @@ class AnthropicProvider:
     def stream(self, ctx: LLMContext, deployment: Deployment) -> AnthropicStream:
         return AnthropicStream(ctx, deployment)
 
-    def error(self, status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
+    def error(
+        self, status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment
+    ) -> UpstreamError:
         return anthropic_error(status, body, headers, deployment)
 
 
-def anthropic_error(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
+def anthropic_error(
+    status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment
+) -> UpstreamError:
     """`{"type": "error", "error": {"type", "message"}}` as an UpstreamStatus: 529
     (overloaded) and every 5xx are retryable, a 4xx is passed on with its message."""
     message, error_type = f"The upstream answered HTTP {status}.", None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -20,8 +21,9 @@ from asgi_llm.context import LLMContext
 from asgi_llm.errors import InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout, error_body
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
-from asgi_llm.providers.clients import TransportError, UpstreamClients, is_timeout
+from asgi_llm.providers.clients import UpstreamClients
 from asgi_llm.providers.registry import provider_for
+from asgi_llm.providers.transport import TransportError, TransportTimeout, UpstreamResponse
 from asgi_llm.request import INFERENCE, route_path
 from asgi_llm.responses import send_error, send_json, start_event_stream
 from asgi_llm.sse import SSEError, encode_event
@@ -46,7 +48,7 @@ def usage_cost(deployment: Deployment, ctx: LLMContext) -> float | None:
     ) / 1_000_000
 
 
-async def _read_limited(response: Any, limit: int) -> bytes:
+async def _read_limited(response: UpstreamResponse, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
@@ -175,17 +177,18 @@ class ProviderApp(LLMLayer):
 
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
+        request = provider.build(ctx, deployment)  # may refuse (400): nothing is in flight yet
+        transport = self.clients.transport(deployment)
         self._in_flight[deployment.id] = self._in_flight.get(deployment.id, 0) + 1
-        url, headers, body = provider.build(ctx, deployment)
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + deployment.timeout_s
         ctx.timings.upstream_start = time.perf_counter()
-        response: Any = None
+        response: UpstreamResponse | None = None
         try:
             async with asyncio.timeout_at(min(start + deployment.first_byte_timeout_s, deadline)) as timer:
                 try:
-                    response = await self.clients.send(deployment, url, headers, body)
+                    response = await transport.send(request)
                     if 300 <= response.status_code < 400:
                         # Never followed: a redirect could point the provider key anywhere.
                         raise bad_response(deployment, "a redirect, which is not followed")
@@ -201,13 +204,13 @@ class ProviderApp(LLMLayer):
                         ctx.timings.first_byte = time.perf_counter()
                         ctx.cost_usd = usage_cost(deployment, ctx)
                         await send_json(send, 200, out)
-                except TransportError as exc:
-                    if is_timeout(exc):
-                        raise UpstreamTimeout(
-                            "The upstream did not answer in time.",
-                            deployment=deployment.id,
-                            code="connect_timeout",
-                        ) from None
+                except TransportTimeout:
+                    raise UpstreamTimeout(
+                        "The upstream did not answer in time.",
+                        deployment=deployment.id,
+                        code="connect_timeout",
+                    ) from None
+                except TransportError:
                     raise UpstreamError(
                         "Could not reach the upstream.",
                         deployment=deployment.id,
@@ -234,12 +237,12 @@ class ProviderApp(LLMLayer):
         ctx: LLMContext,
         deployment: Deployment,
         provider: Provider,
-        response: Any,
+        response: UpstreamResponse,
         send: Send,
         timer: asyncio.Timeout,
         deadline: float,
     ) -> None:
-        content_type = response.headers.get("content-type", "")
+        content_type = response.headers.get("content-type") or ""
         if not content_type.startswith("text/event-stream"):
             raise bad_response(deployment, f"expected an event stream, got {content_type[:40]!r}")
         adapter = provider.stream(ctx, deployment)
@@ -283,7 +286,7 @@ class ProviderApp(LLMLayer):
         ctx: LLMContext,
         deployment: Deployment,
         adapter: StreamAdapter,
-        chunks: Any,
+        chunks: AsyncIterator[bytes],
         send: Send,
         timer: asyncio.Timeout,
         deadline: float,
@@ -308,7 +311,7 @@ class ProviderApp(LLMLayer):
             if not adapter.done:
                 failure = ("The upstream stream ended early.", "stream_interrupted")
         except (TransportError, SSEError) as exc:
-            log.warning("stream from %s broke: %s", deployment.id, exc.__class__.__name__)
+            log.warning("stream from %s broke: %s: %s", deployment.id, exc.__class__.__name__, exc)
             failure = ("The upstream stream was interrupted.", "stream_interrupted")
         except TimeoutError:
             failure = ("The upstream stream timed out.", "stream_timeout")

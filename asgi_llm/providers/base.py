@@ -13,6 +13,7 @@ import orjson
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext, Usage
 from asgi_llm.errors import UpstreamError, UpstreamStatus
+from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 
 _KEYLIKE = re.compile(r"\b(sk|rk|pk|sess|key)-[A-Za-z0-9_\-]{6,}")
 MAX_ERROR_MESSAGE = 500
@@ -27,8 +28,10 @@ class StreamAdapter(Protocol):
 
 
 class Provider(Protocol):
-    def build(self, ctx: LLMContext, deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
-        """URL, headers and body of the upstream request."""
+    """A wire format: how an attempt is written for an upstream and its answer read back."""
+
+    def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
+        """The upstream request (credentials or a signature included)."""
         ...
 
     def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
@@ -37,7 +40,9 @@ class Provider(Protocol):
 
     def stream(self, ctx: LLMContext, deployment: Deployment) -> StreamAdapter: ...
 
-    def error(self, status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError: ...
+    def error(
+        self, status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment
+    ) -> UpstreamError: ...
 
 
 def scrub(text: str, deployment: Deployment) -> str:
@@ -63,7 +68,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), 3600.0)
 
 
-def openai_error(status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
+def openai_error(status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment) -> UpstreamError:
     """An upstream error answer in OpenAI's shape (OpenAI, Azure, vLLM, Ollama ...)."""
     message, error_type, code = f"The upstream answered HTTP {status}.", None, None
     try:

@@ -1,17 +1,16 @@
 """Upstream HTTP clients: the one module that imports the HTTP client libraries.
 
-Attempts speak httpx2's vocabulary (Request, Response, transports, TransportError), so the
-mock provider, tests and users plug in any httpx2 transport. The default transport is
-aiohttp's connection pool driven directly: measured on this machine, httpx2's own pool falls
-to ~0.4x of aiohttp's under concurrency, and even the httpx2 API over aiohttp
-(httpx-aiohttp) costs 15-33% of throughput (docs/performance.md). One pool per deployment,
-created on first use and closed at shutdown or when a reload removes the deployment.
+The default transport is aiohttp's connection pool driven directly: measured on this
+machine, httpx2's own pool falls to ~0.4x of aiohttp's under concurrency, and even the httpx2
+API over aiohttp (httpx-aiohttp) costs 15-33% of throughput (docs/performance.md). Any httpx2
+transport (a user's `transport_factory`, `httpx2.MockTransport` in tests) is adapted once,
+when its pool is made. One pool per deployment, created on first use and closed at shutdown
+or when a reload removes the deployment.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -19,24 +18,20 @@ import httpx2
 from httpx_aiohttp.httpx2 import AiohttpTransport
 
 from asgi_llm.config.schema import Deployment
+from asgi_llm.providers.registry import entry_for
+from asgi_llm.providers.transport import (
+    TransportError,
+    TransportTimeout,
+    UpstreamRequest,
+    UpstreamTransport,
+)
 
 Client = httpx2.AsyncClient
-Request = httpx2.Request
-Response = httpx2.Response
-TransportError = httpx2.TransportError
-AsyncByteStream = httpx2.AsyncByteStream
-AsyncBaseTransport = httpx2.AsyncBaseTransport
+# What `transport_factory(deployment)` may return: ours, or any httpx2 transport.
+TransportFactory = Callable[[Deployment], "UpstreamTransport | httpx2.AsyncBaseTransport"]
 
 READ_CHUNK = 64 * 1024  # upstream bytes handed on at a time (THREATS U7: memory per slow stream)
 POOL_LIMITS = httpx2.Limits(max_connections=1024, max_keepalive_connections=256, keepalive_expiry=30)
-
-
-def is_timeout(exc: BaseException) -> bool:
-    """aiohttp maps some disconnects to httpx2's ConnectTimeout: judge by the real cause."""
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(exc, httpx2.TimeoutException):
-        return cause is None or isinstance(cause, (asyncio.TimeoutError, TimeoutError))
-    return isinstance(exc, (asyncio.TimeoutError, TimeoutError))
 
 
 def make_client(*, connect_timeout: float = 5.0, timeout: float = 10.0) -> httpx2.AsyncClient:
@@ -50,13 +45,13 @@ def make_client(*, connect_timeout: float = 5.0, timeout: float = 10.0) -> httpx
 
 
 class DirectResponse:
-    """The part of an httpx2.Response an attempt uses, read straight from aiohttp."""
+    """An aiohttp response as an `UpstreamResponse`."""
 
     __slots__ = ("status_code", "headers", "_response")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self.status_code = response.status
-        self.headers = response.headers  # case-insensitive `.get`, like httpx2.Headers
+        self.headers = response.headers  # a CIMultiDictProxy: case-insensitive `.get`
         self._response = response
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
@@ -67,7 +62,7 @@ class DirectResponse:
             async for chunk in self._response.content.iter_chunked(READ_CHUNK):
                 yield chunk
         except (aiohttp.ClientError, OSError) as exc:
-            raise httpx2.ReadError(f"upstream read failed: {exc.__class__.__name__}") from exc
+            raise TransportError(f"upstream read failed: {exc.__class__.__name__}") from exc
 
     async def aclose(self) -> None:
         if self._response.content.at_eof():
@@ -80,9 +75,9 @@ class DirectTransport:
     """aiohttp's pool for one deployment. No cookie jar (an upstream's cookies must never
     reach another tenant's request), no redirects, no proxies from the environment."""
 
-    def __init__(self, connect_timeout: float) -> None:
+    def __init__(self, connect_timeout_s: float) -> None:
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, connect=None, sock_read=None
+            total=None, sock_connect=connect_timeout_s, connect=None, sock_read=None
         )
         self._session: aiohttp.ClientSession | None = None
 
@@ -100,18 +95,23 @@ class DirectTransport:
         )
         return self._session
 
-    async def send(self, url: str, headers: dict[str, str], body: bytes) -> DirectResponse:
+    async def send(self, request: UpstreamRequest) -> DirectResponse:
         session = self._session or self._open()
         try:
             response = await session.request(
-                "POST", url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                allow_redirects=False,
+                timeout=self._timeout,
             )
         except TimeoutError as exc:  # aiohttp's connect timeouts are asyncio.TimeoutError
-            raise httpx2.ConnectTimeout("upstream connect timed out") from exc
+            raise TransportTimeout("upstream connect timed out") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise httpx2.ConnectError(f"upstream connect failed: {exc.__class__.__name__}") from exc
+            raise TransportError(f"upstream connect failed: {exc.__class__.__name__}") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise httpx2.ReadError(f"upstream request failed: {exc.__class__.__name__}") from exc
+            raise TransportError(f"upstream request failed: {exc.__class__.__name__}") from exc
         return DirectResponse(response)
 
     async def aclose(self) -> None:
@@ -120,57 +120,108 @@ class DirectTransport:
             self._session = None
 
 
+def _transport_error(exc: httpx2.TransportError) -> TransportError:
+    # httpx-aiohttp maps some disconnects to httpx2's ConnectTimeout: judge by the real cause.
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, httpx2.TimeoutException) and (cause is None or isinstance(cause, TimeoutError)):
+        return TransportTimeout(f"upstream timed out: {exc.__class__.__name__}")
+    return TransportError(f"upstream transport failed: {exc.__class__.__name__}")
+
+
+class Httpx2Response:
+    """An httpx2 response as an `UpstreamResponse` (its read errors become ours)."""
+
+    __slots__ = ("status_code", "headers", "_response")
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self._response = response
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx2.TransportError as exc:
+            raise _transport_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class Httpx2Transport:
+    """Any httpx2 transport as an `UpstreamTransport`."""
+
+    __slots__ = ("transport", "_extensions")
+
+    def __init__(self, transport: httpx2.AsyncBaseTransport, *, connect_timeout_s: float) -> None:
+        self.transport = transport
+        # Read timeouts are ours (first byte, idle, total: ProviderApp); never httpx's 5 s
+        # default on every phase. httpx2.Request copies the mapping, so one serves all.
+        timeout = {"connect": connect_timeout_s, "read": None, "write": None, "pool": None}
+        self._extensions: dict[str, Any] = {"timeout": timeout}
+
+    async def send(self, request: UpstreamRequest) -> Httpx2Response:
+        outgoing = httpx2.Request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            extensions=self._extensions,
+        )
+        try:
+            return Httpx2Response(await self.transport.handle_async_request(outgoing))
+        except httpx2.TransportError as exc:
+            raise _transport_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def upstream_transport(
+    transport: UpstreamTransport | httpx2.AsyncBaseTransport, deployment: Deployment
+) -> UpstreamTransport:
+    """What a `transport_factory` gave, as an `UpstreamTransport` (adapted if httpx2's)."""
+    if isinstance(transport, httpx2.AsyncBaseTransport):
+        return Httpx2Transport(transport, connect_timeout_s=deployment.connect_timeout_s)
+    # A client has `send` and `aclose` too, but sends httpx2 Requests: a common slip.
+    usable = callable(getattr(transport, "send", None)) and callable(getattr(transport, "aclose", None))
+    if not usable or isinstance(transport, httpx2.AsyncClient):
+        raise TypeError(
+            f"transport_factory gave {type(transport).__name__} for deployment {deployment.id!r}: "
+            "expected an httpx2 transport or an UpstreamTransport (send, aclose)"
+        )
+    return transport
+
+
 class UpstreamClients:
     """One pooled transport per deployment, created on first use.
 
-    The default is `DirectTransport`; `transport_factory(deployment)` (and the mock provider)
-    may give an httpx2 transport instead, which then gets httpx2 Requests.
+    The transport is the provider's own when its registry entry has one (the mock), else
+    what `transport_factory(deployment)` gives, else a `DirectTransport`.
     """
 
-    def __init__(self, transport_factory: object = None) -> None:
-        self._transports: dict[str, Any] = {}
-        self._timeouts: dict[str, dict[str, float | None]] = {}
+    def __init__(self, transport_factory: TransportFactory | None = None) -> None:
+        self._transports: dict[str, UpstreamTransport] = {}
         self._transport_factory = transport_factory
 
-    def transport(self, deployment: Deployment) -> Any:
+    def transport(self, deployment: Deployment) -> UpstreamTransport:
         transport = self._transports.get(deployment.id)
         if transport is None:
             transport = self._transports[deployment.id] = self._make(deployment)
         return transport
 
-    async def send(self, deployment: Deployment, url: str, headers: dict[str, str], body: bytes) -> Any:
-        """One upstream request; the response has status_code, headers, aiter_bytes, aclose."""
-        transport = self.transport(deployment)
-        if isinstance(transport, DirectTransport):
-            return await transport.send(url, headers, body)
-        return await transport.handle_async_request(self.request(deployment, url, headers, body))
-
-    def request(self, deployment: Deployment, url: str, headers: dict[str, str], body: bytes) -> Request:
-        timeout = self._timeouts.get(deployment.id)
-        if timeout is None:
-            # Read timeouts are ours (first byte, idle, total: ProviderApp); never httpx's
-            # 5 s default on every phase.
-            timeout = self._timeouts[deployment.id] = {
-                "connect": deployment.connect_timeout_s,
-                "read": None,
-                "write": None,
-                "pool": None,
-            }
-        return httpx2.Request("POST", url, headers=headers, content=body, extensions={"timeout": timeout})
-
-    def _make(self, deployment: Deployment) -> Any:
-        if deployment.provider == "mock":
-            from asgi_llm.providers.mock import MockTransport
-
-            return MockTransport(deployment)
-        if callable(self._transport_factory):
-            return self._transport_factory(deployment)
+    def _make(self, deployment: Deployment) -> UpstreamTransport:
+        own = entry_for(deployment.provider).transport
+        if own is not None:
+            return own(deployment)
+        if self._transport_factory is not None:
+            return upstream_transport(self._transport_factory(deployment), deployment)
         return DirectTransport(deployment.connect_timeout_s)
 
     async def close(self, deployment_id: str) -> None:
         """Close one deployment's pool (it was removed from the config)."""
         transport = self._transports.pop(deployment_id, None)
-        self._timeouts.pop(deployment_id, None)
         if transport is not None:
             await transport.aclose()
 
@@ -178,3 +229,15 @@ class UpstreamClients:
         transports, self._transports = self._transports, {}
         for transport in transports.values():
             await transport.aclose()
+
+
+__all__ = [
+    "DirectTransport",
+    "Httpx2Transport",
+    "TransportError",
+    "TransportFactory",
+    "TransportTimeout",
+    "UpstreamClients",
+    "make_client",
+    "upstream_transport",
+]

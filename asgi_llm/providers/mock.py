@@ -1,7 +1,8 @@
 """The built-in `mock` provider: an offline OpenAI-compatible upstream, in process.
 
-It is an HTTP transport, so a mock deployment takes exactly the path a real one takes
-(request building, streaming, usage, failover); only the socket is missing.
+It is an `UpstreamTransport` (its registry entry names it), so a mock deployment takes
+exactly the path a real one takes (request building, streaming, usage, failover); only the
+socket is missing.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from asgi_llm.config.schema import Deployment, MockOptions
-from asgi_llm.providers.clients import AsyncBaseTransport, AsyncByteStream, Request, Response
+from asgi_llm.providers.transport import UpstreamRequest
 
 _EMBEDDING_DIM = 16
 
@@ -61,29 +63,51 @@ def _base64_floats(vector: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
-class _Stream(AsyncByteStream):
-    def __init__(self, parts: list[bytes], delay_s: float) -> None:
+class _Headers:
+    __slots__ = ("_values",)
+
+    def __init__(self, content_type: str) -> None:
+        self._values = {"content-type": content_type}
+
+    def get(self, key: str, /) -> str | None:
+        return self._values.get(key.lower())
+
+
+class _Response:
+    """A whole answer, handed out in parts (one per SSE event), `delay_s` apart."""
+
+    __slots__ = ("status_code", "headers", "_parts", "_delay")
+
+    def __init__(self, content_type: str, parts: list[bytes], delay_s: float = 0.0) -> None:
+        self.status_code = 200
+        self.headers = _Headers(content_type)
         self._parts = parts
         self._delay = delay_s
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
         for part in self._parts:
             if self._delay:
                 await asyncio.sleep(self._delay)
             yield part
 
+    async def aclose(self) -> None:
+        pass
 
-class MockTransport(AsyncBaseTransport):
+
+class MockTransport:
     def __init__(self, deployment: Deployment) -> None:
         self.model = deployment.model
         self.options = deployment.mock or MockOptions()
 
-    async def handle_async_request(self, request: Request) -> Response:
+    async def aclose(self) -> None:
+        pass
+
+    async def send(self, request: UpstreamRequest) -> _Response:
         options = self.options
         if options.latency_ms:
             await asyncio.sleep(options.latency_ms / 1000)
-        payload = orjson.loads(request.content or b"{}")
-        path = request.url.path
+        payload = orjson.loads(request.body or b"{}")
+        path = urlsplit(request.url).path
         if path.endswith("/embeddings"):
             return self._json(self._embeddings(payload))
         kind = "completions" if path.endswith("/v1/completions") or path == "/completions" else "chat"
@@ -95,7 +119,7 @@ class MockTransport(AsyncBaseTransport):
             "total_tokens": prompt_tokens + len(pieces),
         }
         created = int(time.time())
-        ident = "mock-" + hashlib.sha256(request.content or b"").hexdigest()[:24]
+        ident = "mock-" + hashlib.sha256(request.body).hexdigest()[:24]
         if payload.get("stream"):
             events = [
                 self._chunk(kind, ident, created, piece, i == 0, None) for i, piece in enumerate(pieces)
@@ -113,11 +137,7 @@ class MockTransport(AsyncBaseTransport):
                     }
                 )
             parts = [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-            return Response(
-                200,
-                headers={"content-type": "text/event-stream"},
-                stream=_Stream(parts, options.chunk_delay_ms / 1000),
-            )
+            return _Response("text/event-stream", parts, options.chunk_delay_ms / 1000)
         text = "".join(pieces)
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
         if kind == "chat":
@@ -178,5 +198,5 @@ class MockTransport(AsyncBaseTransport):
         return "text_completion"
 
     @staticmethod
-    def _json(payload: dict[str, Any]) -> Response:
-        return Response(200, headers={"content-type": "application/json"}, content=orjson.dumps(payload))
+    def _json(payload: dict[str, Any]) -> _Response:
+        return _Response("application/json", [orjson.dumps(payload)])

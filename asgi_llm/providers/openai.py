@@ -11,6 +11,7 @@ from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
 from asgi_llm.providers.base import bad_response, openai_error, usage_from
+from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.sse import DONE, SSEDecoder, event_data
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
@@ -92,8 +93,10 @@ class OpenAIProvider:
             headers["authorization"] = f"Bearer {deployment.api_key}"
         return headers
 
-    def build(self, ctx: LLMContext, deployment: Deployment) -> tuple[str, dict[str, str], bytes]:
-        return self.url(ctx, deployment), self.headers(deployment), upstream_body(ctx, deployment)
+    def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
+        return UpstreamRequest(
+            "POST", self.url(ctx, deployment), self.headers(deployment), upstream_body(ctx, deployment)
+        )
 
     def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
         try:
@@ -111,7 +114,9 @@ class OpenAIProvider:
     def stream(self, ctx: LLMContext, deployment: Deployment) -> OpenAIStream:
         return OpenAIStream(ctx)
 
-    def error(self, status: int, body: bytes, headers: Any, deployment: Deployment) -> UpstreamError:
+    def error(
+        self, status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment
+    ) -> UpstreamError:
         return openai_error(status, body, headers, deployment)
 
 

@@ -1,22 +1,53 @@
-"""Provider name (config `provider:`) -> the provider that speaks its wire format."""
+"""Provider name (config `provider:`) -> its registry entry: the wire format that writes and
+reads its requests, and, when plain HTTP through the deployment's pool will not do, the
+transport made for each of its deployments.
+
+A new provider is one entry here: its wire format (request building, signing included, and
+reading answers, streams and errors back) and, if it needs one, its own transport (a mock,
+a token-refreshing wrapper). The pool and ProviderApp never branch on a provider's name.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from asgi_llm.config.schema import Deployment
 from asgi_llm.providers.anthropic import AnthropicProvider
 from asgi_llm.providers.base import Provider
+from asgi_llm.providers.mock import MockTransport
 from asgi_llm.providers.openai import AzureProvider, OpenAIProvider
+from asgi_llm.providers.transport import UpstreamTransport
 
-PROVIDERS: dict[str, Provider] = {
-    "openai": OpenAIProvider(),
-    "openai-compatible": OpenAIProvider(),
-    "azure": AzureProvider(),
-    "anthropic": AnthropicProvider(),
-    "mock": OpenAIProvider(),  # the mock transport speaks OpenAI
+
+@dataclass(frozen=True, slots=True)
+class ProviderEntry:
+    wire: Provider
+    # Made once per deployment instead of the pool's default (or a user's transport_factory).
+    transport: Callable[[Deployment], UpstreamTransport] | None = None
+
+
+_OPENAI = OpenAIProvider()
+
+REGISTRY: dict[str, ProviderEntry] = {
+    "openai": ProviderEntry(_OPENAI),
+    "openai-compatible": ProviderEntry(_OPENAI),
+    "azure": ProviderEntry(AzureProvider()),
+    "anthropic": ProviderEntry(AnthropicProvider()),
+    "mock": ProviderEntry(_OPENAI, transport=MockTransport),  # an OpenAI server, in process
 }
 
 
-def provider_for(name: str) -> Provider:
+def entry_for(name: str) -> ProviderEntry:
     try:
-        return PROVIDERS[name]
+        return REGISTRY[name]
     except KeyError:
         raise LookupError(f"provider {name!r} is not available in this version") from None
+
+
+def provider_for(name: str) -> Provider:
+    """The wire format of a provider (ProviderApp, and the check at construction)."""
+    return entry_for(name).wire
+
+
+__all__ = ["REGISTRY", "ProviderEntry", "entry_for", "provider_for"]
