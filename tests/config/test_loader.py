@@ -103,7 +103,7 @@ def test_metadata_addresses_in_any_spelling_are_refused_unless_allowed(host):
 def test_ordinary_hosts_load(host):
     data = json.loads(json.dumps(MINIMAL))
     data["models"][0]["deployments"][0]["base_url"] = f"http://{host}:8000/v1"
-    Config.from_dict(data)
+    assert Config.from_dict(data).models[0].deployments[0].base_url == f"http://{host}:8000/v1"
 
 
 def test_azure_needs_api_version():

@@ -31,6 +31,7 @@ def test_the_metric_table_lists_exactly_what_is_exported():
 
 
 def test_the_config_blocks_load():
+    hosts = []
     for block in blocks("yaml"):
         data = yaml.safe_load(block)
         if isinstance(data, dict) and "metrics" in data:
@@ -38,6 +39,8 @@ def test_the_config_blocks_load():
                 {"models": [mock_model()], **data}, environ={"DD_AGENT_HOST": "10.0.0.1"}
             )
             assert config.metrics.statsd is not None
+            hosts.append(config.metrics.statsd.host)
+    assert hosts == ["127.0.0.1", "10.0.0.1"]  # the full example, then the agent's from the environment
 
 
 async def test_the_custom_exporter_example_runs(make_app, no_secrets_in_logs):

@@ -31,6 +31,7 @@ async def test_openai_sdk_default_encoding_decodes_to_the_float_answer(mock_clie
     sdk = AsyncOpenAI(base_url="http://proxy.test/v1", api_key="unused", http_client=mock_client)
     answer = await sdk.embeddings.create(model="mock-1", input=["a", "b"])
     floats = await _embed(mock_client)
+    assert len(answer.data) == 2
     for got, want in zip(answer.data, floats, strict=True):
         assert got.embedding == pytest.approx(want["embedding"], abs=1e-6)
 

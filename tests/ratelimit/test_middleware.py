@@ -286,10 +286,11 @@ async def test_listing_models_is_not_counted(stack, prefix):
 
 
 async def test_build_app_mounts_the_layer(asgi_client, prefix):
-    client = asgi_client(limits_config("memory://", prefix, rules=[{"per": "ip", "requests": "1/hour"}]))
-    assert (await post(client)).status_code == 200
+    config = Config.from_dict(limits_config("memory://", prefix, rules=[{"per": "ip", "requests": "1/hour"}]))
+    client = asgi_client(app=build_app(config))
+    first = await post(client)
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit-requests"] == "1"
     assert_error_shape(await post(client), 429, "rate_limit_exceeded")
-    assert build_app is not None
 
 
 def test_format_reset_is_openai_style():
