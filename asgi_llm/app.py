@@ -1,37 +1,158 @@
-"""build_app: the full stack in its default order around ProviderApp."""
+"""The composition root: `build_app` makes the process-wide services once and hands each
+layer the ones it needs, then stacks the layers in the default order around ProviderApp.
+
+    Services (built once)           layers that get them
+    configs: ConfigManager          every layer
+    health: HealthRegistry          Auth, RateLimit, Cache write it; Metrics, ProviderApp read it
+    cooldowns: CooldownTracker      Router writes it; Metrics reads it
+    key_stores: KeyStores           Auth looks keys up; Admin mints and revokes
+    audits: AuditLogs               Auth and Admin write
+    upstreams: UpstreamClients      ProviderApp
+    watch: ConfigWatch              (the file watcher and the reload channel)
+
+A layer built alone (mounted by a user) makes the defaults it was not given, so every layer
+stays usable on its own; `build_app` returns an `LLMApp` whose named handles replace any
+search through the stack.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from asgi_llm.admin.middleware import AdminMiddleware
+from asgi_llm.auth.audit import AuditLogs
+from asgi_llm.auth.keys import KeyStores
 from asgi_llm.auth.middleware import AuthMiddleware
 from asgi_llm.cache.middleware import CacheMiddleware
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
-from asgi_llm.config.watch import LiveConfig
+from asgi_llm.config.watch import ConfigWatch
+from asgi_llm.health import HealthRegistry
+from asgi_llm.lifespan import run_lifespan
 from asgi_llm.metrics.middleware import MetricsMiddleware
 from asgi_llm.providers.app import ProviderApp
+from asgi_llm.providers.clients import UpstreamClients
 from asgi_llm.ratelimit.middleware import RateLimitMiddleware
+from asgi_llm.routing.health import CooldownTracker
 from asgi_llm.routing.middleware import RouterMiddleware
-from asgi_llm.types import ASGIApp
+from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 
-def build_app(config: Config | ConfigManager | None = None, *, transport_factory: Any = None) -> ASGIApp:
+@dataclass(slots=True)
+class Services:
+    """What the layers of one stack share, made once per process."""
+
+    configs: ConfigManager
+    health: HealthRegistry
+    cooldowns: CooldownTracker
+    key_stores: KeyStores
+    audits: AuditLogs
+    upstreams: UpstreamClients
+    watch: ConfigWatch
+
+    @classmethod
+    def build(cls, configs: ConfigManager, *, transport_factory: Any = None) -> Services:
+        return cls(
+            configs=configs,
+            health=HealthRegistry(),
+            cooldowns=CooldownTracker(),
+            key_stores=KeyStores(),
+            audits=AuditLogs(),
+            upstreams=UpstreamClients(transport_factory),
+            watch=ConfigWatch(configs),
+        )
+
+    async def startup(self) -> None:
+        await self.watch.startup()
+
+    async def shutdown(self) -> None:
+        """After every layer's shutdown (the lifespan owner runs it last)."""
+        await self.watch.shutdown()
+        await self.upstreams.aclose()
+        await self.key_stores.aclose()
+        self.audits.close()
+
+
+class LLMApp:
+    """The full stack as one ASGI app, with a handle on each layer and on the services.
+
+    It is the stack's lifespan owner: the services start before the layers and stop after
+    them; a startup that fails is reported as `lifespan.startup.failed` (asgi_llm/lifespan.py).
+    """
+
+    def __init__(
+        self,
+        *,
+        services: Services,
+        metrics: MetricsMiddleware,
+        auth: AuthMiddleware,
+        admin: AdminMiddleware,
+        ratelimit: RateLimitMiddleware,
+        cache: CacheMiddleware,
+        router: RouterMiddleware,
+        provider: ProviderApp,
+    ) -> None:
+        self.services = services
+        self.configs = services.configs
+        self.metrics = metrics
+        self.auth = auth
+        self.admin = admin
+        self.ratelimit = ratelimit
+        self.cache = cache
+        self.router = router
+        self.provider = provider
+        self.app: ASGIApp = metrics  # the outermost layer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            hooks = (self.services.startup, self.services.shutdown)
+            await run_lifespan(scope, receive, send, self.app, "asgi-llm services", hooks)
+            return
+        await self.app(scope, receive, send)
+
+    def drain(self, timeout: float) -> None:
+        """Server shutdown: streams still running after `timeout` end with an error event."""
+        self.provider.drain(timeout)
+
+
+def build_app(config: Config | ConfigManager | None = None, *, transport_factory: Any = None) -> LLMApp:
     """Metrics, Auth, Admin, RateLimit, Cache, Router, then ProviderApp (outermost first).
 
     Every layer is present whatever the config says, and does nothing while its section is
-    absent: a live reload can turn a feature on or off without rebuilding the stack. Around
-    them all, LiveConfig watches the config file (and the Redis reload channel) while the
-    app runs, on lifespan startup to shutdown.
+    absent: a live reload can turn a feature on or off without rebuilding the stack. The
+    services' config watch follows the config file (and the Redis reload channel) from
+    lifespan startup to shutdown.
     """
     manager = as_manager(config if config is not None else default_config())
-    app: ASGIApp = ProviderApp(config=manager, transport_factory=transport_factory)
-    app = RouterMiddleware(app, config=manager)
-    cache = CacheMiddleware(app, config=manager)
-    limiter = RateLimitMiddleware(cache, config=manager)
-    app = AdminMiddleware(limiter, config=manager, cache=cache, limiter=limiter)
-    auth = AuthMiddleware(app, config=manager)
-    app.auth = auth  # type: ignore[attr-defined]
-    return LiveConfig(MetricsMiddleware(auth, config=manager), config=manager)
+    services = Services.build(manager, transport_factory=transport_factory)
+    provider = ProviderApp(config=manager, clients=services.upstreams, health=services.health)
+    router = RouterMiddleware(provider, config=manager, cooldowns=services.cooldowns)
+    cache = CacheMiddleware(router, config=manager, health=services.health)
+    ratelimit = RateLimitMiddleware(cache, config=manager, health=services.health)
+    admin = AdminMiddleware(
+        ratelimit,
+        config=manager,
+        cache=cache,
+        limiter=ratelimit,
+        key_stores=services.key_stores,
+        audits=services.audits,
+    )
+    auth = AuthMiddleware(
+        admin, config=manager, key_stores=services.key_stores, audits=services.audits, health=services.health
+    )
+    metrics = MetricsMiddleware(auth, config=manager, health=services.health, cooldowns=services.cooldowns)
+    return LLMApp(
+        services=services,
+        metrics=metrics,
+        auth=auth,
+        admin=admin,
+        ratelimit=ratelimit,
+        cache=cache,
+        router=router,
+        provider=provider,
+    )
+
+
+__all__ = ["LLMApp", "Services", "build_app"]

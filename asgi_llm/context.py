@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from asgi_llm.config.catalog import ModelEntry
     from asgi_llm.config.loader import Config
     from asgi_llm.config.schema import Deployment
+    from asgi_llm.errors import ProxyError
 
 
 @dataclass(slots=True)
@@ -61,6 +62,18 @@ class Timings:
 
 
 @dataclass(slots=True)
+class RateLimitInfo:
+    """What RateLimitMiddleware decided for the request (`ctx.ratelimit`)."""
+
+    reserved_tokens: int = 0
+    degraded: bool = False  # the shared store was down: the local fallback decided
+    store: str = "memory"  # memory | redis | local
+    rejected: str | None = None  # window | concurrency | budget, when refused
+    charged_tokens: int | None = None  # settled at the end
+    charged_usd: float | None = None  # with budgets
+
+
+@dataclass(slots=True)
 class LLMContext:
     request_id: str
     config: Config
@@ -71,7 +84,8 @@ class LLMContext:
     stream: bool = False
     include_usage: bool = False  # the client asked for the usage chunk
     principal: Principal | None = None
-    entry: ModelEntry | None = None  # the resolved model
+    requested: ModelEntry | None = None  # the model the client named, resolved once (exchange)
+    entry: ModelEntry | None = None  # the model being served (the router moves it to fallbacks)
     needs: frozenset[str] = frozenset()  # capabilities the request needs
     prompt_tokens_estimate: int = 0
     candidates: list[Deployment] = field(default_factory=list)
@@ -89,7 +103,16 @@ class LLMContext:
     disconnected: bool = False
     timings: Timings = field(default_factory=Timings)
     response_headers: Headers = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    # What core layers learn for the layers outside them (metrics above all):
+    error: ProxyError | None = None  # the error answered (the exchange's boundary)
+    fallback_model: str | None = None  # the router served a fallback model, by name
+    stream_failure: str | None = None  # code of the error event that ended a stream
+    ratelimit: RateLimitInfo | None = None
+    cache_bypass: str | None = None  # why the cache was not consulted
+    cached_usage: Usage | None = None  # a cache hit's stored usage (`usage` stays None)
+    inbound_format: str | None = None  # "anthropic": came in on /v1/messages, answered so
+    native_hint: dict[str, Any] | None = None  # what an Anthropic upstream said that chat cannot
+    extra: dict[str, Any] = field(default_factory=dict)  # for your own layers
 
     def add_header(self, name: bytes, value: bytes) -> None:
         """Queue a response header; the exchange applies them all on `http.response.start`."""
@@ -101,4 +124,4 @@ def get_context(scope: Scope) -> LLMContext | None:
     return state.get("llm") if state is not None else None
 
 
-__all__ = ["LLMContext", "Principal", "Timings", "Usage", "get_context"]
+__all__ = ["LLMContext", "Principal", "RateLimitInfo", "Timings", "Usage", "get_context"]

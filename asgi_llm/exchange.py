@@ -17,8 +17,8 @@ from typing import Any
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.context import LLMContext
-from asgi_llm.errors import ConfigError, InternalError, InvalidRequest, ProxyError
-from asgi_llm.lifespan import run_lifespan
+from asgi_llm.errors import InternalError, InvalidRequest, ProxyError
+from asgi_llm.lifespan import Placement, run_lifespan
 from asgi_llm.request import (
     INFERENCE,
     ClientDisconnected,
@@ -42,39 +42,31 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 class LLMLayer:
     """Base of every asgi-llm middleware: scope guard, context, lifespan hooks."""
 
-    # Layers this one must sit inside of (outer to it), by class name: checked when the stack
-    # is built, so a mis-ordered stack fails at start-up with a message, not at request time.
+    # What this layer is, for the order checks of others ("auth", "ratelimit", ...).
+    kind: str = ""
+    # Kinds of layer this one must sit inside of (outer to it) when they are present: checked
+    # when the stack starts (lifespan startup), so a mis-ordered stack fails with a message.
     must_be_inside: tuple[str, ...] = ()
 
     def __init__(self, app: ASGIApp, *, config: Config | ConfigManager) -> None:
         self.app = app
         self.configs = as_manager(config)
         self.request_ids = RequestIds()
-        self._check_order()
-
-    def _check_order(self) -> None:
-        inner: Any = self.app
-        for _ in range(64):  # walk the layers built inside this one (Starlette's too)
-            if inner is None:
-                return
-            name = type(inner).__name__
-            if name in self.order_requirements():
-                raise ConfigError(
-                    f"{type(self).__name__} is placed outside {name}, but it needs what {name} "
-                    f"finds ({self.order_requirements()[name]}): put {name} before it (outer) in "
-                    "the middleware list."
-                )
-            inner = getattr(inner, "app", None)
+        self._placement = Placement(
+            self.kind or type(self).__name__, type(self).__name__, self.order_requirements
+        )
 
     def order_requirements(self) -> dict[str, str]:
-        """{outer layer class name: why}; override to depend on the config."""
-        return {name: "the request's context" for name in self.must_be_inside}
+        """{kind of an outer layer: why}; override to depend on the config."""
+        return {kind: "the request's context" for kind in self.must_be_inside}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 hooks = (self.startup, self.shutdown) if self._owns_resources() else None
-                await run_lifespan(scope, receive, send, self.app, type(self).__name__, hooks)
+                await run_lifespan(
+                    scope, receive, send, self.app, type(self).__name__, hooks, self._placement
+                )
                 return
             await self.app(scope, receive, send)
             return
@@ -180,11 +172,13 @@ async def run_exchange(
                 ctx.payload = parse_json(ctx.body)
                 if name == "messages":  # Anthropic's format: a chat request from here inward
                     send = accept_messages(ctx, send)  # and its answers translated back
-                (ctx.model, ctx.stream, ctx.include_usage, ctx.needs, ctx.prompt_tokens_estimate) = validate(
-                    ctx.endpoint, ctx.payload
-                )
+                parsed = validate(ctx.endpoint, ctx.payload)
+                ctx.model, ctx.stream, ctx.include_usage = parsed.model, parsed.stream, parsed.include_usage
+                ctx.needs, ctx.prompt_tokens_estimate = parsed.needs, parsed.prompt_tokens_estimate
             elif ctx.body.strip():
                 ctx.payload = parse_json(ctx.body)
+        if ctx.model is not None:  # the one place the model named is resolved
+            ctx.requested = ctx.entry = config.catalog.resolve(ctx.model)
         watcher = asyncio.get_running_loop().create_task(
             _watch_disconnect(receive, disconnected, ctx, asyncio.current_task())
         )
@@ -213,7 +207,7 @@ async def _fail(ctx: LLMContext, exc: ProxyError, send: Send) -> None:
         # Too late for a status: the layer that streamed has already ended its stream.
         log.warning("request %s failed after the response started: %s", ctx.request_id, exc.code)
         return
-    ctx.extra["error"] = exc
+    ctx.error = exc
     await send_error(send, exc)
 
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from asgi_llm.config.loader import redact_url_passwords
+from asgi_llm.redact import redact_url_passwords
 from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm")
@@ -32,6 +32,32 @@ _SCOPE_KEY = "asgi_llm.lifespan"  # the stack's LifespanHooks, on the lifespan s
 class StartupFailed(Exception):
     """Raised into the inner app's `receive` once `lifespan.startup.failed` is sent: it
     unwinds the inner app's lifespan, and the layer that owns the hooks swallows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a layer sits, for the order check at startup: its `kind`, its class name (for
+    the message), and which kinds must be outside it when present ({kind: why})."""
+
+    kind: str
+    name: str
+    requires: Callable[[], dict[str, str]]
+
+
+def order_error(placements: list[Placement]) -> str | None:
+    """Why this order (outermost first) cannot work, or None. A required layer may be left
+    out altogether; it must not sit inside the layer that needs it."""
+    for index, placement in enumerate(placements):
+        needs = placement.requires()
+        for inner in placements[index + 1 :]:
+            why = needs.get(inner.kind)
+            if why is not None:
+                return (
+                    f"{placement.name} is placed outside {inner.name}, but it needs what "
+                    f"{inner.name} finds ({why}): put {inner.name} before it (outer) in the "
+                    "middleware list."
+                )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +75,7 @@ class LifespanHooks:
         self._send = send
         self._hooks: list[_Hooks] = []
         self._started: list[_Hooks] = []
+        self.placements: list[Placement] = []  # every asgi-llm layer, outermost first
         self.failure: str | None = None
 
     def add(self, name: str, startup: Hook, shutdown: Hook) -> None:
@@ -73,6 +100,12 @@ class LifespanHooks:
         await self._send(message)
 
     async def _start(self) -> None:
+        misplaced = order_error(self.placements)
+        if misplaced is not None:
+            self.failure = misplaced
+            log.error("%s", misplaced)
+            await self._send({"type": "lifespan.startup.failed", "message": misplaced})
+            raise StartupFailed(misplaced)
         for hooks in self._hooks:
             try:
                 await hooks.startup()
@@ -102,19 +135,30 @@ class LifespanHooks:
 
 
 async def run_lifespan(
-    scope: Scope, receive: Receive, send: Send, app: ASGIApp, name: str, hooks: tuple[Hook, Hook] | None
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    app: ASGIApp,
+    name: str,
+    hooks: tuple[Hook, Hook] | None,
+    placement: Placement | None = None,
 ) -> None:
     """A layer's part in a lifespan scope: add its (startup, shutdown) hooks, if it has any,
-    and call the app inside it. The outermost asgi-llm layer also owns the stack's hooks."""
+    and its placement for the order check, then call the app inside it. The outermost
+    asgi-llm layer also owns the stack's hooks."""
     owner = scope.get(_SCOPE_KEY)
     if isinstance(owner, LifespanHooks):
         if hooks is not None:
             owner.add(name, *hooks)
+        if placement is not None:
+            owner.placements.append(placement)
         await app(scope, receive, send)
         return
     owner = scope[_SCOPE_KEY] = LifespanHooks(receive, send)
     if hooks is not None:
         owner.add(name, *hooks)
+    if placement is not None:
+        owner.placements.append(placement)
     try:
         await app(scope, owner.receive, owner.send)
     except StartupFailed:

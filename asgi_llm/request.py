@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -246,11 +247,20 @@ def _text_length(content: Any) -> tuple[int, bool]:
     return 0, False
 
 
-def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, frozenset[str], int]:
-    """Check the fields every layer relies on.
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    """What every layer relies on, checked once: the model as the client named it, streaming,
+    the usage chunk asked for, the capabilities needed, and a prompt-token estimate."""
 
-    Returns (model, stream, include_usage, needs, estimated prompt tokens).
-    """
+    model: str
+    stream: bool
+    include_usage: bool
+    needs: frozenset[str]
+    prompt_tokens_estimate: int
+
+
+def validate(endpoint: str, payload: dict[str, Any]) -> ParsedRequest:
+    """Check the fields every layer relies on (400 naming the field otherwise)."""
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest(
@@ -351,12 +361,13 @@ def validate(endpoint: str, payload: dict[str, Any]) -> tuple[str, bool, bool, f
                 param="input",
                 code="invalid_type",
             )
-    return model, stream, include_usage, frozenset(needs), chars // 4 + 1
+    return ParsedRequest(model, stream, include_usage, frozenset(needs), chars // 4 + 1)
 
 
 __all__ = [
     "ENDPOINTS",
     "ClientDisconnected",
+    "ParsedRequest",
     "ProxyError",
     "Route",
     "check_content_type",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from asgi_llm.app import build_app
+from asgi_llm.app import LLMApp, build_app
 from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.errors import InvalidRequest
@@ -45,9 +45,9 @@ def load_config(path: str | None = None) -> Config:
 MAX_HEADER_BYTES = 16 * 1024
 
 
-def app_from_env() -> ASGIApp:
-    """The app each worker builds (the config path travels in the environment)."""
-    return RequestGuard(build_app(load_config()))
+def stack_from_env() -> LLMApp:
+    """The stack each worker builds (the config path travels in the environment)."""
+    return build_app(load_config())
 
 
 class RequestGuard:
@@ -150,16 +150,6 @@ def hypercorn_config(
     return hc
 
 
-def find_layer(app: Any, name: str) -> Any:
-    for _ in range(64):
-        if app is None:
-            return None
-        if hasattr(app, name):
-            return app
-        app = getattr(app, "app", None)
-    return None
-
-
 async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: str, log_level: str) -> None:
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
@@ -167,7 +157,8 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
     from asgi_llm.logs import configure
 
     configure(log_format, log_level)
-    app = app_from_env()
+    stack = stack_from_env()
+    app = RequestGuard(stack)
     # What exists now (modules, the config, the stack) lives as long as the process: out of
     # the collector's sight, so a full collection walks only what requests create (measured:
     # 80k start-up objects cost each full collection ~60 ms on this machine, a p99 spike).
@@ -181,33 +172,31 @@ async def serve_worker(hc: Any, sockets: Any, drain_timeout: float, log_format: 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    layer = find_layer(app, "configs")
-    if layer is not None:  # SIGHUP: reload the config file (validated; the old one stays if bad)
-        reloads: set[asyncio.Task[Any]] = set()
+    configs = stack.configs
+    # SIGHUP: reload the config file (validated; the old one stays if bad)
+    reloads: set[asyncio.Task[Any]] = set()
 
-        def reload() -> None:
-            task = loop.create_task(layer.configs.reload_async(origin="signal"))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+    def reload() -> None:
+        task = loop.create_task(configs.reload_async(origin="signal"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
-        loop.add_signal_handler(signal.SIGHUP, reload)
-        if _early_hangups:  # a SIGHUP came while the config was being read: read it again
-            reload()
-        parent = os.environ.get(PARENT_ENV)
-        if parent is not None and parent == str(os.getppid()):
-            # An admin reload reaches one worker: it asks the parent, which sends SIGHUP to
-            # every worker (this one included), so all of them serve the same config.
-            def siblings(result: Any) -> None:
-                if result.ok and result.origin == "admin":
-                    os.kill(int(parent), signal.SIGHUP)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    if _early_hangups:  # a SIGHUP came while the config was being read: read it again
+        reload()
+    parent = os.environ.get(PARENT_ENV)
+    if parent is not None and parent == str(os.getppid()):
+        # An admin reload reaches one worker: it asks the parent, which sends SIGHUP to
+        # every worker (this one included), so all of them serve the same config.
+        def siblings(result: Any) -> None:
+            if result.ok and result.origin == "admin":
+                os.kill(int(parent), signal.SIGHUP)
 
-            layer.configs.reload_observers.append(siblings)
+        configs.reload_observers.append(siblings)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
-        provider = find_layer(app, "drain")
-        if provider is not None:
-            provider.drain(drain_timeout)
+        stack.drain(drain_timeout)
 
     wrapped = wrap_app(app, hc.wsgi_max_body_size, None)  # type: ignore[arg-type]
     await worker_serve(wrapped, hc, sockets=sockets, shutdown_trigger=shutdown_trigger)

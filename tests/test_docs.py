@@ -20,6 +20,7 @@ language. So a new block either runs, or says in the doc why it does not.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -136,7 +137,8 @@ async def check_python(block: Block, asgi_client) -> None:
     if block.path in COVERED:
         return  # executed by COVERED[block.path]
     namespace: dict = {"__name__": "docs_example"}
-    exec(code, namespace)
+    # In a thread of its own, as a reader's script would run: a block may call asyncio.run.
+    await asyncio.to_thread(exec, code, namespace)
     app = namespace.get("app")
     if app is None:
         return

@@ -4,7 +4,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from asgi_llm import AuthMiddleware, Config, ConfigError, ProviderApp, RateLimitMiddleware
+from asgi_llm import AuthMiddleware, Config, ProviderApp, RateLimitMiddleware, lifespan
 from asgi_llm.admin import AdminMiddleware
 
 CONFIG = Config.from_dict(
@@ -12,20 +12,26 @@ CONFIG = Config.from_dict(
 )
 
 
-def test_rate_limit_outside_auth_is_refused_at_startup():
-    with pytest.raises(ConfigError, match="RateLimitMiddleware is placed outside AuthMiddleware"):
-        RateLimitMiddleware(AuthMiddleware(ProviderApp(config=CONFIG), config=CONFIG), config=CONFIG)
+async def test_rate_limit_outside_auth_is_refused_at_startup():
+    app = RateLimitMiddleware(AuthMiddleware(ProviderApp(config=CONFIG), config=CONFIG), config=CONFIG)
+    with pytest.raises(RuntimeError, match="RateLimitMiddleware is placed outside AuthMiddleware"):
+        async with lifespan(app):
+            pass
 
 
-def test_the_check_sees_through_starlettes_own_layers():
+async def test_the_check_sees_through_starlettes_own_layers():
     app = Starlette(
         middleware=[Middleware(AdminMiddleware, config=CONFIG), Middleware(AuthMiddleware, config=CONFIG)]
     )
-    with pytest.raises(ConfigError, match="AdminMiddleware is placed outside AuthMiddleware"):
-        app.build_middleware_stack()
+    with pytest.raises(RuntimeError, match="AdminMiddleware is placed outside AuthMiddleware"):
+        async with lifespan(app):
+            pass
 
 
-def test_the_right_order_builds():
+async def test_a_layer_that_is_needed_may_be_left_out_and_the_right_order_starts():
+    alone = RateLimitMiddleware(ProviderApp(config=CONFIG), config=CONFIG)  # no Auth at all: fine
+    async with lifespan(alone):
+        pass
     app = Starlette(
         middleware=[
             Middleware(AuthMiddleware, config=CONFIG),
@@ -33,7 +39,23 @@ def test_the_right_order_builds():
             Middleware(AdminMiddleware, config=CONFIG),
         ]
     )
-    app.build_middleware_stack()
+    async with lifespan(app):
+        pass
+
+
+async def test_a_misordered_stack_starts_nothing_and_serve_would_exit(tmp_path):
+    """The order check runs before any startup hook: nothing was opened, so nothing leaks."""
+    started = []
+
+    class Recorder(AuthMiddleware):
+        async def startup(self) -> None:
+            started.append("auth")
+
+    app = RateLimitMiddleware(Recorder(ProviderApp(config=CONFIG), config=CONFIG), config=CONFIG)
+    with pytest.raises(RuntimeError, match="lifespan startup failed: RateLimitMiddleware is placed outside"):
+        async with lifespan(app):
+            pass
+    assert started == []
 
 
 async def test_a_path_prefix_moves_every_llm_route_and_leaves_the_rest_alone(asgi_client):

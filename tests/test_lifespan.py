@@ -165,7 +165,7 @@ async def test_the_full_stack_stops_the_config_watcher_when_a_later_layer_fails(
     assert server.kinds() == ["lifespan.startup.failed"]
     assert "RateLimitMiddleware startup failed: OSError: storage exploded" in server.sent[0]["message"]
     await asyncio.sleep(0)
-    assert app._tasks == [] and set(asyncio.all_tasks()) == before  # LiveConfig's tasks: gone
+    assert app.services.watch._tasks == [] and set(asyncio.all_tasks()) == before  # the watch's tasks: gone
 
 
 async def test_a_password_in_the_reason_is_redacted(no_secrets_in_logs):

@@ -52,11 +52,12 @@ def test_leaking_metrics_fail_the_scan():
         def render(self):
             return b'asgi_llm_requests_total{model="sk-live-0123456789"} 1\n', "text/plain"
 
-    class Layer:
-        prometheus = Exporter()
+    from asgi_llm import Config, MetricsMiddleware
 
+    metrics = MetricsMiddleware(lambda *_: None, config=Config.from_dict({"models": []}))
+    metrics._prometheus = Exporter()
     with pytest.raises(AssertionError, match="key material in metrics"):
-        scan_metrics(Layer())
+        scan_metrics(metrics)
 
 
 def test_log_lines_are_captured_at_debug(no_secrets_in_logs):

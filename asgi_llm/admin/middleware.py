@@ -9,71 +9,96 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
 
-from asgi_llm.auth.audit import AuditLog, AuditUnavailable
-from asgi_llm.auth.keys import KeyRecord
+from asgi_llm.auth.audit import AuditLog, AuditLogs, AuditUnavailable
+from asgi_llm.auth.keys import KeyRecord, KeyStores, RedisKeyStore
+from asgi_llm.auth.middleware import AuthMiddleware
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
-from asgi_llm.errors import InvalidRequest, PermissionDenied, ProxyError, ServiceUnavailable
+from asgi_llm.errors import InvalidRequest, PermissionDenied, ProxyError, ServiceUnavailable, error_object
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.redis_client import errors as redis_errors
+from asgi_llm.responses import send_json
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
-_JSON = (b"content-type", b"application/json")
+
+class CachePurger(Protocol):
+    """What the admin API needs of the cache (CacheMiddleware is one)."""
+
+    async def purge(self, *, namespace: str | None = None, model: str | None = None) -> int: ...
+
+
+class UsageReporter(Protocol):
+    """What the admin API needs of the limiter (RateLimitMiddleware is one)."""
+
+    async def usage_report(self) -> dict[str, Any]: ...
+
+
+Action = Callable[[LLMContext, Scope, Principal], Awaitable[tuple[int, Any]]]
 
 
 class AdminMiddleware(LLMLayer):
-    must_be_inside = ("AuthMiddleware",)
+    """`key_stores` and `audits` are the ones AuthMiddleware uses (`auth=` takes them from an
+    AuthMiddleware); `cache` purges and `limiter` reports usage. `build_app` hands in all four."""
+
+    kind = "admin"
+    must_be_inside = ("auth",)
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         config: Config | ConfigManager,
-        auth: Any = None,
-        cache: Any = None,
-        limiter: Any = None,
+        auth: AuthMiddleware | None = None,
+        cache: CachePurger | None = None,
+        limiter: UsageReporter | None = None,
+        key_stores: KeyStores | None = None,
+        audits: AuditLogs | None = None,
     ) -> None:
         super().__init__(app, config=config)
-        self.auth = auth
+        self.key_stores = key_stores or (auth.key_stores if auth is not None else None)
+        self.audits = audits or (auth.audits if auth is not None else None)
         self.cache = cache
         self.limiter = limiter
         # Admin actions are audited even when `auth.audit_log` is not configured: to the
         # `asgi_llm.audit` logger (the configured log, when there is one, replaces it).
         self.default_audit = AuditLog(logger="asgi_llm.audit")
+        self._actions: dict[str, Action] = {
+            "admin.config": self._config,
+            "admin.config.reload": self._config_reload,
+            "admin.cache": self._cache,
+            "admin.usage": self._usage,
+            "admin.stats": self._stats,
+            "admin.keys": self._keys,
+            "admin.keys.revoke": self._keys_revoke,
+        }
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
-        if not ctx.endpoint.startswith("admin"):
+        action = self._actions.get(ctx.endpoint)
+        if action is None:
             await self.app(scope, receive, send)
             return
         principal = ctx.principal
         if principal is None or not principal.admin:
             raise PermissionDenied("The admin API needs an admin role.", code="endpoint_not_allowed")
-        action = ctx.endpoint.removeprefix("admin.")
-        self._audit(ctx, scope, principal, action, "requested")
+        name = ctx.endpoint.removeprefix("admin.")
+        self._audit(ctx, scope, principal, name, "requested")
         try:
-            status, body = await getattr(self, "_" + action.replace(".", "_"))(ctx, scope, principal)
+            status, body = await action(ctx, scope, principal)
         except ProxyError:
-            self._audit(ctx, scope, principal, action, "refused")
+            self._audit(ctx, scope, principal, name, "refused")
             raise
-        self._audit(ctx, scope, principal, action, "done" if status < 400 else "failed")
-        payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [_JSON, (b"content-length", str(len(payload)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        self._audit(ctx, scope, principal, name, "done" if status < 400 else "failed")
+        await send_json(send, status, orjson.dumps(body))
 
     def _audit(self, ctx: LLMContext, scope: Scope, principal: Principal, action: str, outcome: str) -> None:
-        audit = self.auth.audit_log(ctx.config) if self.auth is not None else None
+        audit = self.audits.for_config(ctx.config) if self.audits is not None else None
         event = {
             "request_id": ctx.request_id,
             "principal": principal.id,
@@ -175,8 +200,8 @@ class AdminMiddleware(LLMLayer):
             raise _store_down() from exc
         return 200, {"revoked": key_id}
 
-    def _store(self, ctx: LLMContext) -> Any:
-        store = self.auth.key_store(ctx.config) if self.auth is not None else None
+    def _store(self, ctx: LLMContext) -> RedisKeyStore:
+        store = self.key_stores.for_config(ctx.config) if self.key_stores is not None else None
         if store is None:
             raise InvalidRequest(
                 "No key store is configured (auth.key_store).", status=404, code="key_store_not_configured"
@@ -224,4 +249,4 @@ def _target(ctx: LLMContext, scope: Scope) -> str | None:
 
 
 def _error(message: str, code: str) -> dict[str, Any]:
-    return {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    return error_object(message, "invalid_request_error", code)

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.config.loader import Config
+
 log = logging.getLogger("asgi_llm.audit")
 
 
@@ -58,3 +60,26 @@ def open_audit(path: str | None, logger: str | None) -> AuditLog:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
     return AuditLog(path, logger)
+
+
+class AuditLogs:
+    """The audit log of each config snapshot (by path and logger), opened on first use and
+    shared by AuthMiddleware and AdminMiddleware, so both write through one descriptor."""
+
+    def __init__(self) -> None:
+        self._logs: dict[tuple[str | None, str | None], AuditLog] = {}
+
+    def for_config(self, config: Config) -> AuditLog | None:
+        settings = config.auth.audit_log if config.auth else None
+        if settings is None:
+            return None
+        key = (settings.path, settings.logger)
+        audit = self._logs.get(key)
+        if audit is None:
+            audit = self._logs[key] = open_audit(settings.path, settings.logger)
+        return audit
+
+    def close(self) -> None:
+        logs, self._logs = list(self._logs.values()), {}
+        for audit in logs:
+            audit.close()

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.breaker import Breaker
+from asgi_llm.config.loader import Config
 from asgi_llm.config.schema import Auth, KeyStore
 from asgi_llm.errors import ServiceUnavailable
 from asgi_llm.redis_client import connect, errors
@@ -78,46 +80,26 @@ RETRY_S = 1.0  # while the store is down, Redis is tried at most this often; oth
 log = logging.getLogger("asgi_llm.auth")
 
 
-class _Outage:
-    """Whether the store answered last time, as this replica saw it. The start and the end of
-    an outage are logged once each, not per request."""
+def _outage_logs(policy: str) -> tuple[Callable[[BaseException], None], Callable[[float], None]]:
+    """The two lines of a key-store outage: when it starts and when it ends, once each."""
+    served = (
+        "config keys are served from the config file, except those last seen revoked"
+        if policy == "open"
+        else "config keys are refused too (on_unavailable: closed)"
+    )
 
-    def __init__(self, policy: str) -> None:
-        self.since: float | None = None  # monotonic start of the outage, None while up
-        self.checked_at = -1e9  # when Redis last answered or failed
-        self._retry_at = 0.0
-        self._policy = policy
+    def down(exc: BaseException) -> None:
+        log.warning(
+            "auth key store unavailable (%s): keys kept only in the store get 503 and %s, "
+            "until it answers again",
+            exc.__class__.__name__,
+            served,
+        )
 
-    def may_try(self, now: float) -> bool:
-        """Up, or down and due for one more try (only one caller per pause gets it)."""
-        if self.since is None:
-            return True
-        if now < self._retry_at:
-            return False
-        self._retry_at = now + RETRY_S
-        return True
+    def up(seconds: float) -> None:
+        log.info("auth key store available again after %.1f s", seconds)
 
-    def failed(self, exc: BaseException, now: float) -> None:
-        self.checked_at, self._retry_at = now, now + RETRY_S
-        if self.since is None:
-            self.since = now
-            served = (
-                "config keys are served from the config file, except those last seen revoked"
-                if self._policy == "open"
-                else "config keys are refused too (on_unavailable: closed)"
-            )
-            log.warning(
-                "auth key store unavailable (%s): keys kept only in the store get 503 and %s, "
-                "until it answers again",
-                exc.__class__.__name__,
-                served,
-            )
-
-    def succeeded(self, now: float) -> None:
-        self.checked_at = now
-        if self.since is not None:
-            log.info("auth key store available again after %.1f s", now - self.since)
-            self.since = None
+    return down, up
 
 
 class RedisKeyStore:
@@ -140,7 +122,9 @@ class RedisKeyStore:
         self._revoked = f"{settings.prefix}:revoked"
         self._cache = _TTLCache(settings.cache_ttl_s)
         self._revoked_seen: dict[str, bool] = {}  # config key id -> the store's last answer
-        self._outage = _Outage(settings.on_unavailable)
+        on_down, on_up = _outage_logs(settings.on_unavailable)
+        # While down, one lookup per pause tries Redis; the others answer 503 at once.
+        self._outage = Breaker(pause_s=RETRY_S, single_probe=True, on_down=on_down, on_up=on_up)
 
     @property
     def client(self) -> Any:
@@ -156,7 +140,7 @@ class RedisKeyStore:
     @property
     def degraded(self) -> bool:
         """Redis failed the last time it was asked (for /readyz and the metrics)."""
-        return self._outage.since is not None
+        return self._outage.down
 
     async def available(self) -> bool:
         """For /readyz: Redis answers. Asks it (PING) when it has not been heard for RETRY_S."""
@@ -196,14 +180,14 @@ class RedisKeyStore:
     async def _redis(self, command: Callable[[Any], Awaitable[Any]]) -> Any:
         """One lookup command; 503 at once while Redis is down and not due for another try,
         so a blackholed Redis costs one socket timeout per RETRY_S, not one per request."""
-        if not self._outage.may_try(time.monotonic()):
+        if not self._outage.allows():
             raise _unavailable()
         try:
             answer = await command(self.client)
         except errors() as exc:
-            self._outage.failed(exc, time.monotonic())
+            self._outage.failed(exc)
             raise _unavailable() from exc
-        self._outage.succeeded(time.monotonic())
+        self._outage.succeeded()
         return answer
 
     @staticmethod
@@ -249,6 +233,29 @@ class RedisKeyStore:
         self._cache.clear()  # this replica stops at once; others within cache_ttl_s
         self._revoked_seen[key_id] = True
         return True
+
+
+class KeyStores:
+    """The key store of each config snapshot, made on first use and shared by whoever needs
+    it (AuthMiddleware looks keys up, AdminMiddleware mints and revokes them): one client and
+    one revocation cache per store, never two."""
+
+    def __init__(self) -> None:
+        self._stores: dict[KeyStore, RedisKeyStore] = {}
+
+    def for_config(self, config: Config) -> RedisKeyStore | None:
+        spec = config.auth.key_store if config.auth else None
+        if spec is None:
+            return None
+        store = self._stores.get(spec)
+        if store is None:
+            store = self._stores[spec] = RedisKeyStore(spec)
+        return store
+
+    async def aclose(self) -> None:
+        stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            await store.aclose()
 
 
 def _unavailable() -> ServiceUnavailable:

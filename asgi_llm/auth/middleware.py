@@ -11,70 +11,80 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgi_llm.auth.audit import AuditLog, open_audit
+from asgi_llm.auth.audit import AuditLog, AuditLogs
 from asgi_llm.auth.credentials import extract_credential
 from asgi_llm.auth.failures import RemoteCheckGuard
 from asgi_llm.auth.introspection import Introspector
 from asgi_llm.auth.jwt import JWTVerifier, looks_like_jwt
-from asgi_llm.auth.keys import ConfigKeys, KeyRecord, RedisKeyStore, hash_key
+from asgi_llm.auth.keys import ConfigKeys, KeyRecord, KeyStores, RedisKeyStore, hash_key
 from asgi_llm.auth.roles import RoleBook, roles_from_claim
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
 from asgi_llm.errors import AuthenticationFailed, ModelNotFound, PermissionDenied, ProxyError
 from asgi_llm.exchange import LLMLayer
-from asgi_llm.providers.clients import make_client
+from asgi_llm.health import HealthRegistry
+from asgi_llm.providers.clients import Client, make_client
 from asgi_llm.ratelimit.identity import client_address, parse_networks
-from asgi_llm.request import INFERENCE, route_path
+from asgi_llm.request import INFERENCE
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 Authenticate = Callable[[Scope], Awaitable[Principal | None]]
 
 
 class AuthMiddleware(LLMLayer):
+    """`key_stores` and `audits` are shared with AdminMiddleware and `health` with the metrics
+    layer and `/readyz` when `build_app` builds the stack; built alone, the layer makes its own."""
+
+    kind = "auth"
+
     def __init__(
-        self, app: ASGIApp, *, config: Config | ConfigManager, authenticate: Authenticate | None = None
+        self,
+        app: ASGIApp,
+        *,
+        config: Config | ConfigManager,
+        authenticate: Authenticate | None = None,
+        key_stores: KeyStores | None = None,
+        audits: AuditLogs | None = None,
+        health: HealthRegistry | None = None,
     ) -> None:
         super().__init__(app, config=config)
         self.authenticate = authenticate
-        self._http: Any = None
+        self._owns = (key_stores is None, audits is None)
+        self.key_stores = key_stores if key_stores is not None else KeyStores()
+        self.audits = audits if audits is not None else AuditLogs()
+        self._http: Client | None = None
         self._verifiers: dict[Any, JWTVerifier] = {}
         self._introspectors: dict[Any, Introspector] = {}
-        self._stores: dict[Any, RedisKeyStore] = {}
-        self._audits: dict[tuple[str | None, str | None], AuditLog] = {}
         self.guard = RemoteCheckGuard()  # what failed credentials may cost (auth/failures.py)
         self._clock = time.monotonic
+        # /readyz stays 200 with the key store down: every replica shares this Redis, so taking
+        # one out of rotation helps nobody, and JWTs, introspection and (with on_unavailable:
+        # open) config keys still authenticate. It lists the store as degraded.
+        (health if health is not None else HealthRegistry()).register(
+            "auth", self._degraded, ready_name="key_store", check=self._store_reachable
+        )
 
     # -- lifespan ------------------------------------------------------------------------
     async def shutdown(self) -> None:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        for store in self._stores.values():
-            await store.aclose()
-        for audit in self._audits.values():
-            audit.close()
+        owns_stores, owns_audits = self._owns
+        if owns_stores:
+            await self.key_stores.aclose()
+        if owns_audits:
+            self.audits.close()
 
     # -- health --------------------------------------------------------------------------
-    @property
-    def degraded(self) -> bool | None:
-        """The key store is unreachable (None: no key store). Read by the metrics layer."""
-        store = self.key_store(self.configs.current)
+    def _degraded(self) -> bool | None:
+        """The key store is unreachable (None: no key store)."""
+        store = self.key_stores.for_config(self.configs.current)
         return None if store is None else store.degraded
 
-    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # /readyz is answered further in (ProviderApp); an outer layer's dependency that is
-        # down travels there in the request state. It stays 200: every replica shares this
-        # Redis, so taking one out of rotation helps nobody, and JWTs, introspection and
-        # (with on_unavailable: open) config keys still authenticate.
-        if route_path(scope) == "/readyz":
-            store = self.key_store(self.configs.current)
-            if store is not None and not await store.available():
-                state = scope.get("state")
-                if state is None:
-                    scope["state"] = state = {}
-                state["degraded"] = [*state.get("degraded", ()), "key_store"]
-        await self.app(scope, receive, send)
+    async def _store_reachable(self) -> bool | None:
+        store = self.key_stores.for_config(self.configs.current)
+        return None if store is None else await store.available()
 
     # -- the request ---------------------------------------------------------------------
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
@@ -216,7 +226,7 @@ class AuthMiddleware(LLMLayer):
                 f"Your role does not allow the {ctx.endpoint} endpoint.", code="endpoint_not_allowed"
             )
         if ctx.endpoint in INFERENCE:
-            entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+            entry = ctx.requested
             if entry is None:
                 raise ModelNotFound(ctx.model or "")
             if not principal.may_use(entry):
@@ -227,25 +237,12 @@ class AuthMiddleware(LLMLayer):
 
     # -- per-config resources (created on first use, closed at shutdown) ------------------
     def audit_log(self, config: Config) -> AuditLog | None:
-        settings = config.auth.audit_log if config.auth else None
-        if settings is None:
-            return None
-        key = (settings.path, settings.logger)
-        audit = self._audits.get(key)
-        if audit is None:
-            audit = self._audits[key] = open_audit(settings.path, settings.logger)
-        return audit
+        return self.audits.for_config(config)
 
     def key_store(self, config: Config) -> RedisKeyStore | None:
-        spec = config.auth.key_store if config.auth else None
-        if spec is None:
-            return None
-        store = self._stores.get(spec)
-        if store is None:
-            store = self._stores[spec] = RedisKeyStore(spec)
-        return store
+        return self.key_stores.for_config(config)
 
-    def _client(self) -> Any:
+    def _client(self) -> Client:
         if self._http is None:
             self._http = make_client(connect_timeout=3.0, timeout=5.0)
         return self._http

@@ -7,7 +7,6 @@ The cache fails open: a backend in trouble means a bypass with a counter, never 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+from asgi_llm.breaker import Breaker
 from asgi_llm.cache.entry import BadEntry, Entry, decode_entry, new_entry
 from asgi_llm.cache.flight import SingleFlight
 from asgi_llm.cache.keys import GLOBAL, CacheKey, cache_key, namespace_for, short_digest
@@ -26,6 +26,7 @@ from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Usage
 from asgi_llm.exchange import LLMLayer
+from asgi_llm.health import HealthRegistry
 from asgi_llm.request import INFERENCE
 from asgi_llm.responses import send_json, start_event_stream
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
@@ -61,6 +62,8 @@ class CacheMiddleware(LLMLayer):
     built from the `cache:` section and opened on lifespan startup (or on first use).
     """
 
+    kind = "cache"
+
     def __init__(
         self,
         app: ASGIApp,
@@ -68,14 +71,16 @@ class CacheMiddleware(LLMLayer):
         config: Config | ConfigManager,
         store: CacheStore | None = None,
         semantic: SemanticTier | None = None,
+        health: HealthRegistry | None = None,
     ) -> None:
         super().__init__(app, config=config)
+        (health if health is not None else HealthRegistry()).register("cache", self._health)
         self.stats = CacheStats()
         self._injected = store
         self._stores: dict[tuple[Any, ...], CacheStore] = {}
         self._semantic = semantic
         self._flights = SingleFlight()
-        self._down_until = 0.0
+        self._breaker = Breaker(pause_s=BACKOFF_S, on_down=_log_down, on_up=_log_up)
 
     def order_requirements(self) -> dict[str, str]:
         """Outside Auth there is no caller yet: a per-tenant or per-key namespace would
@@ -84,20 +89,20 @@ class CacheMiddleware(LLMLayer):
         if settings is None or settings.namespace_by == GLOBAL:
             return {}
         return {
-            "AuthMiddleware": f"the caller that names the cache namespace (namespace_by: "
+            "auth": f"the caller that names the cache namespace (namespace_by: "
             f"{settings.namespace_by}); a public cache outside it needs "
             f"namespace_by: global"
         }
 
     # -- lifespan ------------------------------------------------------------------
 
+    def _health(self) -> bool | None:
+        return None if self.configs.current.cache is None else self.degraded
+
     @property
     def degraded(self) -> bool:
-        """The backend failed recently and lookups are being bypassed (for metrics)."""
-        try:
-            return asyncio.get_running_loop().time() < self._down_until
-        except RuntimeError:
-            return False
+        """The backend failed and has not answered since: lookups are bypassed (for metrics)."""
+        return self._breaker.down
 
     async def startup(self) -> None:
         settings = self.configs.current.cache
@@ -157,11 +162,10 @@ class CacheMiddleware(LLMLayer):
         if settings is None or ctx.endpoint not in INFERENCE:
             await self.app(scope, receive, send)
             return
-        entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+        entry = ctx.requested
         if entry is None:  # unknown model: the router (or ProviderApp) answers the 404
             await self.app(scope, receive, send)
             return
-        ctx.entry = entry
         directives = read_directives(scope, settings)
         reason = (
             "no-store"
@@ -169,7 +173,7 @@ class CacheMiddleware(LLMLayer):
             else "temperature"
             if not deterministic_enough(ctx.payload, ctx.endpoint, settings)
             else BACKEND_DOWN
-            if asyncio.get_running_loop().time() < self._down_until
+            if not self._breaker.allows()
             else None
         )
         if reason is not None:
@@ -230,6 +234,7 @@ class CacheMiddleware(LLMLayer):
         except Exception as exc:  # noqa: BLE001 - fail open, whatever the backend raised
             self._backend_failed(exc)
             raise _BackendDown from None
+        self._breaker.succeeded()
         if raw is None:
             return None
         try:
@@ -256,7 +261,7 @@ class CacheMiddleware(LLMLayer):
         # stored usage goes aside and ctx.usage stays None.
         usage = entry.usage
         if usage is not None:
-            ctx.extra["cached_usage"] = Usage(
+            ctx.cached_usage = Usage(
                 int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             )
         ctx.cost_usd = 0.0
@@ -296,21 +301,16 @@ class CacheMiddleware(LLMLayer):
                 log.warning("semantic index add failed: %s", exc.__class__.__name__)
 
     async def _bypass(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
-        """Not consulted; why goes to `ctx.extra["cache_bypass"]` for the metrics layer
+        """Not consulted; why goes to `ctx.cache_bypass` for the metrics layer
         (`backend_unavailable` is the fail-open case: Redis down or too slow)."""
         self.stats.bypasses += 1
         ctx.cache_status = "bypass"
-        ctx.extra["cache_bypass"] = reason
+        ctx.cache_bypass = reason
         await self.app(scope, receive, send)
 
     def _backend_failed(self, exc: BaseException) -> None:
         self.stats.backend_errors += 1
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._down_until:  # one log line per back-off period, not per request
-            log.warning(
-                "cache backend unavailable (%s): bypassing for %.0f s", exc.__class__.__name__, BACKOFF_S
-            )
-        self._down_until = loop.time() + BACKOFF_S
+        self._breaker.failed(exc)
 
     # -- administration ---------------------------------------------------------------
     async def purge(self, *, namespace: str | None = None, model: str | None = None) -> int:
@@ -365,6 +365,18 @@ def _namespace_name(namespace: str) -> str:
 
 class _BackendDown(Exception):
     pass
+
+
+def _log_down(exc: BaseException) -> None:
+    log.warning(
+        "cache backend unavailable (%s): bypassing, tried again every %.0f s",
+        exc.__class__.__name__,
+        BACKOFF_S,
+    )
+
+
+def _log_up(seconds: float) -> None:
+    log.info("cache backend available again after %.1f s", seconds)
 
 
 __all__ = ["CacheMiddleware", "CacheStats"]

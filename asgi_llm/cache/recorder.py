@@ -84,7 +84,7 @@ class Recorder:
             or not ctx.completed
             or ctx.disconnected
             or ctx.status != 200
-            or ctx.extra.get("stream_failure")
+            or ctx.stream_failure
         ):
             return None
         try:

@@ -16,6 +16,7 @@ from pydantic import PrivateAttr, ValidationError
 from asgi_llm.config.catalog import ModelCatalog
 from asgi_llm.config.schema import ConfigModel, FieldError
 from asgi_llm.errors import ConfigError
+from asgi_llm.redact import redact_url_passwords
 
 T = TypeVar("T")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
@@ -167,19 +168,11 @@ def parse_text(text: str, suffix: str, source: str) -> Any:
     return data
 
 
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
-
-
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """The problem and its position, never the offending line itself (it may hold a secret)."""
     problem = getattr(exc, "problem", None) or "invalid YAML"
     mark = getattr(exc, "problem_mark", None)
     return f"{problem} at line {mark.line + 1} column {mark.column + 1}" if mark else problem
-
-
-def redact_url_passwords(text: str) -> str:
-    """`redis://user:secret@host` -> `redis://user:***@host`, wherever it appears in `text`."""
-    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 def _redact(value: Any) -> Any:

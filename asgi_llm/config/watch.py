@@ -216,27 +216,15 @@ def _digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-class LiveConfig:
-    """Runs the file watcher and the Redis reload channel while the app lives.
+class ConfigWatch:
+    """The file watcher and the Redis reload channel, run from startup to shutdown. A service
+    of the stack (`build_app` runs it); `LiveConfig` runs one around any other app."""
 
-    Outermost in build_app; mount it around any app holding a ConfigManager to get the same.
-    Without lifespan events (some test clients) nothing is started: reloads then come from
-    the admin API or `ConfigManager.reload()` only.
-    """
-
-    def __init__(self, app: ASGIApp, *, config: ConfigManager) -> None:
-        self.app = app
-        self.configs = config
-        self.file_watcher = FileWatcher(config)
-        self.channel = RedisReloadChannel(config)
+    def __init__(self, configs: ConfigManager) -> None:
+        self.configs = configs
+        self.file_watcher = FileWatcher(configs)
+        self.channel = RedisReloadChannel(configs)
         self._tasks: list[asyncio.Task[None]] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            # Outermost in build_app: it owns the stack's hooks, and runs its own first.
-            await run_lifespan(scope, receive, send, self.app, "LiveConfig", (self.startup, self.shutdown))
-            return
-        await self.app(scope, receive, send)
 
     async def startup(self) -> None:
         if self._tasks or self.configs.source is None:
@@ -259,4 +247,23 @@ class LiveConfig:
         await self.channel.aclose()
 
 
-__all__ = ["FileWatcher", "LiveConfig", "RedisReloadChannel"]
+class LiveConfig:
+    """Runs a `ConfigWatch` while the app inside lives: mount it around any app holding a
+    ConfigManager to get live reloads. Without lifespan events (some test clients) nothing is
+    started: reloads then come from the admin API or `ConfigManager.reload()` only.
+    """
+
+    def __init__(self, app: ASGIApp, *, config: ConfigManager) -> None:
+        self.app = app
+        self.configs = config
+        self.watch = ConfigWatch(config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            hooks = (self.watch.startup, self.watch.shutdown)
+            await run_lifespan(scope, receive, send, self.app, "LiveConfig", hooks)
+            return
+        await self.app(scope, receive, send)
+
+
+__all__ = ["ConfigWatch", "FileWatcher", "LiveConfig", "RedisReloadChannel"]

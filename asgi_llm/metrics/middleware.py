@@ -24,10 +24,12 @@ from asgi_llm.config.manager import ConfigManager, ReloadResult
 from asgi_llm.config.schema import Metrics, StatsD
 from asgi_llm.context import LLMContext, get_context
 from asgi_llm.exchange import LLMLayer, run_exchange
+from asgi_llm.health import HealthRegistry
 from asgi_llm.metrics.exporter import Exporter, ProxyState
 from asgi_llm.metrics.record import RecordBuilder
 from asgi_llm.request import match_endpoint, route_path
 from asgi_llm.responses import send_response
+from asgi_llm.routing.health import CooldownTracker
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.metrics")
@@ -40,6 +42,8 @@ class MetricsMiddleware(LLMLayer):
     """Records LLM requests for Prometheus (`metrics.prometheus`), StatsD (`metrics.statsd`)
     and any `exporters` given here (these always receive, whatever the config says)."""
 
+    kind = "metrics"
+
     def __init__(
         self,
         app: ASGIApp,
@@ -47,8 +51,15 @@ class MetricsMiddleware(LLMLayer):
         config: Config | ConfigManager,
         exporters: Iterable[Exporter] = (),
         registry: Any = None,
+        health: HealthRegistry | None = None,
+        cooldowns: CooldownTracker | None = None,
     ) -> None:
+        """`health` and `cooldowns` feed the gauges (backends in fallback, deployments cooling
+        down): `build_app` hands in the ones the other layers write; built alone, the layer
+        reports what it is given."""
         super().__init__(app, config=config)
+        self.health = health if health is not None else HealthRegistry()
+        self.cooldowns = cooldowns
         self.custom: tuple[Exporter, ...] = tuple(exporters)
         self._registry = registry
         self._prometheus: Any = None  # made the first time a snapshot asks for it
@@ -237,25 +248,13 @@ class MetricsMiddleware(LLMLayer):
     # -- gauges and reloads -------------------------------------------------------------
     def state(self) -> ProxyState:
         """In-flight requests, degraded backends and cooling deployments of this process."""
-        loop = asyncio.get_running_loop()
-        degraded: dict[str, bool] = {}
         cooling: dict[str, bool] = {}
         config = self.configs.current
-        guard = self._builder(config.metrics).deployments
-        layer: Any = self.app
-        for _ in range(64):
-            if layer is None:
-                break
-            name = type(layer).__name__
-            down = _degraded(layer, loop.time())
-            if down is not None:
-                degraded[name.removesuffix("Middleware").lower()] = down
-            cooldowns = getattr(layer, "cooldowns", None)
-            if cooldowns is not None and callable(getattr(cooldowns, "cooling", None)):
-                for deployment_id in config.catalog.deployments:
-                    cooling[guard(deployment_id)] = bool(cooldowns.cooling(deployment_id))
-            layer = getattr(layer, "app", None)
-        return ProxyState(self.in_flight, degraded, cooling)
+        if self.cooldowns is not None:
+            guard = self._builder(config.metrics).deployments
+            for deployment_id in config.catalog.deployments:
+                cooling[guard(deployment_id)] = self.cooldowns.cooling(deployment_id)
+        return ProxyState(self.in_flight, self.health.degraded(), cooling)
 
     def _sample_state(self) -> None:
         exporters = self.exporters(self.configs.current)
@@ -315,19 +314,6 @@ class MetricsMiddleware(LLMLayer):
                     await close()
                 except Exception:
                     self._failed("aclose", exporter)
-
-
-def _degraded(layer: Any, now: float) -> bool | None:
-    """Whether a layer's shared backend is down (None: the layer has no such backend)."""
-    value = getattr(layer, "degraded", None)
-    if isinstance(value, bool):
-        return value
-    stats = getattr(layer, "stats", None)
-    if callable(stats):
-        report = stats()
-        if isinstance(report, dict) and report.get("enabled", True) and "degraded" in report:
-            return bool(report["degraded"])
-    return None
 
 
 __all__ = ["MetricsMiddleware"]

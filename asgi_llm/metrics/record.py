@@ -96,7 +96,7 @@ class RecordBuilder:
 
     def build(self, ctx: LLMContext, error: BaseException | None, now: float) -> RequestRecord:
         if error is None:
-            error = ctx.extra.get("error")
+            error = ctx.error
         timings = ctx.timings
         total = now - timings.start
         upstream = None
@@ -127,17 +127,18 @@ class RecordBuilder:
         if asked is None:  # refused while the request was checked: the body may still say
             asked = ctx.payload.get("model")
             asked = asked if isinstance(asked, str) else None
-        if entry is None and asked is not None:  # refused before any layer resolved it
+        if entry is None and asked is not None and ctx.model is None:
+            # Refused while the request was checked (the exchange resolves only a valid one):
+            # the body may still name a served model.
             entry = ctx.config.catalog.resolve(asked)
         model = self.models(entry.name) if entry is not None else (OTHER if asked is not None else NONE)
         fallback_from = None
-        served_by_fallback = ctx.extra.get("fallback_model")
-        if served_by_fallback is not None and ctx.model is not None:
-            first = ctx.config.catalog.resolve(ctx.model)
+        if ctx.fallback_model is not None:
+            first = ctx.requested
             fallback_from = self.models(first.name) if first is not None else OTHER
         deployment = self.deployments(ctx.deployment.id) if ctx.deployment is not None else NONE
         usage = ctx.usage
-        stream_failure = ctx.extra.get("stream_failure")
+        stream_failure = ctx.stream_failure
         if stream_failure is not None:
             stream_failure = (
                 self.codes(stream_failure)

@@ -2,7 +2,7 @@
 
 The request is translated to Anthropic's form, the answer back to OpenAI's, streams event
 by event (asgi_llm/translate/). What OpenAI's form cannot carry (the native stop reason and
-stop sequence, exact input tokens at stream start) is left in `ctx.extra[NATIVE_HINT]` for
+stop sequence, exact input tokens at stream start) is left in `ctx.native_hint` for
 the `/v1/messages` endpoint to give back to Anthropic clients.
 """
 
@@ -17,7 +17,7 @@ from asgi_llm.context import LLMContext, Usage
 from asgi_llm.errors import InvalidRequest, UpstreamError, UpstreamStatus
 from asgi_llm.providers.base import bad_response, parse_retry_after, scrub
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
-from asgi_llm.translate import NATIVE_HINT, MessagesToChatStream, chat_to_messages
+from asgi_llm.translate import MessagesToChatStream, chat_to_messages
 from asgi_llm.translate.response import message_to_completion
 
 DEFAULT_VERSION = "2023-06-01"
@@ -42,7 +42,7 @@ class AnthropicStream:
         self.done = False
         self._translator = MessagesToChatStream(created=int(time.time()), include_usage=ctx.include_usage)
         self._translator.hint["deployment"] = deployment.id
-        ctx.extra[NATIVE_HINT] = self._translator.hint  # filled as the stream goes
+        ctx.native_hint = self._translator.hint  # filled as the stream goes
         self._counted = 0
 
     def feed(self, chunk: bytes) -> bytes:
@@ -95,7 +95,7 @@ class AnthropicProvider:
         usage = completion.get("usage")
         ctx.usage = Usage(usage["prompt_tokens"], usage["completion_tokens"]) if usage else None
         ctx.finish_reason = completion["choices"][0]["finish_reason"]
-        ctx.extra[NATIVE_HINT] = {
+        ctx.native_hint = {
             "deployment": deployment.id,
             "stop_reason": message.get("stop_reason"),
             "stop_sequence": message.get("stop_sequence"),

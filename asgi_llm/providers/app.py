@@ -20,6 +20,7 @@ from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout, error_body
 from asgi_llm.exchange import LLMLayer
+from asgi_llm.health import HealthRegistry
 from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
 from asgi_llm.providers.clients import UpstreamClients
 from asgi_llm.providers.registry import provider_for
@@ -61,11 +62,25 @@ async def _read_limited(response: UpstreamResponse, limit: int) -> bytes:
 class ProviderApp(LLMLayer):
     """Forwards OpenAI-compatible requests; serves /v1/models, /healthz and /readyz."""
 
-    def __init__(self, *, config: Config | ConfigManager, transport_factory: Any = None) -> None:
+    kind = "provider"
+
+    def __init__(
+        self,
+        *,
+        config: Config | ConfigManager,
+        transport_factory: Any = None,
+        clients: UpstreamClients | None = None,
+        health: HealthRegistry | None = None,
+    ) -> None:
+        """`clients` (the upstream pools) and `health` (what /readyz reports as degraded) are
+        given by `build_app`; built alone, the app makes its own (`transport_factory` then
+        shapes its pools)."""
         super().__init__(self._not_found, config=config)
         for deployment in self.configs.current.catalog.deployments.values():
             provider_for(deployment.provider)  # fail at construction, with the name
-        self.clients = UpstreamClients(transport_factory)
+        self._owns_clients = clients is None
+        self.clients = clients if clients is not None else UpstreamClients(transport_factory)
+        self.health = health if health is not None else HealthRegistry()
         self._streams: set[asyncio.Task[Any]] = set()  # tasks relaying a stream now
         self._ending = False
         self._in_flight: dict[str, int] = {}  # attempts running per deployment
@@ -110,7 +125,8 @@ class ProviderApp(LLMLayer):
         pass  # clients are made on first use, so mounting without lifespan still works
 
     async def shutdown(self) -> None:
-        await self.clients.aclose()
+        if self._owns_clients:  # shared pools are closed by whoever made them (build_app)
+            await self.clients.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -126,14 +142,14 @@ class ProviderApp(LLMLayer):
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = route_path(scope)  # inside a mount (`/llm/healthz`) as well as at the root
         if path == "/healthz":
-            await _send_json(send, 200, b'{"status":"ok"}')
+            await send_json(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             ready = bool(self.configs.current.models)
             report: dict[str, Any] = {"status": "ready" if ready else "no models"}
-            degraded = (scope.get("state") or {}).get("degraded")  # outer layers' (auth: key_store)
+            degraded = await self.health.not_ready()  # shared backends down (auth: key_store)
             if degraded:
-                report["degraded"] = sorted(set(degraded))
-            await _send_json(send, 200 if ready else 503, orjson.dumps(report))
+                report["degraded"] = degraded
+            await send_json(send, 200 if ready else 503, orjson.dumps(report))
         else:
             await self._not_found(scope, receive, send)
 
@@ -143,14 +159,14 @@ class ProviderApp(LLMLayer):
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         if ctx.endpoint == "models":
-            await _send_json(send, 200, self._models(ctx) if ctx.model is None else self._model(ctx))
+            await send_json(send, 200, self._models(ctx) if ctx.model is None else self._model(ctx))
             return
         if ctx.endpoint not in INFERENCE:  # e.g. an admin path with no admin layer mounted
             await self._not_found(scope, receive, send)
             return
         deployment = ctx.deployment
         if deployment is None:  # no router in front: the model's first deployment, once
-            entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+            entry = ctx.entry
             if entry is None:
                 raise ModelNotFound(ctx.model or "")
             ctx.entry, ctx.deployment, ctx.attempts = entry, entry.deployments[0], 1
@@ -170,7 +186,7 @@ class ProviderApp(LLMLayer):
     def _model(ctx: LLMContext) -> bytes:
         # A model the caller may not use is as unknown as one that does not exist: the
         # answer must not reveal which names are served.
-        entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+        entry = ctx.requested
         if entry is None or (ctx.principal is not None and not ctx.principal.may_use(entry)):
             raise ModelNotFound(ctx.model or "")
         return orjson.dumps(_model_object(entry.name))
@@ -268,7 +284,7 @@ class ProviderApp(LLMLayer):
             if not self._ending or ctx.disconnected:
                 raise
             task.uncancel()  # our own drain: end the stream in words, not by a dropped socket
-            ctx.extra["stream_failure"] = "server_shutdown"
+            ctx.stream_failure = "server_shutdown"
             await send(
                 {
                     "type": "http.response.body",
@@ -317,7 +333,7 @@ class ProviderApp(LLMLayer):
             failure = ("The upstream stream timed out.", "stream_timeout")
         ctx.cost_usd = usage_cost(deployment, ctx)
         if failure is not None:
-            ctx.extra["stream_failure"] = failure[1]
+            ctx.stream_failure = failure[1]
             await send(
                 {"type": "http.response.body", "body": stream_error_event(*failure), "more_body": False}
             )
@@ -329,4 +345,3 @@ def _model_object(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
 
 
-_send_json = send_json  # the name `handle` and `pass_through` still call

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from asgi_llm.breaker import Breaker
 from asgi_llm.errors import ConfigError, ServiceUnavailable
 from asgi_llm.ratelimit.memory import MemoryStore
 from asgi_llm.ratelimit.redis_store import RedisStore
@@ -56,12 +57,18 @@ class Limiter:
         self.primary: CounterStore = (
             RedisStore(storage, route_key=prefix, timeout_s=timeout_s) if self.shared else self.local
         )
-        self._clock = clock
-        self._down_until = 0.0
-        self.degraded = False
-        # Counters for the metrics layer (and tests): admissions served locally, failed calls.
+        self.breaker = Breaker(pause_s=RETRY_S, on_down=_log_down, on_up=_log_up, clock=clock)
+        # For the metrics layer (and tests): admissions served locally.
         self.degraded_admissions = 0
-        self.store_failures = 0
+
+    @property
+    def degraded(self) -> bool:
+        """The shared store failed and has not answered since: local limits decide."""
+        return self.breaker.down
+
+    @property
+    def store_failures(self) -> int:
+        return self.breaker.failures
 
     async def warm_up(self) -> None:
         """Open the connection at startup, so the first requests do not pay for it."""
@@ -69,18 +76,16 @@ class Limiter:
             try:
                 await self.primary.ping()
             except StoreUnavailable as exc:
-                self._went_down(exc)
+                self.breaker.failed(exc)
 
     async def admit(self, admission: Admission, plan: Plan) -> Outcome:
-        if not self.shared or self._clock() >= self._down_until:
+        if not self.shared or self.breaker.allows():
             try:
                 decision = await self.primary.admit(admission, plan.strategy)
             except StoreUnavailable as exc:
-                self._went_down(exc)
+                self.breaker.failed(exc)
             else:
-                if self.degraded:
-                    self.degraded = False
-                    log.warning("rate-limit storage is back: shared limits in force again")
+                self.breaker.succeeded()
                 return Outcome(decision, admission, self.primary, False)
         if plan.strict:
             raise ServiceUnavailable(
@@ -103,7 +108,7 @@ class Limiter:
         try:
             await outcome.store.settle(settlement, plan.strategy)
         except StoreUnavailable as exc:
-            self._went_down(exc)
+            self.breaker.failed(exc)
             log.warning(
                 "rate-limit settlement lost (%d token windows, %d budgets): %s",
                 len(settlement.windows),
@@ -117,7 +122,7 @@ class Limiter:
         try:
             return await self.primary.budget_spend(key)
         except StoreUnavailable as exc:
-            self._went_down(exc)
+            self.breaker.failed(exc)
             raise ServiceUnavailable(
                 "Spend figures are unavailable right now.", retry_after=RETRY_S, code="budget_unavailable"
             ) from None
@@ -125,14 +130,15 @@ class Limiter:
     async def aclose(self) -> None:
         await self.primary.aclose()
 
-    def _went_down(self, exc: StoreUnavailable) -> None:
-        self.store_failures += 1
-        self._down_until = self._clock() + RETRY_S
-        if not self.degraded:
-            self.degraded = True
-            log.warning(
-                "rate-limit storage unavailable (%s); local per-replica limits in force until it answers", exc
-            )
+
+def _log_down(exc: BaseException) -> None:
+    log.warning(
+        "rate-limit storage unavailable (%s); local per-replica limits in force until it answers", exc
+    )
+
+
+def _log_up(seconds: float) -> None:
+    log.warning("rate-limit storage is back after %.1f s: shared limits in force again", seconds)
 
 
 __all__ = ["RETRY_S", "Limiter", "Outcome"]

@@ -22,9 +22,10 @@ from typing import Any
 
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
-from asgi_llm.context import LLMContext
+from asgi_llm.context import LLMContext, RateLimitInfo
 from asgi_llm.errors import InvalidRequest, RateLimited
 from asgi_llm.exchange import LLMLayer, RequestIds
+from asgi_llm.health import HealthRegistry
 from asgi_llm.ratelimit.budgets import (
     MICROS,
     budget_key,
@@ -116,12 +117,19 @@ def _shrink_to_room(
 class RateLimitMiddleware(LLMLayer):
     """Rate limits, token limits, concurrency and USD budgets (`limits:` config section)."""
 
-    must_be_inside = ("AuthMiddleware",)  # it counts the principal Auth finds
+    kind = "ratelimit"
+    must_be_inside = ("auth",)  # it counts the principal Auth finds
 
     def __init__(
-        self, app: ASGIApp, *, config: Config | ConfigManager, clock: Callable[[], float] = time.time
+        self,
+        app: ASGIApp,
+        *,
+        config: Config | ConfigManager,
+        clock: Callable[[], float] = time.time,
+        health: HealthRegistry | None = None,
     ) -> None:
         super().__init__(app, config=config)
+        (health if health is not None else HealthRegistry()).register("ratelimit", self._health)
         self._clock = clock
         self._ids = RequestIds()  # one admission's id: its concurrency slots and reservations
         self._limiters: dict[tuple[str, str, float], Limiter] = {}
@@ -159,7 +167,7 @@ class RateLimitMiddleware(LLMLayer):
         if plan is None or ctx.endpoint not in LIMITED_ENDPOINTS:
             await self.app(scope, receive, send)
             return
-        entry = ctx.entry or ctx.config.catalog.resolve(ctx.model or "")
+        entry = ctx.requested
         names = (entry.name, *entry.aliases) if entry is not None else ()
         prompt = ctx.prompt_tokens_estimate
         reserve = prompt + completion_reserve(ctx, plan.default_max_tokens)
@@ -204,18 +212,17 @@ class RateLimitMiddleware(LLMLayer):
                 code="request_exceeds_limit",
             )
         limiter = self._limiter(plan)
-        info: dict[str, Any] = {"degraded": False, "reserved_tokens": reserve}
-        ctx.extra["ratelimit"] = info
+        info = ctx.ratelimit = RateLimitInfo(reserved_tokens=reserve)
         outcome = await limiter.admit(admission, plan)
         if not outcome.decision.allowed and outcome.decision.reason == "window" and clipped:
             shrunk = _shrink_to_room(admission, outcome.decision, clipped, max(prompt, 1))
             if shrunk is not None:  # one more try, holding only the room the windows have
                 outcome = await limiter.admit(shrunk, plan)
-        info["degraded"] = outcome.degraded
-        info["store"] = "local" if outcome.degraded else ("redis" if limiter.shared else "memory")
+        info.degraded = outcome.degraded
+        info.store = "local" if outcome.degraded else ("redis" if limiter.shared else "memory")
         self._queue_headers(ctx, outcome)
         if not outcome.decision.allowed:
-            info["rejected"] = outcome.decision.reason
+            info.rejected = outcome.decision.reason
             raise self._rejection(outcome, checks)
         try:
             await self.app(scope, receive, send)
@@ -266,25 +273,30 @@ class RateLimitMiddleware(LLMLayer):
         )
 
     def _settlement(
-        self, ctx: LLMContext, outcome: Outcome, prompt_estimate: int, info: dict[str, Any]
+        self, ctx: LLMContext, outcome: Outcome, prompt_estimate: int, info: RateLimitInfo
     ) -> Settlement:
         admission = outcome.admission
         settlement = Settlement(admission.id, outcome.decision.now_ms)
         settlement.slots = list(admission.slots)
         prompt, completion = delivered_tokens(ctx, prompt_estimate)
         actual = prompt + completion
-        info["charged_tokens"] = actual
+        info.charged_tokens = actual
         for window in admission.windows:
             if window.kind == "tokens" and actual != window.cost:
                 settlement.windows.append((window, actual))
         if admission.budgets:
             usd = request_cost(ctx, prompt, completion)
-            info["charged_usd"] = usd
+            info.charged_usd = usd
             micros = to_micros(usd)
             settlement.budgets = [(hold, micros) for hold in admission.budgets if micros > 0]
         return settlement
 
     # -- for the metrics and admin layers -------------------------------------------------
+    def _health(self) -> bool | None:
+        """The shared store is down and the local fallback serves (None: no limits)."""
+        plan = self._plan(self.configs.current)
+        return None if plan is None else self._limiter(plan).degraded
+
     def stats(self) -> dict[str, Any]:
         """Gauges and counters of the limiter in force (the `ratelimit_degraded` metric)."""
         plan = self._plan(self.configs.current)

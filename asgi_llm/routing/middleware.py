@@ -70,6 +70,8 @@ def _with_retry_after(error: UpstreamStatus, cap: float | None) -> UpstreamStatu
 
 
 class RouterMiddleware(LLMLayer):
+    kind = "router"
+
     def __init__(
         self,
         app: ASGIApp,
@@ -77,10 +79,13 @@ class RouterMiddleware(LLMLayer):
         config: Config | ConfigManager,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cooldowns: CooldownTracker | None = None,
     ) -> None:
+        """`cooldowns` is shared with the metrics layer's gauges when `build_app` builds the
+        stack; built alone, the router keeps its own."""
         super().__init__(app, config=config)
         routing = self.configs.current.routing
-        self.cooldowns = CooldownTracker(clock)
+        self.cooldowns = cooldowns if cooldowns is not None else CooldownTracker(clock)
         self.fleet = FleetCooldowns(
             self.cooldowns,
             settings=lambda: (
@@ -126,8 +131,7 @@ class RouterMiddleware(LLMLayer):
             return
         if self._fleet_task is None and ctx.config.routing.redis_url is not None:
             self._start_fleet()
-        catalog = ctx.config.catalog
-        entry = ctx.entry or catalog.resolve(ctx.model or "")
+        entry = ctx.requested
         if entry is None:
             raise ModelNotFound(ctx.model or "")
         plan, refusal = self._plan(ctx, entry)
@@ -148,7 +152,7 @@ class RouterMiddleware(LLMLayer):
                     self.retrying += 1
                 ctx.entry = model
                 if model is not entry:
-                    ctx.extra["fallback_model"] = model.name
+                    ctx.fallback_model = model.name
                 tried = len(errors)
                 if await self._attempt(ctx, deployment, errors, scope, receive, send):
                     return

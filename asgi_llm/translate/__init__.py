@@ -8,7 +8,6 @@ on their own (tests/translate/) and shared by the Anthropic provider (outbound) 
 from asgi_llm.translate.inbound import messages_to_chat
 from asgi_llm.translate.outbound import DEFAULT_MAX_TOKENS, chat_to_messages
 from asgi_llm.translate.response import (
-    NATIVE_HINT,
     completion_to_message,
     finish_reason_for,
     message_to_completion,
@@ -18,7 +17,6 @@ from asgi_llm.translate.stream import ChatToMessagesStream, MessagesToChatStream
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
-    "NATIVE_HINT",
     "ChatToMessagesStream",
     "MessagesToChatStream",
     "UpstreamErrorEvent",

@@ -18,18 +18,16 @@ from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
 from asgi_llm.sse import SSEError
 from asgi_llm.translate.inbound import messages_to_chat
-from asgi_llm.translate.response import NATIVE_HINT, completion_to_message
+from asgi_llm.translate.response import completion_to_message
 from asgi_llm.translate.stream import ChatToMessagesStream
 from asgi_llm.types import Message, Send
-
-INBOUND = "inbound_format"  # ctx.extra key: "anthropic" for requests that came this way
 
 
 def accept_messages(ctx: LLMContext, send: Send) -> Send:
     """Rewrite the parsed Anthropic request into chat form; the send that answers in kind."""
     ctx.payload = messages_to_chat(ctx.payload)
     ctx.endpoint = "chat"
-    ctx.extra[INBOUND] = "anthropic"
+    ctx.inbound_format = "anthropic"
     # The bytes replayed inward must say what the payload says.
     ctx.body = orjson.dumps(ctx.payload)
     return MessagesResponder(ctx, send)
@@ -37,7 +35,7 @@ def accept_messages(ctx: LLMContext, send: Send) -> Send:
 
 def native_hint(ctx: LLMContext) -> dict[str, Any] | None:
     """What an Anthropic upstream said that the chat form cannot, if it served this answer."""
-    hint = ctx.extra.get(NATIVE_HINT)
+    hint = ctx.native_hint
     deployment = ctx.deployment
     if (
         isinstance(hint, dict)

@@ -2,7 +2,7 @@
 
 What OpenAI's form cannot say (which stop sequence matched, a stop reason it has no word
 for, the exact input tokens at stream start) travels beside the answer as a hint dict in
-`ctx.extra[NATIVE_HINT]`, so a `/v1/messages` client served by an Anthropic deployment gets
+`ctx.native_hint`, so a `/v1/messages` client served by an Anthropic deployment gets
 Anthropic's own values back; without it (a cache hit, an OpenAI upstream) the mapping below
 is used.
 """
@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-# ctx.extra key of the hint an Anthropic upstream leaves for the /v1/messages translator.
-NATIVE_HINT = "anthropic.native"
 
 FINISH_FOR_STOP: dict[str, str] = {
     "end_turn": "stop",

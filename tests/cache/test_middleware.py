@@ -99,7 +99,7 @@ async def test_usage_of_a_hit_is_set_aside_not_charged(asgi_client, upstream):
     await client.post(URL, json=chat())
     miss, hit = seen
     assert miss.usage is not None and miss.cache_status == "miss"
-    assert hit.usage is None and hit.extra["cached_usage"].completion_tokens == 3
+    assert hit.usage is None and hit.cached_usage.completion_tokens == 3
     assert hit.cost_usd == 0.0
 
 
@@ -313,7 +313,7 @@ async def test_redis_down_means_bypass_never_an_error(asgi_client, upstream):
     for _ in range(3):
         response = await client.post(URL, json=chat())
         assert response.status_code == 200 and response.headers["x-cache"] == "bypass"
-    assert [ctx.extra["cache_bypass"] for ctx in seen] == ["backend_unavailable"] * 3
+    assert [ctx.cache_bypass for ctx in seen] == ["backend_unavailable"] * 3
     stats = find_cache(app).stats
     assert stats.backend_errors == 1 and stats.bypasses == 3  # backs off after the first failure
 
@@ -346,13 +346,18 @@ async def test_a_hanging_redis_costs_at_most_its_timeout(asgi_client, upstream):
 
 
 @pytest.mark.parametrize("namespace_by", ["tenant", "key"])
-def test_a_per_caller_cache_outside_auth_refuses_to_build(upstream, namespace_by):
+async def test_a_per_caller_cache_outside_auth_refuses_to_start(upstream, namespace_by):
     """Outside Auth no caller is known yet: a per-tenant namespace would quietly be one
     namespace for everyone (THREATS C1). Only `global` may sit there (a public cache)."""
-    from asgi_llm import AuthMiddleware, ConfigError, ProviderApp
+    from asgi_llm import AuthMiddleware, ProviderApp, lifespan
 
     config = Config.from_dict(cache_config(upstream, auth=True, namespace_by=namespace_by))
-    with pytest.raises(ConfigError, match="namespace_by: global"):
-        CacheMiddleware(AuthMiddleware(ProviderApp(config=config), config=config), config=config)
+    app = CacheMiddleware(AuthMiddleware(ProviderApp(config=config), config=config), config=config)
+    with pytest.raises(RuntimeError, match="namespace_by: global"):
+        async with lifespan(app):
+            pass
     public = Config.from_dict(cache_config(upstream, auth=True, namespace_by="global"))
-    CacheMiddleware(AuthMiddleware(ProviderApp(config=public), config=public), config=public)
+    async with lifespan(
+        CacheMiddleware(AuthMiddleware(ProviderApp(config=public), config=public), config=public)
+    ):
+        pass

@@ -4,6 +4,7 @@ token reservation and settlement, concurrency, budgets, and the admin/metrics su
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 
@@ -11,6 +12,7 @@ import httpx2
 import pytest
 
 from asgi_llm import Config, build_app
+from asgi_llm.context import RateLimitInfo
 from asgi_llm.errors import ConfigError
 from asgi_llm.ratelimit import RateLimitMiddleware
 from asgi_llm.ratelimit.middleware import format_reset
@@ -259,7 +261,7 @@ async def test_context_tells_metrics_what_happened(prefix):
     seen = []
 
     async def terminal(scope, receive, send):
-        seen.append(dict(scope["state"]["llm"].extra["ratelimit"]))
+        seen.append(dataclasses.replace(scope["state"]["llm"].ratelimit))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
@@ -268,7 +270,7 @@ async def test_context_tells_metrics_what_happened(prefix):
         await client.post("/v1/chat/completions", json=chat())
         refused = await client.post("/v1/chat/completions", json=chat())
     assert refused.status_code == 429
-    assert seen == [{"degraded": False, "reserved_tokens": PROMPT_ESTIMATE + 100, "store": "memory"}]
+    assert seen == [RateLimitInfo(reserved_tokens=PROMPT_ESTIMATE + 100, degraded=False, store="memory")]
 
 
 async def test_without_a_limits_section_nothing_is_added(stack, prefix):

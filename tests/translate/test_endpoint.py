@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from asgi_llm.context import LLMContext
-from asgi_llm.translate.endpoint import INBOUND, MessagesResponder
+from asgi_llm.translate.endpoint import MessagesResponder
 from tests.conftest import assert_error_shape, mock_model
 from tests.translate.test_stream import fold_events
 
@@ -57,7 +57,7 @@ async def test_layers_see_a_chat_request(asgi_client):
     assert response.status_code == 204
     ctx = seen[0]
     assert (ctx.endpoint, ctx.model, ctx.stream, ctx.include_usage) == ("chat", "mock-1", True, True)
-    assert ctx.extra[INBOUND] == "anthropic"
+    assert ctx.inbound_format == "anthropic"
     assert ctx.payload["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
