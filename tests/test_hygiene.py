@@ -23,6 +23,7 @@ from asgi_llm.request import ENDPOINTS, MAX_N, MAX_TOKENS, MAX_TOOLS
 from tests.conftest import assert_error_shape, upstream_model
 from tests.fakes.upstream import Behavior, FakeUpstream
 from tests.harness import ProxyServer
+from tests.waiting import wait_until
 
 USER_KEY = "sk-hyg-user-0123456789"
 ADMIN_KEY = "sk-hyg-admin-0123456789"
@@ -632,9 +633,10 @@ def test_host_and_absolute_form_change_neither_routing_nor_authz(proxy, upstream
     assert seen.path == "/v1/chat/completions"
     assert seen.headers["host"] == upstream.root_url.removeprefix("http://")
     assert attacker.connections() == 0
-    # and the access line names the path, never the target's authority
-    time.sleep(0.05)  # hypercorn writes it after the response
-    [line] = [line for line in access_lines(proxy) if line["request_id"] == request_id.decode()]
+    # and the access line names the path, never the target's authority (written after the response)
+    [line] = wait_until(
+        lambda: [line for line in access_lines(proxy) if line["request_id"] == request_id.decode()]
+    )
     assert line["path"] == "/v1/chat/completions"
 
 
@@ -678,8 +680,13 @@ def test_crlf_ansi_and_quotes_never_forge_log_lines(proxy, upstream, audit_path)
         proxy.port, request(b"/v1/INJ%0d%0a%7b%22level%22%3a%22error%22%7d%1b%5b31m", method=b"GET")
     )
     assert status == 404
-    time.sleep(0.3)  # hypercorn writes the access line after the response
 
+    def all_four_logged() -> bool:  # an access line is written after its response
+        access = access_lines(proxy)
+        seen = {line["request_id"] for line in access}
+        return set(sent) <= seen and any("INJ" in line["path"] for line in access)
+
+    wait_until(all_four_logged, message="the access lines of the four requests")
     text = proxy.log()
     assert "\x1b" not in text and "\r" not in text
     for line in text.splitlines():

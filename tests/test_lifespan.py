@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from asgi_llm import Config, LLMLayer, ProviderApp, build_app, lifespan
 from asgi_llm.ratelimit import RateLimitMiddleware
 from tests.conftest import mock_model
+from tests.waiting import await_until
 
 CONFIG = Config.from_dict({"models": [mock_model()]})
 
@@ -164,7 +165,7 @@ async def test_the_full_stack_stops_the_config_watcher_when_a_later_layer_fails(
     await server.run(app, "lifespan.startup")
     assert server.kinds() == ["lifespan.startup.failed"]
     assert "RateLimitMiddleware startup failed: OSError: storage exploded" in server.sent[0]["message"]
-    await asyncio.sleep(0)
+    await await_until(lambda: set(asyncio.all_tasks()) == before, message="the cancelled tasks to end")
     assert app.services.watch._tasks == [] and set(asyncio.all_tasks()) == before  # the watch's tasks: gone
 
 

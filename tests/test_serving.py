@@ -13,6 +13,7 @@ import httpx2
 from tests.conftest import upstream_model
 from tests.fakes.upstream import Behavior, FakeUpstream
 from tests.harness import ProxyServer
+from tests.waiting import wait_until
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -35,10 +36,10 @@ def test_sigterm_drains_then_ends_long_streams_with_an_error_event(tmp_path):
         up.script(Behavior(chunks=5, chunk_delay_s=0.1))  # 0.5 s: finishes within the drain
         short = threading.Thread(target=read, args=("short", 5))
         short.start()
-        time.sleep(0.05)
+        wait_until(lambda: len(up.requests) == 1, message="the short stream upstream")  # it took the script
         long = threading.Thread(target=read, args=("long", 40))
         long.start()
-        time.sleep(0.3)
+        wait_until(lambda: len(up.requests) == 2, message="the long stream upstream")
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         short.join(10)
@@ -60,7 +61,8 @@ def test_json_access_log_has_one_line_per_request_and_no_query(tmp_path):
     with ProxyServer(None, tmp_path, extra_args=("--log-format", "json")) as server:
         httpx2.get(server.root_url + "/v1/models?api_key=sk-leakme-123456&x=1")
         httpx2.post(server.base_url + "/chat/completions", json={"model": "mock-1", "messages": USER})
-        time.sleep(0.2)
+        for path in ("/v1/models", "/v1/chat/completions"):
+            _access_lines(server, path, 1)  # each is written after its response
         lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
     access = [line for line in lines if line["logger"] == "asgi_llm.access" and line["path"] != "/healthz"]
     assert [(a["method"], a["path"], a["status"]) for a in access] == [
@@ -72,13 +74,15 @@ def test_json_access_log_has_one_line_per_request_and_no_query(tmp_path):
 
 
 def _access_lines(server: ProxyServer, path: str, count: int) -> list[dict]:
-    deadline = time.monotonic() + 5
-    while True:  # the line is written when the server closes the stream: wait for it
+    """The access lines of `path`, once there are `count` (one is written when the server
+    closes the stream)."""
+
+    def found() -> list[dict] | None:
         lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
         found = [a for a in lines if a["logger"] == "asgi_llm.access" and a["path"] == path]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+        return found if len(found) >= count else None
+
+    return wait_until(found, interval=0.05, message=f"{count} access lines of {path}")
 
 
 def test_access_log_of_an_abandoned_stream_has_status_id_and_client_gone(tmp_path):
@@ -102,9 +106,13 @@ def test_access_log_of_an_abandoned_stream_has_status_id_and_client_gone(tmp_pat
 def test_every_access_line_has_a_request_id_the_client_saw(tmp_path):
     with ProxyServer(None, tmp_path, extra_args=("--log-format", "json")) as server:
         seen = {path: httpx2.get(server.root_url + path) for path in ("/healthz", "/metrics", "/nope")}
-        for path, response in seen.items():
-            (line,) = _access_lines(server, path, 1)[-1:]
-            assert line["request_id"] == response.headers["x-request-id"], path
+        for path, response in seen.items():  # the harness's readiness probes are logged too
+            (line,) = wait_until(
+                lambda path=path, sent=response.headers["x-request-id"]: [
+                    a for a in _access_lines(server, path, 1) if a["request_id"] == sent
+                ],
+                message=f"the access line of {path} with the id its client saw",
+            )
             assert (line["status"], line["client_gone"]) == (response.status_code, False)
 
 

@@ -30,6 +30,7 @@ from tests.conftest import assert_error_shape, mock_model, upstream_model
 from tests.fakes.faultproxy import FaultProxy
 from tests.fakes.upstream import Behavior, FakeUpstream
 from tests.harness import ProxyServer
+from tests.waiting import await_until
 
 USER = [{"role": "user", "content": "hi"}]
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -185,7 +186,7 @@ async def test_slow_upstreams_and_slow_readers_keep_memory_bounded_and_the_loop_
         async with client.stream("POST", "/v1/chat/completions", json=body("fast", True)) as r:
             assert len(await r.aread()) >= len(BIG_STREAM)
         fp.set(bandwidth=8 * 1024)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # a settling pause before a measurement: nothing to wait for
         rss_before = status_kb(pid, "RssAnon")
         reset_peak(pid)
         peak_before = status_kb(pid, "VmHWM")
@@ -216,10 +217,9 @@ async def test_slow_upstreams_and_slow_readers_keep_memory_bounded_and_the_loop_
     # pays for this test process's own threads on a shared 2-core box).
     assert statistics.median(lags) < 0.05 and max(lags) < 1.0, (statistics.median(lags), max(lags))
     # The slow readers' upstream connections are closed once their clients left.
-    deadline = time.monotonic() + 2
-    while fp_fast.active:
-        assert time.monotonic() < deadline, f"{fp_fast.active} upstream connections left open"
-        await asyncio.sleep(0.05)
+    await await_until(
+        lambda: not fp_fast.active, timeout=2, interval=0.05, message="upstream connections closed"
+    )
 
 
 # -- U12 -------------------------------------------------------------------------------------
@@ -335,11 +335,12 @@ async def test_a_disconnect_leaves_no_unretrieved_task_exception(no_secrets_in_l
             }
         )
     )
+    before = asyncio.all_tasks()
     for after_bodies in (0, 2, 0, 2):  # before the first byte, and mid-stream
         status, sent = await leave(app, after_bodies)
         assert status in (None, 200)  # never 429: each leaver gave the one slot back
         assert sent < 10  # it stopped streaming when the client left
-    await asyncio.sleep(0.05)
+    await await_until(lambda: asyncio.all_tasks() <= before, message="the requests' tasks to end")
     gc.collect()
     await asyncio.sleep(0)
     problems = [line for line in no_secrets_in_logs.lines if any(p in line for p in LOG_PROBLEMS[:2])]

@@ -147,7 +147,7 @@ async def test_stale_keys_while_the_idp_is_down_are_refetched_at_most_once_per_p
     client = asgi_client(config)
     assert (await call(client, idp.token())).status_code == 200
     idp.mode = "down"
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(1.1)  # past jwks_ttl_s: the cached keys are stale now
     fetches = idp.jwks_fetches
     for i in range(10):
         assert (await call(client, idp.token(sub=f"user-{i}"))).status_code == 200

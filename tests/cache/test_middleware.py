@@ -121,7 +121,7 @@ async def test_entry_expires_after_its_ttl(asgi_client, upstream):
     client = asgi_client(cache_config(upstream, ttl_s=0.3))
     await client.post(URL, json=chat())
     assert (await client.post(URL, json=chat())).headers["x-cache"] == "hit"
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(0.45)  # the 0.3 s TTL runs out
     assert (await client.post(URL, json=chat())).headers["x-cache"] == "miss"
 
 

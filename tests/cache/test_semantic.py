@@ -15,6 +15,7 @@ from asgi_llm.cache.embedder import BatchingEmbedder
 from asgi_llm.cache.index import ExactIndex
 from asgi_llm.cache.semantic import SemanticTier, semantic_parts
 from tests.cache.conftest import bearer, cache_config, chat, inference_calls
+from tests.waiting import await_until
 
 URL = "/v1/chat/completions"
 DIM = 256
@@ -228,19 +229,12 @@ async def test_replicas_share_semantic_entries_through_redis(asgi_client, upstre
         replicas.append((asgi_client(app=app), cache))
     (a, cache_a), (b, cache_b) = replicas
     await ask(a, "What is the capital city of France?")
-    for _ in range(200):
-        if len(cache_b.semantic.index):
-            break
-        await asyncio.sleep(0.01)
+    await await_until(lambda: len(cache_b.semantic.index), message="the entry indexed on replica b")
     hit = await ask(b, "What's the capital city of France?")
     assert hit.headers["x-cache"] == "hit" and hit.headers["x-cache-kind"] == "semantic"
     assert inference_calls(upstream) == 1
     await cache_b.purge(namespace="global")
-    for _ in range(200):
-        if not len(cache_a.semantic.index):
-            break
-        await asyncio.sleep(0.01)
-    assert len(cache_a.semantic.index) == 0
+    await await_until(lambda: len(cache_a.semantic.index) == 0, message="the purge to reach replica a")
 
 
 def test_what_is_embedded():

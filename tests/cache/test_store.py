@@ -38,7 +38,7 @@ async def test_memory_store_ttl_and_purge_patterns():
     await store.set("p:e:cc:33:t", b"4", 0.1)
     assert await store.purge("p:e:*:11:*") == 2
     assert await store.purge("p:e:aa:*:*") == 1
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # its 0.1 s TTL runs out
     assert await store.get("p:e:cc:33:t") is None and len(store) == 0
     await store.aclose()
 
@@ -70,7 +70,7 @@ async def test_redis_store_get_set_ttl_purge_and_lock(redis_url):
         await store.set(f"{prefix}:e:aa:11:x", b"\x00binary\xff", 60)
         await store.set(f"{prefix}:e:bb:11:y", b"2", 0.15)
         assert await store.get(f"{prefix}:e:aa:11:x") == b"\x00binary\xff"
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # its 0.15 s TTL runs out
         assert await store.get(f"{prefix}:e:bb:11:y") is None
         assert await store.purge(f"{prefix}:e:*:11:*") == 1
         assert await store.try_lock(f"{prefix}:l:k", "me", 5)

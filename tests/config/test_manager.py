@@ -11,6 +11,7 @@ from asgi_llm import Config, ConfigManager, build_app
 from asgi_llm.config.manager import ReloadResult
 from asgi_llm.errors import ConfigError
 from tests.conftest import mock_model
+from tests.waiting import await_until
 
 
 def write(path, models=("m1",), **sections):
@@ -158,11 +159,20 @@ async def test_reload_async_validates_off_the_loop(config_file):
 async def test_in_flight_requests_finish_on_their_snapshot(config_file, asgi_client):
     config_file.write_text(json.dumps({"models": [mock_model("slow", latency_ms=300)]}))
     app = build_app(Config.from_file(config_file))
-    client = asgi_client(app=app)
+    reads = []
+
+    async def reading(scope, receive, send):  # the stack takes its snapshot before it reads
+        async def counted():
+            reads.append(scope["type"])
+            return await receive()
+
+        await app(scope, counted, send)
+
+    client = asgi_client(app=reading)
     manager = app.configs
     body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}]}
     slow = asyncio.ensure_future(client.post("/v1/chat/completions", json=body))
-    await asyncio.sleep(0.1)
+    await await_until(lambda: "http" in reads, message="the slow request to be in the stack")
     write(config_file, ("m2",))  # the slow model is gone from the new snapshot
     assert manager.reload().ok
     response = await slow

@@ -17,6 +17,7 @@ from asgi_llm.auth.keys import hash_key
 from asgi_llm.config.watch import FileWatcher, LiveConfig, RedisReloadChannel
 from tests.conftest import mock_model
 from tests.harness import ProxyServer
+from tests.waiting import await_until
 
 ADMIN_KEY = "sk-root-0123456789"
 ADMIN = {
@@ -140,15 +141,12 @@ async def test_live_config_watches_while_the_app_runs(tmp_path):
     app = LiveConfig(inner, config=manager)
     async with lifespan(app):
         path.write_text(doc("m1", "m2", reload={"poll_interval_s": 0.05}))
-        deadline = time.monotonic() + 2
-        while names(manager) != ["m1", "m2"] and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert names(manager) == ["m1", "m2"]
+        await await_until(lambda: names(manager) == ["m1", "m2"], timeout=2)
         path.write_text(doc("m1", "m2", "m3", reload={"watch": False}))
-        await asyncio.sleep(0.3)
-        assert names(manager) == ["m1", "m2", "m3"]  # the change that turned watching off
+        # the change that turned watching off is loaded
+        await await_until(lambda: names(manager) == ["m1", "m2", "m3"], timeout=2)
         path.write_text(doc("m9", reload={"watch": False}))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # an absence: six poll intervals of the old setting pass unseen
         assert names(manager) == ["m1", "m2", "m3"]  # off now
     assert app._tasks == []
 
@@ -169,13 +167,6 @@ def numsub(url: str, channel: str) -> int:
         client.close()
 
 
-async def wait_for(predicate, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_notice_reloads_the_other_replica_not_the_sender(tmp_path, redis_db4):
     channel = f"test:config:{uuid.uuid4().hex}"
     section = {"redis_url": redis_db4, "channel": channel, "watch": False}
@@ -187,15 +178,13 @@ async def test_a_notice_reloads_the_other_replica_not_the_sender(tmp_path, redis
         replicas.append((path, manager, RedisReloadChannel(manager)))
     tasks = [asyncio.ensure_future(channel_.run()) for _, _, channel_ in replicas]
     try:
-        await wait_for(lambda: all(c.subscribed.is_set() for _, _, c in replicas))
+        await await_until(lambda: all(c.subscribed.is_set() for _, _, c in replicas), timeout=3)
         for path, _, _ in replicas:
             path.write_text(doc("m1", "m2", reload=section))
         (_, a, a_channel), (_, b, b_channel) = replicas
         assert a.reload().ok  # the admin API's call: origin "admin", published to the fleet
-        await wait_for(lambda: names(b) == ["m1", "m2"])
+        await await_until(lambda: names(b) == ["m1", "m2"], timeout=3)
         assert b.last_reload.origin == "redis"
-        await asyncio.sleep(0.2)
-        assert a.reloads["ok"] == 1 and a_channel.notices_received == 0  # not its own notice
         # A notice by hand (redis-cli PUBLISH) works too.
         for path, _, _ in replicas:
             path.write_text(doc("m3", reload=section))
@@ -204,7 +193,9 @@ async def test_a_notice_reloads_the_other_replica_not_the_sender(tmp_path, redis
         publisher = aioredis.Redis.from_url(redis_db4)
         await publisher.publish(channel, "reload")
         await publisher.aclose()
-        await wait_for(lambda: names(a) == ["m3"] and names(b) == ["m3"])
+        await await_until(lambda: names(a) == ["m3"] and names(b) == ["m3"], timeout=3)
+        # Notices arrive in order: had `a` taken its own (published first), it would show here.
+        assert a.reloads["ok"] == 2 and a_channel.notices_received == 1  # never its own notice
     finally:
         for task in tasks:
             task.cancel()
@@ -219,15 +210,18 @@ async def test_redis_down_only_means_no_notices(tmp_path, no_secrets_in_logs):
     manager = ConfigManager(Config.from_file(path))
     channel = RedisReloadChannel(manager)
     task = asyncio.ensure_future(channel.run())
-    await asyncio.sleep(0.3)
+
+    def logged(text: str) -> bool:
+        return any(text in line for line in no_secrets_in_logs.lines)
+
+    await await_until(lambda: logged("config reload channel: Redis unavailable"))
     assert not channel.subscribed.is_set()
     path.write_text(doc("m2", reload={"redis_url": "redis://127.0.0.1:9/4", "watch": False}))
     assert manager.reload().ok  # the local reload works; publishing fails quietly
-    await asyncio.sleep(0.2)
+    await await_until(lambda: logged("config reload notice not published"))
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await channel.aclose()
-    assert any("Redis unavailable" in line for line in no_secrets_in_logs.lines)
 
 
 # -- real servers -----------------------------------------------------------------------
@@ -263,15 +257,18 @@ async def test_an_edit_reaches_a_running_server_under_load_without_a_failed_requ
                     served += 1
 
         workers = [asyncio.ensure_future(load()) for _ in range(4)]
-        await asyncio.sleep(0.3)
+        await await_until(lambda: served >= 8, message="the load to get going")
         started = time.monotonic()
         rewrite(server.config_path, doc("m1", "m2", reload={"poll_interval_s": 0.25}))
         async with httpx2.AsyncClient(base_url=server.base_url, timeout=10) as client:
-            while (await client.post("/chat/completions", json=chat("m2"))).status_code != 200:
-                assert time.monotonic() - started < 2.0, "the new model was not served within 2 s"
-                await asyncio.sleep(0.05)
+
+            async def m2_served() -> bool:
+                return (await client.post("/chat/completions", json=chat("m2"))).status_code == 200
+
+            await await_until(m2_served, timeout=2, interval=0.05, message="the new model served")
         took = time.monotonic() - started
-        await asyncio.sleep(0.3)
+        after = served
+        await await_until(lambda: served >= after + 8, message="more load after the reload")
         stop.set()
         await asyncio.gather(*workers)
         assert not failures, failures[:3]
@@ -293,10 +290,7 @@ async def test_a_bad_edit_keeps_the_running_config_and_the_admin_api_shows_why(t
                 return None if last is None or last["ok"] else last["error"]
 
             async def settle(predicate) -> None:
-                deadline = time.monotonic() + 3
-                while not await predicate():
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.05)
+                await await_until(predicate, timeout=3, interval=0.05)
 
             # Invalid syntax.
             rewrite(server.config_path, '{"models": [')
@@ -344,16 +338,18 @@ async def test_an_admin_reload_on_one_replica_reloads_the_other_through_redis(tm
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with ProxyServer(config, tmp_path / "a") as a, ProxyServer(config, tmp_path / "b") as b:
-        await wait_for(lambda: numsub(redis_db4, channel) == 2, timeout=5)
+        await await_until(lambda: numsub(redis_db4, channel) == 2, timeout=5)
         for server in (a, b):
             rewrite(server.config_path, content("m1", "m2"))
         async with httpx2.AsyncClient(headers=HEADERS, timeout=10) as client:
             response = await client.post(a.root_url + "/admin/config/reload")
             assert response.status_code == 200
-            started = time.monotonic()
-            while (await client.post(b.base_url + "/chat/completions", json=chat("m2"))).status_code != 200:
-                assert time.monotonic() - started < 2.0
-                await asyncio.sleep(0.05)
+
+            async def m2_served_by_b() -> bool:
+                reply = await client.post(b.base_url + "/chat/completions", json=chat("m2"))
+                return reply.status_code == 200
+
+            await await_until(m2_served_by_b, timeout=2, interval=0.05)
             view = (await client.get(b.root_url + "/admin/config")).json()
             assert view["last_reload"]["ok"] is True
 
@@ -363,10 +359,8 @@ async def test_sighup_reloads_every_worker(tmp_path):
 
     config = json.loads(doc("m1", reload={"watch": False}))
     with ProxyServer(config, tmp_path, workers=2) as server:
-        deadline = time.monotonic() + 20
-        while server.log().count("Running on") < 2:  # both workers up (ready = one answered)
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        # both workers up (ready = one answered)
+        await await_until(lambda: server.log().count("Running on") >= 2, timeout=20, interval=0.05)
         server.config_path.write_text(doc("m1", "m2", reload={"watch": False}))
         os.kill(server.process.pid, signal.SIGHUP)
         async with httpx2.AsyncClient(timeout=10) as client:
@@ -378,8 +372,5 @@ async def test_sighup_reloads_every_worker(tmp_path):
                     server.base_url + "/chat/completions", json=chat("m2"), headers={"connection": "close"}
                 )
                 statuses.append(response.status_code)
-        deadline = time.monotonic() + 5
-        while server.log().count("config reloaded from") < 2:
-            assert time.monotonic() < deadline, server.log()
-            await asyncio.sleep(0.05)
+        await await_until(lambda: server.log().count("config reloaded from") >= 2, timeout=5, interval=0.05)
     assert server.log().count("config reloaded from") == 2

@@ -358,6 +358,7 @@ async def test_disconnects_are_counted(make_app):
     cfg = Config.from_dict({"models": [mock_model("m1", latency_ms=2000)]})
     app = MetricsMiddleware(make_app(cfg), config=cfg, exporters=[sink])
     gone = asyncio.Event()
+    listening = asyncio.Event()  # the body was read; the stack now watches for a disconnect
     pending = [
         {
             "type": "http.request",
@@ -369,6 +370,7 @@ async def test_disconnects_are_counted(make_app):
     async def receive():
         if pending:
             return pending.pop()
+        listening.set()
         await gone.wait()
         return {"type": "http.disconnect"}
 
@@ -384,7 +386,7 @@ async def test_disconnects_are_counted(make_app):
         "headers": [(b"content-type", b"application/json")],
     }
     task = asyncio.ensure_future(app(scope, receive, send))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(listening.wait(), 5)
     gone.set()
     await asyncio.wait_for(task, 5)
     (record,) = sink.records

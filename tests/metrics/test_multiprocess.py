@@ -7,7 +7,6 @@ import asyncio
 import glob
 import json
 import os
-import time
 from pathlib import Path
 
 import httpx2
@@ -16,6 +15,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from tests.conftest import mock_model
 from tests.harness import ProxyServer
 from tests.metrics.conftest import chat, value
+from tests.waiting import await_until
 
 N = 40
 
@@ -50,39 +50,45 @@ def requests_in(path: str) -> float:
 async def test_two_workers_report_the_totals_of_both(tmp_path):
     config = {"models": [mock_model("m1")], "metrics": {"prometheus": {"path": "/metrics"}}}
     with ProxyServer(config, tmp_path, workers=2) as server:
-        deadline = time.monotonic() + 20
-        while server.log().count("Running on") < 2:  # both workers up (ready = one answered)
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        # both workers up (ready = one answered)
+        await await_until(lambda: server.log().count("Running on") >= 2, timeout=20, interval=0.05)
+        workers = worker_pids(server.process.pid)
+        assert len(workers) == 2
+        directory = environ_of(workers[0])["PROMETHEUS_MULTIPROC_DIR"]
+
+        def per_worker() -> dict[int, float]:
+            files = {pid: os.path.join(directory, f"counter_{pid}.db") for pid in workers}
+            return {pid: requests_in(path) if os.path.exists(path) else 0.0 for pid, path in files.items()}
 
         async def one() -> int:
             async with httpx2.AsyncClient(timeout=10) as client:  # a connection of its own
                 response = await client.post(server.base_url + "/chat/completions", json=chat())
                 return response.status_code
 
-        statuses = await asyncio.gather(*(one() for _ in range(N)))
-        assert statuses == [200] * N
+        sent = 0
 
-        totals = []
+        async def both_served() -> bool:
+            """N more requests; True once each worker has served some (the kernel hands new
+            connections to either, not necessarily to both in one batch)."""
+            nonlocal sent
+            statuses = await asyncio.gather(*(one() for _ in range(N)))
+            assert statuses == [200] * N
+            sent += N
+            return all(n > 0 for n in per_worker().values())
+
+        await await_until(both_served, timeout=30, interval=0)
+        # a worker counts a request once its response went out: the client may have it first
+        await await_until(lambda: sum(per_worker().values()) == sent, message=f"{sent} requests counted")
+
         async with httpx2.AsyncClient(timeout=10) as client:
-            for _ in range(50):
+            totals = []
+
+            async def twice_the_total() -> bool:
                 # A fresh connection each time: the kernel hands scrapes to either worker.
                 response = await client.get(server.root_url + "/metrics", headers={"connection": "close"})
                 assert response.status_code == 200
                 totals.append(value(response.text, "asgi_llm_requests_total", model="m1"))
-                if totals[-1] == N and len(totals) >= 2 and totals[-2] == N:
-                    break
-                await asyncio.sleep(0.05)
-        assert totals[-2:] == [N, N], totals
+                return totals[-2:] == [sent, sent]
 
-        workers = worker_pids(server.process.pid)
-        assert len(workers) == 2
-        directory = environ_of(workers[0])["PROMETHEUS_MULTIPROC_DIR"]
-        per_worker = {
-            pid: requests_in(os.path.join(directory, f"counter_{pid}.db"))
-            for pid in workers
-            if os.path.exists(os.path.join(directory, f"counter_{pid}.db"))
-        }
-        assert sum(per_worker.values()) == N
-        assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker  # both served
+            await await_until(twice_the_total, interval=0.05, message="two scrapes in a row with the total")
     assert not os.path.exists(directory)  # `serve` removes its directory at exit

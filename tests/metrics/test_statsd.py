@@ -13,6 +13,7 @@ from asgi_llm import Config
 from asgi_llm.metrics.statsd import StatsDExporter, UDPSender, tag_value
 from tests.conftest import mock_model
 from tests.metrics.conftest import call, chat
+from tests.waiting import wait_until
 
 # name:value|type|#tag:value,... : nothing else may ever reach the agent (THREATS H13).
 LINE = re.compile(
@@ -110,19 +111,16 @@ def test_packets_stay_under_the_size_limit(listener):
     port = listener.getsockname()[1]
     exporter = StatsDExporter("127.0.0.1", port, max_packet_bytes=512)
     exporter._send([f"asgi_llm.x{i}:1|c|#model:{'m' * 40}" for i in range(40)] + ["y" * 600])
-    packets = []
-    deadline = time.monotonic() + 2
-    while len(packets) < 2 and time.monotonic() < deadline:
-        try:
-            packets.append(listener.recv(65535))
-        except BlockingIOError:
-            time.sleep(0.01)
-    time.sleep(0.05)
-    while True:
-        try:
-            packets.append(listener.recv(65535))
-        except BlockingIOError:
-            break
+    packets: list[bytes] = []
+
+    def forty_lines() -> bool:
+        while True:
+            try:
+                packets.append(listener.recv(65535))
+            except BlockingIOError:
+                return sum(len(p.split(b"\n")) for p in packets) >= 40
+
+    wait_until(forty_lines, timeout=2, message="40 statsd lines")
     assert len(packets) > 1 and all(len(p) <= 512 for p in packets)
     assert sum(len(p.split(b"\n")) for p in packets) == 40
     assert exporter.dropped == 1  # the one line too long for any packet

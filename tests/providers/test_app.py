@@ -6,6 +6,7 @@ import asyncio
 
 from asgi_llm import Config, ConfigManager, ProviderApp
 from tests.fakes.upstream import Behavior, FakeUpstream
+from tests.waiting import await_until
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -31,13 +32,12 @@ async def test_removed_deployment_pool_closes_after_its_last_request(asgi_client
         ).status_code == 200
         up.default = Behavior(delay_s=0.5)
         slow = asyncio.create_task(client.post("/v1/chat/completions", json={"model": "a", "messages": USER}))
-        await asyncio.sleep(0.2)
+        await await_until(lambda: len(up.requests) == 2, message="the slow request at the upstream")
         manager.replace(config(model("b", up)))  # "a" is gone while a request still uses it
         assert "a" in app.clients._transports
         response = await slow
         assert response.status_code == 200  # the in-flight request finished on its snapshot
-        await asyncio.sleep(0.05)
-        assert "a" not in app.clients._transports
+        await await_until(lambda: "a" not in app.clients._transports, message="the pool of a closed")
         up.default = Behavior()
         assert (
             await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})

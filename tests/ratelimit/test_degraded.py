@@ -46,7 +46,7 @@ async def test_redis_down_degrades_to_local_limits_then_recovers(stack, own_redi
     assert len(down) == 1  # one line on the way down, not one per request
 
     own_redis.start()  # same port, empty: counts start again
-    await asyncio.sleep(RETRY_S + 0.1)
+    await asyncio.sleep(RETRY_S + 0.1)  # the limiter tries Redis again only after RETRY_S
     back = await post(client)
     assert back.status_code == 200
     assert back.headers["x-ratelimit-limit-requests"] == "10"

@@ -14,14 +14,20 @@ import redis
 from tests.conftest import assert_error_shape
 from tests.harness import ProxyServer
 from tests.ratelimit.conftest import USER, priced_mock
+from tests.waiting import wait_until
 
 REPLICAS = 3
 
 
 @pytest.fixture(scope="module")
-def fleet(redis_available, tmp_path_factory):
-    prefix = f"rl-fleet-{time.time_ns()}"
-    url = f"{redis_available}/1"
+def fleet_store(redis_available):
+    """(Redis URL, key prefix) the fleet's limits and budgets live under."""
+    return f"{redis_available}/1", f"rl-fleet-{time.time_ns()}"
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet_store, tmp_path_factory):
+    url, prefix = fleet_store
     config = {
         "models": [
             priced_mock("mock-1"),
@@ -74,13 +80,26 @@ async def test_200_concurrent_requests_across_three_replicas_50_succeed(fleet):
         assert "unavailable" not in server.log()  # never degraded: the count is the fleet's
 
 
-def test_budget_spent_on_one_replica_is_spent_on_every_replica(fleet):
+def spent_micros(url: str, prefix: str) -> int:
+    """Every budget's spend so far, in micro-USD, as the fleet's Redis holds it."""
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(
+            int(micros)
+            for key in client.scan_iter(match="{" + prefix + "}:budget:*")
+            for micros in client.hvals(key)
+        )
+    finally:
+        client.close()
+
+
+def test_budget_spent_on_one_replica_is_spent_on_every_replica(fleet, fleet_store):
     body = {"model": "priced", "messages": USER}  # 8 tokens at 0.01 USD: 0.08 USD a request
-    first, second = fleet[0], fleet[1]
-    assert httpx2.post(first.base_url + "/chat/completions", json=body, timeout=10).status_code == 200
-    time.sleep(0.2)  # the charge lands when the response has ended
-    assert httpx2.post(second.base_url + "/chat/completions", json=body, timeout=10).status_code == 200
-    time.sleep(0.2)
+    spent = spent_micros(*fleet_store)
+    for server in fleet[:2]:
+        assert httpx2.post(server.base_url + "/chat/completions", json=body, timeout=10).status_code == 200
+        spent += 80_000  # micro-USD; charged once the response has ended: the client may have it first
+        wait_until(lambda want=spent: spent_micros(*fleet_store) == want, message=f"{spent} micro-USD spent")
     for server in fleet:
         refused = httpx2.post(server.base_url + "/chat/completions", json=body, timeout=10)
         assert_error_shape(refused, 429, "insufficient_quota")

@@ -85,7 +85,7 @@ async def test_several_windows_in_one_rule(stack, prefix):
         limits_config("memory://", prefix, rules=[{"per": "key", "requests": "3/second;4/hour"}])
     )
     assert [(await post(client)).status_code for _ in range(4)] == [200, 200, 200, 429]
-    await asyncio.sleep(1.05)
+    await asyncio.sleep(1.05)  # the 3/second window runs out; the hourly one does not
     assert [(await post(client)).status_code for _ in range(2)] == [200, 429]
 
 

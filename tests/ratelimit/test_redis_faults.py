@@ -86,7 +86,7 @@ async def test_slow_then_blackholed_redis_degrades_within_the_timeout_and_recove
         failures = limiter.stats()["store_failures"]
 
         fp.clear()
-        await asyncio.sleep(RETRY_S + 0.1)
+        await asyncio.sleep(RETRY_S + 0.1)  # Redis is tried again only after RETRY_S
         recovered = await burst(client, 3)
         assert limits_of(recovered) == {SHARED} and not limiter.stats()["degraded"]
         assert limiter.stats()["store_failures"] == failures  # no further failure once back
@@ -117,7 +117,7 @@ async def test_flapping_redis_never_fails_a_request(stack, redis_url, prefix):
         assert max(t for t, _ in results) <= TIMEOUT_S + MARGIN_S
         assert limits_of(results) == {SHARED, LOCAL}  # it went down and came back
         fp.clear()
-        await asyncio.sleep(RETRY_S + 0.1)
+        await asyncio.sleep(RETRY_S + 0.1)  # Redis is tried again only after RETRY_S
         assert limits_of(await burst(client, 2)) == {SHARED}
 
 

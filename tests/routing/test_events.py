@@ -92,7 +92,7 @@ async def test_failover_cooldown_and_recovery_are_logged(asgi_client, failing, c
     await chat(client)
     assert any("down cooling down" in r.getMessage() for r in router_lines(caplog))
     down.default = Behavior()
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # the 0.2 s cooldown runs out
     for _ in range(3):
         await chat(client)
     assert any("down answered again" in r.getMessage() for r in router_lines(caplog))

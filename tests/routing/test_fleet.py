@@ -14,6 +14,7 @@ from asgi_llm.routing.fleet import FleetCooldowns
 from asgi_llm.routing.health import CooldownTracker
 from tests.fakes.upstream import Behavior, FakeUpstream
 from tests.harness import ProxyServer, free_port
+from tests.waiting import await_until, wait_until
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -28,13 +29,6 @@ def replica(url, prefix, known=("a", "b")):
     return tracker, FleetCooldowns(tracker, settings=lambda: (url, prefix), known=lambda: set(known))
 
 
-async def until(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the fleet did not agree in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_cooldown_and_a_recovery_reach_the_other_replicas(redis_url):
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     (ta, fa), (tb, fb) = replica(redis_url, prefix), replica(redis_url, prefix)
@@ -43,7 +37,7 @@ async def test_a_cooldown_and_a_recovery_reach_the_other_replicas(redis_url):
         await asyncio.wait_for(asyncio.gather(fa.subscribed.wait(), fb.subscribed.wait()), 3)
         ta.cool_for("a", 30)
         fa.cooled("a", 30)
-        await until(lambda: tb.cooling("a"))
+        await await_until(lambda: tb.cooling("a"), timeout=3)
         assert not tb.cooling("b")
         # A replica that starts now learns the cooldown from Redis, not from a notice it missed.
         tc, fc = replica(redis_url, prefix)
@@ -52,7 +46,7 @@ async def test_a_cooldown_and_a_recovery_reach_the_other_replicas(redis_url):
         assert tc.cooling("a")
         ta.success("a")
         fa.recovered("a")
-        await until(lambda: not tb.cooling("a") and not tc.cooling("a"))
+        await await_until(lambda: not tb.cooling("a") and not tc.cooling("a"), timeout=3)
         assert fb.received >= 2 and fa.received == 0  # nobody hears its own notices
     finally:
         for task in tasks:
@@ -72,7 +66,7 @@ async def test_notices_for_unknown_deployments_or_garbage_are_ignored(redis_url)
         for junk in (b"not json", b'{"from":"x","id":"zzz","until":9e18}', b'{"id":"a"}', b"x" * 5000):
             await client.publish(f"{prefix}:cooldowns", junk)
         await client.publish(f"{prefix}:cooldowns", b'{"from":"x","id":"b","until":%f}' % (time.time() + 30))
-        await until(lambda: tracker.cooling("b"))
+        await await_until(lambda: tracker.cooling("b"), timeout=3)
         assert not tracker.cooling("a") and "zzz" not in tracker._health
     finally:
         task.cancel()
@@ -80,13 +74,16 @@ async def test_notices_for_unknown_deployments_or_garbage_are_ignored(redis_url)
         await client.aclose()
 
 
-async def test_redis_down_leaves_each_replica_its_own_cooldowns():
+async def test_redis_down_leaves_each_replica_its_own_cooldowns(no_secrets_in_logs):
     tracker, fleet = replica(f"redis://127.0.0.1:{free_port()}/0", "p")
     task = asyncio.create_task(fleet.run())
     try:
         fleet.cooled("a", 30)  # queued; never sent, never raised
-        await asyncio.sleep(0.3)
-        assert not fleet.subscribed.is_set()
+        await await_until(
+            lambda: any("shared cooldowns: Redis unavailable" in line for line in no_secrets_in_logs.lines),
+            message="the first connection attempt to fail",
+        )
+        assert not fleet.subscribed.is_set() and not task.done()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -132,13 +129,14 @@ def test_two_servers_share_a_cooldown(redis_url, tmp_path):
                 reply = httpx2.post(a.base_url + "/chat/completions", json=body, timeout=10)
                 assert reply.headers["x-llm-deployment"] == "good" and reply.headers["x-llm-attempts"] == "2"
             assert len(bad.requests) == 2
-            deadline = time.monotonic() + 3
-            while True:  # B has heard of the cooldown once its first attempt goes to `good`
+
+            def first_attempt_to_good() -> httpx2.Response | None:
                 reply = httpx2.post(b.base_url + "/chat/completions", json=body, timeout=10)
-                if reply.headers["x-llm-attempts"] == "1":
-                    break
-                assert time.monotonic() < deadline, "replica B never heard of the cooldown"
-                time.sleep(0.1)
+                return reply if reply.headers["x-llm-attempts"] == "1" else None
+
+            reply = wait_until(  # B has heard of the cooldown once its first attempt goes to `good`
+                first_attempt_to_good, timeout=3, interval=0.1, message="replica B to hear of the cooldown"
+            )
             assert reply.headers["x-llm-deployment"] == "good"
             sent = len(bad.requests)
             for _ in range(5):

@@ -75,7 +75,7 @@ async def test_cooldown_skips_a_failing_deployment_then_lets_it_back(asgi_client
         assert (await chat(client)).headers["x-llm-attempts"] == "1"  # "a" is skipped
     assert len(ups[0].requests) == 2
     ups[0].default = Behavior()
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.6)  # the 0.5 s cooldown runs out
     assert (await chat(client)).headers["x-llm-deployment"] == "a"
 
 
