@@ -148,7 +148,7 @@ async def test_live_config_watches_while_the_app_runs(tmp_path):
         path.write_text(doc("m9", reload={"watch": False}))
         await asyncio.sleep(0.3)  # an absence: six poll intervals of the old setting pass unseen
         assert names(manager) == ["m1", "m2", "m3"]  # off now
-    assert app._tasks == []
+    assert app.watch._tasks == []
 
 
 # -- Redis ------------------------------------------------------------------------------
