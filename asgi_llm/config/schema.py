@@ -19,6 +19,7 @@ from asgi_llm.config.urls import (
     check_http_url,
     check_redis_url,
     check_storage_uri,
+    check_store_url,
 )
 
 Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "mock"]
@@ -417,6 +418,22 @@ class Cache(Section):
     _check_backend = field_validator("backend")(classmethod(lambda cls, v: check_cache_backend(v)))
 
 
+class Responses(Section):
+    """Where `POST /v1/responses` keeps what `store: true` asks for (docs/configuration.md).
+    Absent, responses are kept in memory with these defaults."""
+
+    store: str = "memory://"  # or redis://host:6379/3: shared by replicas and workers
+    ttl_s: float = Field(30 * 86400.0, gt=0)  # OpenAI's default retention
+    key_prefix: str = Field(
+        "asgi_llm:responses", max_length=128, pattern=r"^[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*$"
+    )
+    max_entries: int = Field(10_000, ge=1)  # memory:// only
+    max_bytes: int = Field(100 * 1024 * 1024, ge=1024)  # memory:// only
+    timeout_s: float = Field(0.5, gt=0, le=10)  # per Redis command; then 503
+
+    _check_store = field_validator("store")(classmethod(lambda cls, v: check_store_url(v)))
+
+
 class Prometheus(Section):
     """`GET <path>` answers in the Prometheus text format (docs/observability.md)."""
 
@@ -491,6 +508,7 @@ class ConfigModel(Section):
     auth: Auth | None = None
     limits: Limits | None = None
     cache: Cache | None = None
+    responses: Responses = Responses()
     metrics: Metrics | None = None
     reload: Reload = Reload()
     server: Server = Server()

@@ -17,6 +17,7 @@ HTTP_SCHEMES = ("http", "https")
 REDIS_SCHEMES = ("redis", "rediss", "unix")  # what redis-py's from_url accepts
 CACHE_SCHEMES = ("memory", "redis", "rediss")
 STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+STORE_SCHEMES = ("memory", *REDIS_SCHEMES)  # a store whose Redis client is our own (redis_client)
 
 
 def _split(value: str, schemes: tuple[str, ...], kind: str) -> SplitResult:
@@ -107,6 +108,12 @@ def check_cache_backend(value: str) -> str:
     return value if parts.scheme.lower() == "memory" else check_redis_url(value, ("redis", "rediss"))
 
 
+def check_store_url(value: str) -> str:
+    """`memory://`, or a Redis URL as redis-py reads it (`redis://`, `rediss://`, `unix://`)."""
+    parts = _split(value, STORE_SCHEMES, "a memory:// or Redis")
+    return value if parts.scheme.lower() == "memory" else check_redis_url(value)
+
+
 def check_storage_uri(value: str) -> str:
     """A `limits` storage URI (an `async+` prefix allowed): `memory://`, `redis[s]://`,
     `redis+unix:///socket`, `redis+cluster://h1:p1,h2:p2`, `redis+sentinel://h1:p1,h2:p2/service`.
@@ -134,4 +141,5 @@ __all__ = [
     "check_http_url",
     "check_redis_url",
     "check_storage_uri",
+    "check_store_url",
 ]

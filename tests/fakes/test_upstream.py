@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 import struct
 import threading
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import aiohttp
 import httpx2
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.responses import FunctionToolParam, ResponseCompletedEvent, ResponseCreatedEvent
+from pydantic import BaseModel
 
 from .upstream import Behavior, FakeUpstream
 
@@ -337,3 +342,296 @@ def test_two_upstreams_and_prompt_stop_with_a_stalled_request() -> None:
         with httpx2.Client(trust_env=False) as http:
             r = http.post(f"{a.base_url}/chat/completions", json={})
         assert r.headers["x-fake-upstream"] == "a"
+
+
+# -- the Responses API -----------------------------------------------------------------
+WEATHER: FunctionToolParam = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "strict": None,
+}
+TEXT_EVENTS = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    *["response.output_text.delta"] * 3,
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+class Day(BaseModel):
+    name: str
+    high: float
+    rain: bool
+
+
+class Forecast(BaseModel):  # nested: its JSON schema reaches Day through a $ref
+    unit: Literal["c", "f"]
+    days: list[Day]
+
+
+def frames(text: str) -> list[tuple[str, dict]]:
+    """(event name, data) of each SSE frame, checking OpenAI's framing on the way."""
+    found = []
+    for block in text.split("\n\n")[:-1]:
+        event, data = block.split("\n")
+        assert event.startswith("event: ") and data.startswith("data: ")
+        found.append((event[len("event: ") :], json.loads(data[len("data: ") :])))
+    assert text.endswith("\n\n")
+    return found
+
+
+def test_responses_create_with_the_sdk(up: FakeUpstream, client: openai.OpenAI) -> None:
+    up.script(Behavior(cached_tokens=2, reasoning_tokens=5))
+    r = client.responses.create(model="gpt-x", input="hello there you", instructions="be brief")
+    assert re.fullmatch(r"resp_[0-9a-f]{48}", r.id)
+    assert (r.object, r.status, r.model, r.instructions) == ("response", "completed", "gpt-x", "be brief")
+    assert r.output_text == "tok0 tok1 tok2 "
+    [message] = r.output
+    assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert r.usage is not None
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens) == (5, 8, 13)
+    assert r.usage.input_tokens_details.cached_tokens == 2
+    assert r.usage.output_tokens_details.reasoning_tokens == 5
+    assert r.previous_response_id is None
+    [rec] = up.requests
+    assert (rec.method, rec.path) == ("POST", "/v1/responses")
+    assert rec.headers["authorization"] == "Bearer x"
+    assert rec.json == {"model": "gpt-x", "input": "hello there you", "instructions": "be brief"}
+    assert up.responses[r.id]["output"][0]["content"][0]["text"] == r.output_text
+
+
+def test_responses_stream_with_the_sdk(up: FakeUpstream, client: openai.OpenAI) -> None:
+    with client.responses.stream(model="m", input="hi") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert [e.type for e in events] == TEXT_EVENTS
+    assert [e.sequence_number for e in events] == list(range(len(TEXT_EVENTS)))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == ["tok0 ", "tok1 ", "tok2 "]
+    assert final.output_text == "tok0 tok1 tok2 " and final.status == "completed"
+    created = events[0]
+    assert isinstance(created, ResponseCreatedEvent)
+    assert created.response.id == final.id and created.response.status == "in_progress"
+    assert final.usage is not None and final.usage.output_tokens == 3
+    raw = list(client.responses.create(model="m", input="hi", stream=True))
+    completed = raw[-1]
+    assert isinstance(completed, ResponseCompletedEvent)
+    assert completed.response.output_text == "tok0 tok1 tok2 "
+
+
+def test_responses_stream_is_framed_as_openai_frames_it(up: FakeUpstream, http: httpx2.Client) -> None:
+    body = {"model": "m", "input": "hi", "stream": True}
+    r = http.post(f"{up.base_url}/responses", json=body, headers={"authorization": "Bearer x"})
+    assert r.headers["content-type"] == "text/event-stream"
+    found = frames(r.text)
+    assert [name for name, _ in found] == TEXT_EVENTS
+    assert all(data["type"] == name for name, data in found)
+    assert [data["sequence_number"] for _, data in found] == list(range(len(found)))
+    assert all("obfuscation" in data for name, data in found if name.endswith(".delta"))
+    quiet = {**body, "stream_options": {"include_obfuscation": False}}
+    r = http.post(f"{up.base_url}/responses", json=quiet, headers={"authorization": "Bearer x"})
+    assert not any("obfuscation" in data for _, data in frames(r.text))
+
+
+def test_function_calling_over_two_turns(up: FakeUpstream, client: openai.OpenAI) -> None:
+    first = client.responses.create(model="m", input="What is the weather in Paris?", tools=[WEATHER])
+    [call] = first.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "fake"}
+    assert first.output_text == ""
+    second = client.responses.create(
+        model="m",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 21}'}],
+        tools=[WEATHER],
+    )
+    assert second.previous_response_id == first.id
+    assert second.output_text == "tok0 tok1 tok2 "
+    with client.responses.stream(model="m", input="weather in Oslo?", tools=[WEATHER]) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert kinds.count("response.function_call_arguments.delta") == 3
+    [streamed] = final.output
+    assert streamed.type == "function_call" and json.loads(streamed.arguments) == {"city": "fake"}
+
+
+def test_tool_choice_decides_whether_a_function_is_called(client: openai.OpenAI) -> None:
+    calm = client.responses.create(model="m", input="the weather?", tools=[WEATHER], tool_choice="none")
+    assert calm.output[0].type == "message"
+    forced = client.responses.create(model="m", input="hello", tools=[WEATHER], tool_choice="required")
+    assert forced.output[0].type == "function_call"
+    named = client.responses.create(
+        model="m", input="hello", tools=[WEATHER], tool_choice={"type": "function", "name": "get_weather"}
+    )
+    assert named.output[0].type == "function_call"
+    plain = client.responses.create(model="m", input="hello", tools=[WEATHER])
+    assert plain.output[0].type == "message"
+
+
+def test_json_schema_format_answers_json_the_sdk_parses(client: openai.OpenAI) -> None:
+    parsed = client.responses.parse(model="m", input="the forecast", text_format=Forecast)
+    assert parsed.output_parsed == Forecast(unit="c", days=[Day(name="fake", high=1.5, rain=True)])
+    with client.responses.stream(model="m", input="the forecast", text_format=Forecast) as stream:
+        final = stream.get_final_response()
+    assert final.output_parsed == parsed.output_parsed
+    plain = client.responses.create(model="m", input="json please", text={"format": {"type": "json_object"}})
+    assert json.loads(plain.output_text) == {"answer": "tok0"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({"model": "m", "messages": CHAT}, 400, "unknown_parameter", "messages"),
+        ({"model": "m", "input": "x", "max_tokens": 5}, 400, "unknown_parameter", "max_tokens"),
+        (
+            {"model": "m", "input": "x", "response_format": {"type": "text"}},
+            400,
+            "unknown_parameter",
+            "response_format",
+        ),
+        ({"input": "x"}, 400, "missing_required_parameter", "model"),
+        ({"model": "m"}, 400, "missing_required_parameter", "input"),
+        ({"model": "m", "input": 5}, 400, "invalid_type", "input"),
+        ({"model": "m", "input": ["hi"]}, 400, "invalid_type", "input[0]"),
+        (
+            {"model": "m", "input": "x", "previous_response_id": "resp_nope"},
+            400,
+            "previous_response_not_found",
+            "previous_response_id",
+        ),
+        (
+            {"model": "m", "input": [{"type": "function_call_output", "call_id": "call_1", "output": "x"}]},
+            400,
+            None,
+            "input",
+        ),
+    ],
+)
+def test_requests_openai_refuses_are_refused_in_its_shape(
+    up: FakeUpstream, client: openai.OpenAI, body: dict, status: int, code: str | None, param: str
+) -> None:
+    up.script(Behavior(status=429))  # a refusal does not use up the script
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.post("/responses", body=body, cast_to=dict)
+    error = refused.value
+    assert (error.status_code, error.code, error.param) == (status, code, param)
+    assert isinstance(error.body, dict) and set(error.body) == {"message", "type", "param", "code"}
+    with pytest.raises(openai.RateLimitError):
+        client.responses.create(model="m", input="now the script")
+
+
+def test_a_key_is_required(up: FakeUpstream, http: httpx2.Client) -> None:
+    r = http.post(f"{up.base_url}/responses", json={"model": "m", "input": "x"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_only_stored_responses_can_be_continued_and_reset_forgets_them(
+    up: FakeUpstream, client: openai.OpenAI
+) -> None:
+    kept = client.responses.create(model="m", input="one")
+    gone = client.responses.create(model="m", input="two", store=False)
+    assert list(up.responses) == [kept.id]
+    assert client.responses.create(model="m", input="three", previous_response_id=kept.id).output_text
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="m", input="three", previous_response_id=gone.id)
+    up.reset()
+    assert up.responses == {}
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="m", input="three", previous_response_id=kept.id)
+
+
+def test_responses_honour_the_behavior_knobs(up: FakeUpstream, client: openai.OpenAI) -> None:
+    up.script(
+        Behavior(status=503, error_message="overloaded"),
+        Behavior(usage=False, chunks=1),
+        Behavior(chunks=5, cut_after=2),
+        Behavior(cut_after=0),
+    )
+    with pytest.raises(openai.InternalServerError) as unavailable:
+        client.responses.create(model="m", input="x")
+    assert unavailable.value.status_code == 503 and unavailable.value.message.endswith("overloaded")
+    quiet = client.responses.create(model="m", input="x")
+    assert quiet.usage is None and quiet.output_text == "tok0 "
+    seen: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        with client.responses.stream(model="m", input="x") as stream:
+            seen.extend(e.delta for e in stream if e.type == "response.output_text.delta")
+    assert seen == ["tok0 ", "tok1 "]
+    with pytest.raises(openai.APIConnectionError):  # non-stream: half a body
+        client.responses.create(model="m", input="x")
+
+
+def test_responses_stream_deltas_are_flushed_one_by_one(up: FakeUpstream, client: openai.OpenAI) -> None:
+    up.script(Behavior(chunks=3, chunk_delay_s=0.2))
+    arrivals = []
+    with client.responses.stream(model="m", input="x") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                arrivals.append(time.monotonic())
+    assert arrivals[1] - arrivals[0] >= 0.15
+    assert arrivals[2] - arrivals[0] >= 0.35
+
+
+def test_azure_responses_paths(up: FakeUpstream, http: httpx2.Client) -> None:
+    with openai.AzureOpenAI(
+        azure_endpoint=up.root_url, api_key="az-key", api_version="2025-04-01-preview", max_retries=0
+    ) as azure:
+        r = azure.responses.create(model="my-deploy", input="hi")
+    with openai.OpenAI(base_url=f"{up.root_url}/openai/v1", api_key="az-key", max_retries=0) as v1:
+        r1 = v1.responses.create(model="my-deploy", input="hi")
+    assert r.output_text == r1.output_text == "tok0 tok1 tok2 "
+    preview, ga = up.requests
+    assert (preview.path, preview.query) == ("/openai/responses", "api-version=2025-04-01-preview")
+    assert preview.headers["api-key"] == "az-key" and preview.json["model"] == "my-deploy"
+    assert ga.path == "/openai/v1/responses"
+    # Azure has no per-deployment Responses route: a proxy that builds one must see a 404.
+    wrong = http.post(f"{up.root_url}/openai/deployments/d/responses", json={"model": "m", "input": "x"})
+    assert wrong.status_code == 404
+
+
+CHAT_WEATHER: list[ChatCompletionToolParam] = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER["parameters"] or {}}}
+]
+
+
+def test_chat_answers_the_weather_with_a_tool_call(client: openai.OpenAI) -> None:
+    question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "weather in Paris?"}]
+    r = client.chat.completions.create(model="m", messages=question, tools=CHAT_WEATHER)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    [call] = choice.message.tool_calls or []
+    assert call.type == "function" and call.id.startswith("call_")
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "fake"})
+    chunks = list(
+        client.chat.completions.create(
+            model="m",
+            messages=question,
+            tools=CHAT_WEATHER,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    pieces = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert pieces[0].id is not None and pieces[0].function is not None
+    assert pieces[0].function.name == "get_weather"
+    assert (
+        "".join((p.function.arguments or "") if p.function else "" for p in pieces) == call.function.arguments
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == len(pieces)
+    plain = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], tools=CHAT_WEATHER
+    )
+    assert plain.choices[0].message.content == "tok0 tok1 tok2 "
+
+
+def test_chat_json_schema_answers_json_the_sdk_parses(client: openai.OpenAI) -> None:
+    r = client.chat.completions.parse(model="m", messages=CHAT, response_format=Forecast)
+    assert r.choices[0].message.parsed == Forecast(unit="c", days=[Day(name="fake", high=1.5, rain=True)])
