@@ -74,17 +74,16 @@ async def scan_response(response: httpx2.Response) -> None:
 
 
 def scan_metrics(app: Any) -> None:
-    """The Prometheus exposition of a stack carries no key material (THREATS H12)."""
-    layer = app
-    for _ in range(64):
-        if layer is None:
-            return
-        exporter = getattr(layer, "prometheus", None)
-        if exporter is not None and hasattr(exporter, "render"):
-            text = exporter.render()[0].decode()
-            assert not find_secrets(text), f"key material in metrics: {find_secrets(text)[:3]}"
-            return
-        layer = getattr(layer, "app", None)
+    """The Prometheus exposition of a stack carries no key material (THREATS H12): the stack
+    `build_app` made, or a MetricsMiddleware given as the app."""
+    from asgi_llm import MetricsMiddleware
+    from asgi_llm.app import LLMApp
+
+    metrics = app.metrics if isinstance(app, LLMApp) else app
+    if not isinstance(metrics, MetricsMiddleware):
+        return
+    text = metrics.prometheus.render()[0].decode()
+    assert not find_secrets(text), f"key material in metrics: {find_secrets(text)[:3]}"
 
 
 def mock_model(name: str = "mock-1", **mock: Any) -> dict[str, Any]:
