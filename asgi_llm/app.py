@@ -35,6 +35,7 @@ from asgi_llm.metrics.middleware import MetricsMiddleware
 from asgi_llm.providers.app import ProviderApp
 from asgi_llm.providers.clients import UpstreamClients
 from asgi_llm.ratelimit.middleware import RateLimitMiddleware
+from asgi_llm.responses_api.middleware import ResponsesMiddleware
 from asgi_llm.routing.health import CooldownTracker
 from asgi_llm.routing.middleware import RouterMiddleware
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
@@ -89,6 +90,7 @@ class LLMApp:
         metrics: MetricsMiddleware,
         auth: AuthMiddleware,
         admin: AdminMiddleware,
+        responses: ResponsesMiddleware,
         ratelimit: RateLimitMiddleware,
         cache: CacheMiddleware,
         router: RouterMiddleware,
@@ -99,6 +101,7 @@ class LLMApp:
         self.metrics = metrics
         self.auth = auth
         self.admin = admin
+        self.responses = responses
         self.ratelimit = ratelimit
         self.cache = cache
         self.router = router
@@ -118,7 +121,8 @@ class LLMApp:
 
 
 def build_app(config: Config | ConfigManager | None = None, *, transport_factory: Any = None) -> LLMApp:
-    """Metrics, Auth, Admin, RateLimit, Cache, Router, then ProviderApp (outermost first).
+    """Metrics, Auth, Admin, Responses, RateLimit, Cache, Router, then ProviderApp (outermost
+    first).
 
     Every layer is present whatever the config says, and does nothing while its section is
     absent: a live reload can turn a feature on or off without rebuilding the stack. The
@@ -131,8 +135,9 @@ def build_app(config: Config | ConfigManager | None = None, *, transport_factory
     router = RouterMiddleware(provider, config=manager, cooldowns=services.cooldowns)
     cache = CacheMiddleware(router, config=manager, health=services.health)
     ratelimit = RateLimitMiddleware(cache, config=manager, health=services.health)
+    responses = ResponsesMiddleware(ratelimit, config=manager)
     admin = AdminMiddleware(
-        ratelimit,
+        responses,
         config=manager,
         cache=cache,
         limiter=ratelimit,
@@ -148,6 +153,7 @@ def build_app(config: Config | ConfigManager | None = None, *, transport_factory
         metrics=metrics,
         auth=auth,
         admin=admin,
+        responses=responses,
         ratelimit=ratelimit,
         cache=cache,
         router=router,

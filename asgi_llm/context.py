@@ -6,7 +6,9 @@ ContextVars only flow inward.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from asgi_llm.config.loader import Config
     from asgi_llm.config.schema import Deployment
     from asgi_llm.errors import ProxyError
+    from asgi_llm.response_store import StoredResponse
 
 
 @dataclass(slots=True)
@@ -45,8 +48,13 @@ class Principal:
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens of one answer. `cached_prompt_tokens` are part of `prompt_tokens` (read from a
+    prompt cache), `reasoning_tokens` part of `completion_tokens`, as OpenAI counts them."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -73,11 +81,50 @@ class RateLimitInfo:
     charged_usd: float | None = None  # with budgets
 
 
+def new_response_id() -> str:
+    """`resp_` and 48 hex digits, as OpenAI's look: unguessable (ids are capabilities here:
+    the store also checks the tenant, but an id should not be enumerable either)."""
+    return "resp_" + os.urandom(24).hex()
+
+
+@dataclass(slots=True)
+class ResponsesCall:
+    request: dict[str, Any]  # the Responses request as the client sent it
+    response_id: str = field(default_factory=new_response_id)  # for a translated answer
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    previous: StoredResponse | None = None  # the stored turn `previous_response_id` names
+    history: list[dict[str, Any]] = field(default_factory=list)  # its items, in order
+    expanded: bool = False  # the history is in the chat payload (the responses layer ran)
+    native: bool = False  # this attempt speaks the upstream's own Responses API
+    final: dict[str, Any] | None = None  # the response object the client got
+    # Run once the final object is known and before its last bytes go out (the store), so a
+    # client that asks for the response right after it ended finds it.
+    on_final: Callable[[], Awaitable[None]] | None = None
+    finalized: bool = False
+
+    async def finalize(self) -> None:
+        if self.final is not None and not self.finalized:
+            self.finalized = True
+            if self.on_final is not None:
+                await self.on_final()
+
+    @property
+    def store(self) -> bool:
+        """`store` defaults to true, as at OpenAI."""
+        return self.request.get("store") is not False
+
+    @property
+    def previous_id(self) -> str | None:
+        value = self.request.get("previous_response_id")
+        return value if isinstance(value, str) and value else None
+
+
 @dataclass(slots=True)
 class LLMContext:
     request_id: str
     config: Config
-    endpoint: str  # chat | completions | embeddings | models
+    endpoint: str  # chat | completions | embeddings | models | responses.* | admin.*
+    grant: str = ""  # the role grant the route needs (`chat` for /v1/messages)
     body: bytes = b""
     payload: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  # as the client wrote it
@@ -110,7 +157,8 @@ class LLMContext:
     ratelimit: RateLimitInfo | None = None
     cache_bypass: str | None = None  # why the cache was not consulted
     cached_usage: Usage | None = None  # a cache hit's stored usage (`usage` stays None)
-    inbound_format: str | None = None  # "anthropic": came in on /v1/messages, answered so
+    inbound_format: str | None = None  # "anthropic" (/v1/messages), "responses" (/v1/responses)
+    responses: ResponsesCall | None = None  # a /v1/responses request's own state
     native_hint: dict[str, Any] | None = None  # what an Anthropic upstream said that chat cannot
     extra: dict[str, Any] = field(default_factory=dict)  # for your own layers
 
@@ -124,4 +172,13 @@ def get_context(scope: Scope) -> LLMContext | None:
     return state.get("llm") if state is not None else None
 
 
-__all__ = ["LLMContext", "Principal", "RateLimitInfo", "Timings", "Usage", "get_context"]
+__all__ = [
+    "LLMContext",
+    "Principal",
+    "RateLimitInfo",
+    "ResponsesCall",
+    "Timings",
+    "Usage",
+    "get_context",
+    "new_response_id",
+]

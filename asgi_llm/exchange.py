@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from asgi_llm.config.loader import Config
@@ -24,6 +25,7 @@ from asgi_llm.request import (
     ClientDisconnected,
     Route,
     check_content_type,
+    grant_for,
     header,
     match_endpoint,
     parse_json,
@@ -32,9 +34,17 @@ from asgi_llm.request import (
 )
 from asgi_llm.responses import send_error
 from asgi_llm.translate.endpoint import accept_messages
+from asgi_llm.translate.responses_endpoint import accept_responses
 from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm")
+
+# Inbound surfaces other than OpenAI chat: each turns its request into a chat request and
+# wraps `send` so the answer goes back in its own form.
+SURFACES: dict[str, Callable[[LLMContext, Send], Send]] = {
+    "messages": accept_messages,
+    "responses": accept_responses,
+}
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
@@ -134,7 +144,7 @@ async def run_exchange(
     request_id: str,
 ) -> None:
     name, method, target = endpoint
-    ctx = LLMContext(request_id=request_id, config=config, endpoint=name, model=target)
+    ctx = LLMContext(request_id=request_id, config=config, endpoint=name, grant=grant_for(name), model=target)
     state = scope.get("state")
     if state is None:
         scope["state"] = state = {}
@@ -168,10 +178,10 @@ async def run_exchange(
                 raise ProxyError(
                     "The request body did not arrive in time.", status=408, code="request_timeout"
                 ) from None
-            if name in INFERENCE or name == "messages":
+            if name in INFERENCE or name in SURFACES:
                 ctx.payload = parse_json(ctx.body)
-                if name == "messages":  # Anthropic's format: a chat request from here inward
-                    send = accept_messages(ctx, send)  # and its answers translated back
+                if name in SURFACES:  # another API's format: a chat request from here inward,
+                    send = SURFACES[name](ctx, send)  # and its answers translated back
                 parsed = validate(ctx.endpoint, ctx.payload)
                 ctx.model, ctx.stream, ctx.include_usage = parsed.model, parsed.stream, parsed.include_usage
                 ctx.needs, ctx.prompt_tokens_estimate = parsed.needs, parsed.prompt_tokens_estimate

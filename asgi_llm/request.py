@@ -18,6 +18,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "/v1/embeddings": ("embeddings", "POST"),
     "/v1/models": ("models", "GET"),
     "/v1/messages": ("messages", "POST"),  # Anthropic's format, translated at the exchange
+    "/v1/responses": ("responses", "POST"),  # OpenAI's Responses API
     "/admin/config": ("admin.config", "GET"),
     "/admin/config/reload": ("admin.config.reload", "POST"),
     "/admin/cache": ("admin.cache", "DELETE"),
@@ -115,7 +116,38 @@ def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
     if path.startswith(_MODEL_PATH) and len(path) > len(_MODEL_PATH):
         # A model name may hold slashes (`meta-llama/Llama-3`): everything after the prefix.
         return Route("models", "GET", path[len(_MODEL_PATH) :])
+    if path.startswith(_RESPONSE_PATH):
+        return _response_route(path[len(_RESPONSE_PATH) :], scope["method"])
     return None
+
+
+_RESPONSE_PATH = "/v1/responses/"
+
+
+def _response_route(rest: str, method: str) -> Route | None:
+    """`/v1/responses/{id}` (GET, DELETE), `.../{id}/input_items` (GET), `.../{id}/cancel`
+    (POST). A response id never holds a slash."""
+    response_id, _, action = rest.partition("/")
+    if not response_id:
+        return None
+    if not action:
+        if method == "DELETE":
+            return Route("responses.delete", "DELETE", response_id)
+        return Route("responses.get", "GET", response_id)
+    if action == "input_items":
+        return Route("responses.input_items", "GET", response_id)
+    if action == "cancel":
+        return Route("responses.cancel", "POST", response_id)
+    return None
+
+
+def grant_for(endpoint: str) -> str:
+    """The role grant a route needs: `responses.get` needs `responses`, `/v1/messages` needs
+    `chat` (it is a chat request in Anthropic's form); admin routes need `admin: true`."""
+    if endpoint.startswith("admin"):
+        return endpoint
+    name = endpoint.partition(".")[0]
+    return "chat" if name == "messages" else name
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -371,6 +403,7 @@ __all__ = [
     "ProxyError",
     "Route",
     "check_content_type",
+    "grant_for",
     "match_endpoint",
     "parse_json",
     "read_body",

@@ -348,6 +348,7 @@ ROUTE_BODIES = {
     "completions": {"model": "allowed", "prompt": "hi"},
     "embeddings": {"model": "allowed", "input": "hi"},
     "messages": {"model": "allowed", "max_tokens": 16, "messages": USER},
+    "responses": {"model": "allowed", "input": "hi"},
     **{ENDPOINTS[path][0]: body for path, body in ADMIN_BODIES.items()},
 }
 
@@ -359,6 +360,23 @@ def test_every_route_in_the_inventory_needs_a_key(proxy, upstream, path, endpoin
     body = ROUTE_BODIES.get(name)
     kwargs: dict[str, Any] = {"json": body} if body is not None else {}
     response = httpx2.request(method, proxy.root_url + path, timeout=10, **kwargs)
+    assert_error_shape(response, 401, "invalid_api_key")
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/v1/responses/resp_1", "GET"),
+        ("/v1/responses/resp_1", "DELETE"),
+        ("/v1/responses/resp_1/input_items", "GET"),
+        ("/v1/responses/resp_1/cancel", "POST"),
+        ("/v1/models/allowed", "GET"),
+        ("/responses/resp_1", "GET"),
+    ],
+)
+def test_every_route_with_an_id_needs_a_key(proxy, upstream, path, method):
+    response = httpx2.request(method, proxy.root_url + path, timeout=10)
     assert_error_shape(response, 401, "invalid_api_key")
     assert upstream.requests == []
 

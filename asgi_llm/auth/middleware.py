@@ -221,9 +221,9 @@ class AuthMiddleware(LLMLayer):
             if not principal.admin:
                 raise PermissionDenied("The admin API needs an admin role.", code="endpoint_not_allowed")
             return
-        if not principal.may_call(ctx.endpoint):
+        if not principal.may_call(ctx.grant):
             raise PermissionDenied(
-                f"Your role does not allow the {ctx.endpoint} endpoint.", code="endpoint_not_allowed"
+                f"Your role does not allow the {ctx.grant} endpoint.", code="endpoint_not_allowed"
             )
         if ctx.endpoint in INFERENCE:
             entry = ctx.requested

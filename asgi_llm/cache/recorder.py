@@ -85,6 +85,9 @@ class Recorder:
             or ctx.disconnected
             or ctx.status != 200
             or ctx.stream_failure
+            # An upstream's own Responses API answered: those bytes are not the chat form
+            # the cache keeps and replays.
+            or (ctx.responses is not None and ctx.responses.native)
         ):
             return None
         try:

@@ -262,7 +262,7 @@ class KeyStore(Section):
 # The endpoint names auth checks a role's `endpoints` against (request.ENDPOINTS' names, less
 # `messages`, which the exchange turns into a chat request, and the admin routes, which
 # `admin: true` grants). tests/config/test_schema.py holds the two lists together.
-GRANTABLE_ENDPOINTS = ("chat", "completions", "embeddings", "models")
+GRANTABLE_ENDPOINTS = ("chat", "completions", "embeddings", "models", "responses")
 
 
 class Role(Section):

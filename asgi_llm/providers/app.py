@@ -193,6 +193,8 @@ class ProviderApp(LLMLayer):
 
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
+        if ctx.responses is not None:
+            ctx.responses.native = False  # per attempt: the provider says if it speaks it natively
         request = provider.build(ctx, deployment)  # may refuse (400): nothing is in flight yet
         transport = self.clients.transport(deployment)
         self._in_flight[deployment.id] = self._in_flight.get(deployment.id, 0) + 1
@@ -343,5 +345,3 @@ class ProviderApp(LLMLayer):
 
 def _model_object(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "asgi-llm"}
-
-

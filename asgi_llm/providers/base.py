@@ -106,7 +106,20 @@ def usage_from(payload: Any) -> Usage | None:
     completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
     if type(prompt) is not int or type(completion) is not int:
         return None
-    return Usage(prompt, completion)
+    # Chat says prompt/completion_tokens_details, the Responses API input/output_tokens_details.
+    cached = _detail(usage, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens")
+    reasoning = _detail(usage, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens")
+    return Usage(prompt, completion, cached, reasoning)
+
+
+def _detail(usage: dict[str, Any], sections: tuple[str, ...], name: str) -> int:
+    for section in sections:
+        details = usage.get(section)
+        if isinstance(details, dict):
+            value = details.get(name)
+            if type(value) is int and value >= 0:
+                return value
+    return 0
 
 
 def bad_response(deployment: Deployment, why: str) -> UpstreamError:

@@ -11,6 +11,7 @@ from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
 from asgi_llm.providers.base import bad_response, openai_error, usage_from
+from asgi_llm.providers.native_responses import NativeResponsesStream, native_body, read_native
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.sse import DONE, SSEDecoder, event_data
 
@@ -82,10 +83,18 @@ class OpenAIStream:
 
 
 class OpenAIProvider:
-    """`openai` and `openai-compatible` deployments."""
+    """`openai` and `openai-compatible` deployments. With `native_responses`, a
+    `/v1/responses` request goes out in the Responses API itself (OpenAI, Azure); otherwise
+    it goes out translated, as a chat request (responses_api/native.py)."""
+
+    def __init__(self, *, native_responses: bool = False) -> None:
+        self.native_responses = native_responses
 
     def url(self, ctx: LLMContext, deployment: Deployment) -> str:
         return deployment.url + PATHS[ctx.endpoint]
+
+    def responses_url(self, deployment: Deployment) -> str:
+        return deployment.url + "/responses"
 
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
@@ -94,11 +103,22 @@ class OpenAIProvider:
         return headers
 
     def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
+        call = ctx.responses
+        if call is not None and self.native_responses:
+            call.native = True
+            return UpstreamRequest(
+                "POST",
+                self.responses_url(deployment),
+                self.headers(deployment),
+                native_body(call, deployment),
+            )
         return UpstreamRequest(
             "POST", self.url(ctx, deployment), self.headers(deployment), upstream_body(ctx, deployment)
         )
 
     def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
+        if ctx.responses is not None and ctx.responses.native:
+            return read_native(ctx, deployment, body)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -111,7 +131,9 @@ class OpenAIProvider:
             ctx.finish_reason = choices[0].get("finish_reason")
         return body
 
-    def stream(self, ctx: LLMContext, deployment: Deployment) -> OpenAIStream:
+    def stream(self, ctx: LLMContext, deployment: Deployment) -> OpenAIStream | NativeResponsesStream:
+        if ctx.responses is not None and ctx.responses.native:
+            return NativeResponsesStream(ctx)
         return OpenAIStream(ctx)
 
     def error(
@@ -127,6 +149,11 @@ class AzureProvider(OpenAIProvider):
         name = quote(deployment.model, safe="")
         version = quote(deployment.api_version or "", safe="")
         return f"{deployment.url}/openai/deployments/{name}{PATHS[ctx.endpoint]}?api-version={version}"
+
+    def responses_url(self, deployment: Deployment) -> str:
+        # The Responses API is not per deployment on Azure: the deployment goes in `model`.
+        version = quote(deployment.api_version or "", safe="")
+        return f"{deployment.url}/openai/responses?api-version={version}"
 
     def headers(self, deployment: Deployment) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}

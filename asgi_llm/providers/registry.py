@@ -27,12 +27,12 @@ class ProviderEntry:
     transport: Callable[[Deployment], UpstreamTransport] | None = None
 
 
-_OPENAI = OpenAIProvider()
+_OPENAI = OpenAIProvider()  # chat only: /v1/responses goes out translated
 
 REGISTRY: dict[str, ProviderEntry] = {
-    "openai": ProviderEntry(_OPENAI),
+    "openai": ProviderEntry(OpenAIProvider(native_responses=True)),
     "openai-compatible": ProviderEntry(_OPENAI),
-    "azure": ProviderEntry(AzureProvider()),
+    "azure": ProviderEntry(AzureProvider(native_responses=True)),
     "anthropic": ProviderEntry(AnthropicProvider()),
     "mock": ProviderEntry(_OPENAI, transport=MockTransport),  # an OpenAI server, in process
 }

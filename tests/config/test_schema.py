@@ -30,7 +30,7 @@ def test_an_unknown_endpoint_name_is_an_error_naming_field_and_valid_names(endpo
         Config.from_dict(with_roles(user={"models": ["m"], "endpoints": endpoints}))
     message = str(info.value)
     assert f"{where}: unknown endpoint" in message and hint in message
-    assert "chat, completions, embeddings, models or *" in message
+    assert "chat, completions, embeddings, models, responses or *" in message
 
 
 @pytest.mark.parametrize("endpoints", [["*"], ["chat", "completions", "embeddings", "models"], []])

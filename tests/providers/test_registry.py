@@ -36,7 +36,12 @@ def test_an_unknown_provider_is_a_lookup_error_naming_it():
 
 def test_only_the_mock_brings_its_own_transport():
     assert {name for name, entry in REGISTRY.items() if entry.transport is not None} == {"mock"}
-    assert entry_for("openai-compatible").wire is provider_for("openai")
+    assert entry_for("openai-compatible").wire is provider_for("mock")  # one chat-only wire
+
+
+def test_only_openai_and_azure_speak_the_responses_api_natively():
+    native = {name for name, entry in REGISTRY.items() if getattr(entry.wire, "native_responses", False)}
+    assert native == {"openai", "azure"}
 
 
 async def test_the_mock_entrys_transport_answers_like_an_openai_server():
