@@ -8,6 +8,7 @@ exporters that write logs or traces; metric exporters must not use it as a label
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -174,7 +175,7 @@ class RecordBuilder:
 
 def as_dict(record: RequestRecord) -> dict[str, Any]:
     """The record as a plain dict (for log-pipeline exporters)."""
-    return {name: getattr(record, name) for name in RequestRecord.__slots__}  # type: ignore[attr-defined]
+    return dataclasses.asdict(record)
 
 
 __all__ = ["LabelGuard", "RecordBuilder", "RequestRecord", "as_dict"]
