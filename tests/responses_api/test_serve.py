@@ -244,3 +244,24 @@ def test_a_cached_translated_answer_is_a_new_stored_response(tmp_path, fakes):
             )
             assert answer.headers["x-cache"] == "miss"
         assert len([r for r in native.requests if r.path.endswith("/responses")]) == 2
+
+
+@pytest.mark.parametrize("model", ["gpt-native", "gpt-chat"])
+def test_a_client_that_leaves_cancels_the_upstream_call(proxy, fakes, model):
+    native, chat, _ = fakes
+    upstream = native if model == "gpt-native" else chat
+    upstream.default = Behavior(chunks=50, chunk_delay_s=0.1)
+    with client(proxy).responses.stream(model=model, input="Say hello") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                break  # the client leaves mid-stream
+    gone = upstream.wait_for_disconnect(timeout=5)
+    assert gone is not None and gone.path.endswith("/responses" if model == "gpt-native" else "/completions")
+
+
+def test_a_native_stream_cut_midway_ends_with_an_error_event(proxy, fakes):
+    native, _, _ = fakes
+    native.default = Behavior(chunks=10, cut_after=3)
+    with client(proxy).responses.stream(model="gpt-native", input="Say hello") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[0] == "response.created" and kinds[-1] == "error"
