@@ -13,17 +13,23 @@ from asgi_llm.auth.keys import hash_key
 from asgi_llm.config.checks import config_warnings
 from asgi_llm.config.loader import Config
 from asgi_llm.errors import ConfigError
-from asgi_llm.server import CONFIG_ENV, CannotListen, load_config, serve
+from asgi_llm.server import CONFIG_ENV, DEFAULT_SERVER, SERVERS, CannotServe, load_config, serve
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asgi-llm", description="OpenAI-compatible LLM proxy.")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the full stack on hypercorn")
+    run = commands.add_parser("serve", help="run the full stack on an HTTP server")
     run.add_argument("--config", help=f"config file (default: ${CONFIG_ENV} or the embedded default)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
+    run.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=DEFAULT_SERVER,
+        help=f"the HTTP server (default {DEFAULT_SERVER}; hypercorn and granian also speak HTTP/2)",
+    )
     run.add_argument(
         "--allow-unauthenticated", action="store_true", help="serve without auth on a non-loopback address"
     )
@@ -137,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.host,
             args.port,
             args.workers,
+            server=args.server,
             drain_timeout=args.drain_timeout,
             access_log=not args.no_access_log,
             log_format=args.log_format,
@@ -144,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_alive=args.keep_alive_timeout,
             announce=announce,
         )
-    except CannotListen as exc:
+    except CannotServe as exc:
         print(f"asgi-llm: {exc}", file=sys.stderr)
         return 1
 

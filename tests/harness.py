@@ -14,6 +14,10 @@ from typing import Any
 
 import httpx2
 
+# Every HTTP server `asgi-llm serve --server` runs; tests that depend on the server (its
+# parser, its shutdown, its logging) run on each of them through the `server` fixture.
+SERVERS = ("uvicorn", "hypercorn", "granian")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -32,6 +36,7 @@ class ProxyServer:
         workers: int = 1,
         env: dict[str, str] | None = None,
         extra_args: tuple[str, ...] = (),
+        server: str | None = None,
     ) -> None:
         self.port = free_port()
         self.root_url = f"http://127.0.0.1:{self.port}"
@@ -46,6 +51,7 @@ class ProxyServer:
             str(self.port),
             "--workers",
             str(workers),
+            *(("--server", server) if server else ()),
             *extra_args,
         ]
         if isinstance(config, (str, Path)):

@@ -22,7 +22,7 @@ from asgi_llm.auth.keys import hash_key
 from asgi_llm.request import ENDPOINTS, MAX_N, MAX_TOKENS, MAX_TOOLS
 from tests.conftest import assert_error_shape, upstream_model
 from tests.fakes.upstream import Behavior, FakeUpstream
-from tests.harness import ProxyServer
+from tests.harness import SERVERS, ProxyServer
 from tests.waiting import wait_until
 
 USER_KEY = "sk-hyg-user-0123456789"
@@ -75,8 +75,14 @@ def audit_path(tmp_path_factory):
     return tmp_path_factory.mktemp("audit") / "audit.jsonl"
 
 
+@pytest.fixture(scope="module", params=SERVERS)
+def server(request):
+    """Each HTTP server `asgi-llm serve` runs: hygiene is mostly its parser's."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def proxy(upstream, audit_path, tmp_path_factory):
+def proxy(server, upstream, audit_path, tmp_path_factory):
     config = {
         "models": [
             upstream_model("allowed", upstream.base_url),
@@ -102,9 +108,9 @@ def proxy(upstream, audit_path, tmp_path_factory):
         "server": {"max_body_bytes": CAP},
     }
     with ProxyServer(
-        config, tmp_path_factory.mktemp("hygiene"), extra_args=("--log-format", "json")
-    ) as server:
-        yield server
+        config, tmp_path_factory.mktemp("hygiene"), extra_args=("--log-format", "json"), server=server
+    ) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -455,11 +461,31 @@ SMUGGLING = {
 }
 
 
+# granian (hyper) answers these differently, never by smuggling: it frames CL+TE and a
+# doubled `chunked` by the chunked coding and drops the Content-Length before the app sees
+# the headers (RFC 9112 6.1 allows it), so the one request is served once; a malformed chunk
+# reaches the app as a disconnect, and granian itself answers 500.
+HYPER_FRAMES = {"CL and TE", "TE chunked twice"}
+HYPER_500 = {
+    "chunk data not followed by CRLF",
+    "chunk lines ending in a bare LF",
+    "chunk lines ending in a bare CR",
+    "bare LF inside a chunk extension",
+}
+
+
 @pytest.mark.parametrize("attack", list(SMUGGLING), ids=list(SMUGGLING))
-def test_smuggling_is_refused_and_closes_and_the_upstream_sees_nothing(proxy, upstream, attack):
+def test_smuggling_is_refused_and_closes_and_the_upstream_sees_nothing(server, proxy, upstream, attack):
     data = SMUGGLING[attack] + SMUGGLED
     # half_close: a parser waiting for a line end it will never get sees the end of input
     status, headers, _ = one_response(proxy.port, data, half_close=True)
+    if server == "granian" and attack in HYPER_FRAMES:
+        assert status == 200  # the chunked body, and no second (smuggled) response
+        assert [r.json["model"] for r in upstream.requests] == [ALLOWED_UPSTREAM]
+        return
+    if server == "granian" and attack in HYPER_500:
+        assert status == 500 and upstream.requests == []
+        return
     assert status in (400, 501), status  # 501: a transfer coding h11 does not know
     assert headers.get("connection") == "close"
     assert upstream.requests == []
@@ -486,9 +512,10 @@ def test_pipelined_requests_are_answered_in_order_one_upstream_call_each(proxy, 
     assert [r.json["model"] for r in upstream.requests] == [ALLOWED_UPSTREAM]
 
 
-def test_obs_fold_is_unfolded_never_a_header_of_its_own(proxy, upstream):
-    # h11 takes RFC 9112 5.2's second option: the folded line joins the previous value.
-    # THREATS H1 asks for a 400; what is asserted here is that the fold cannot frame or smuggle.
+def test_obs_fold_is_refused_or_unfolded_never_a_header_of_its_own(server, proxy, upstream):
+    # THREATS H1 asks for a 400: llhttp (uvicorn) and hyper (granian) refuse the fold. h11
+    # (hypercorn) takes RFC 9112 5.2's second option: the folded line joins the previous
+    # value. Either way the fold cannot frame or smuggle.
     data = (
         HEAD
         + b"X-Note: a\r\n Transfer-Encoding: chunked\r\n\tContent-Length: 5\r\n"
@@ -496,6 +523,10 @@ def test_obs_fold_is_unfolded_never_a_header_of_its_own(proxy, upstream):
         + BODY
     )
     responses = parse(send_raw(proxy.port, data))
+    if server != "hypercorn":
+        assert [status for status, _, _ in responses] == [400]
+        assert upstream.requests == []
+        return
     assert [status for status, _, _ in responses] == [200]  # framed by the real Content-Length
     [seen] = upstream.requests
     assert seen.json["model"] == ALLOWED_UPSTREAM and "x-note" not in seen.headers
@@ -677,8 +708,16 @@ def access_lines(proxy: ProxyServer) -> list[dict[str, Any]]:
 EVIL = 'INJ\r\n{"level":"error","logger":"asgi_llm.access","path":"/admin"}\x1b[31m"quoted"\x1b[0m\n'
 
 
-def test_crlf_ansi_and_quotes_never_forge_log_lines(proxy, upstream, audit_path):
+def test_crlf_ansi_and_quotes_never_forge_log_lines(server, proxy, upstream, audit_path):
     ua = b'INJ "quoted" \x1b[31mred\x1b[0m \\r\\n {"level":"error"}'
+    if server != "hypercorn":
+        # llhttp and hyper refuse a raw control byte in a header value outright; h11 lets
+        # it through, and the log must not show it. The fields below go in all the same.
+        status, _, _ = one_response(
+            proxy.port, request(b"/v1/models", method=b"GET", headers=AUTH + b"User-Agent: " + ua + b"\r\n")
+        )
+        assert status == 400
+        ua = ua.replace(b"\x1b", b"")
     sent = {
         "hyg-h11-model": {**CHAT, "model": EVIL},  # unknown model: 404
         "hyg-h11-user": {**CHAT, "user": EVIL},  # passed upstream: 200

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import assert_error_shape, upstream_model
 from tests.fakes.upstream import Behavior, FakeUpstream
-from tests.harness import ProxyServer, free_port
+from tests.harness import SERVERS, ProxyServer, free_port
 
 USER = [{"role": "user", "content": "Say hello"}]
 
@@ -328,26 +328,30 @@ RateLimitMiddleware.startup = startup
 """
 
 
+@pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_failed_startup_exits_1_with_the_reason(tmp_path, workers):
+def test_a_failed_startup_exits_1_with_the_reason(tmp_path, workers, server):
     """A layer's startup raising used to leave hypercorn serving "without Lifespan support"
     (/readyz ready, every LLM request 500): now the process ends, saying why."""
     (tmp_path / "sitecustomize.py").write_text(BROKEN_STARTUP)  # every process of the run
     pythonpath = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
-    result = run_serve("--port", str(free_port()), "--workers", workers, env={"PYTHONPATH": pythonpath})
+    result = run_serve(
+        "--port", str(free_port()), "--workers", workers, "--server", server, env={"PYTHONPATH": pythonpath}
+    )
     assert result.returncode == 1, result.stderr
     reason = "RateLimitMiddleware startup failed: OSError: storage exploded"
     assert f"asgi-llm: cannot start: {reason}" in result.stderr.splitlines()
     assert "without Lifespan" not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_port_in_use_exits_1_with_one_line_and_no_banner(workers):
+def test_a_port_in_use_exits_1_with_one_line_and_no_banner(workers, server):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = run_serve("--port", str(port), "--workers", workers)
+        result = run_serve("--port", str(port), "--workers", workers, "--server", server)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"asgi-llm: cannot listen on 127.0.0.1:{port}: address already in use"
