@@ -255,3 +255,21 @@ def test_an_admin_reload_reaches_every_worker(tmp_path):
                 models = client.get(server.base_url + "/models", headers=admin).json()["data"]
             served[pid] = tuple(sorted(m["id"] for m in models))
             time.sleep(0.02)
+
+
+def test_an_unfinished_head_past_the_cap_is_refused(tmp_path, server):
+    """A head that never ends must not grow a worker's memory: httptools and hyper buffer
+    any size, so the server closes the connection once 32 KiB have come (uvicorn: 431)."""
+    with ProxyServer(None, tmp_path, server=server) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            reply = b""
+            try:
+                for _ in range(100):  # 100 x 1 KiB header lines, no blank line
+                    sock.sendall(b"X-Pad: " + b"a" * 1017 + b"\r\n")
+                sock.settimeout(5)
+                reply = sock.recv(100)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # closed on us: refused all the same
+        assert reply == b"" or reply.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), reply
+        assert httpx2.get(proxy.root_url + "/healthz").status_code == 200

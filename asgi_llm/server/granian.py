@@ -21,7 +21,7 @@ from granian.constants import HTTPModes, Interfaces, Loops
 from granian.http import HTTP1Settings
 from granian.server import Server
 
-from asgi_llm.server.guard import RequestGuard
+from asgi_llm.server.guard import MAX_HEADER_BYTES, RequestGuard
 from asgi_llm.server.workers import Settings, freeze_startup_objects, stack_from_env
 from asgi_llm.types import Message, Send
 
@@ -72,8 +72,9 @@ def serve(sockets: list[socket.socket], settings: Settings, workers: int) -> int
         http=HTTPModes.auto,
         http1_settings=HTTP1Settings(
             keep_alive=True,
-            # hyper refuses a head larger than its buffer; RequestGuard the complete ones > 16 KiB
-            max_buffer_size=8192 + 4096 * 100,
+            # hyper refuses (431) a head larger than its buffer, as h11's cap and uvicorn's;
+            # RequestGuard the complete ones over 16 KiB
+            max_buffer_size=2 * MAX_HEADER_BYTES,
         ),
         websockets=False,
         log_access=False,  # RequestGuard writes the access line
