@@ -21,6 +21,7 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 SECRET_PATTERNS = re.compile(
     r"\bsk-(?!\*\*\*)[A-Za-z0-9_\-]{6,}|sha256:[0-9a-f]{16,}|eyJ[\w-]{10,}\.[\w-]{10,}\."
     r"|Bearer\s+[^\s*]|azure-secret-key|proxy-secret|s3cret"
+    r"|bedrock-fake-secret|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|FwoGZXIvYXdzEFAKE"  # AWS keys, the fakes' secrets
 )
 
 

@@ -20,7 +20,16 @@ from asgi_llm.redact import redact_url_passwords
 
 T = TypeVar("T")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
-_SECRET_FIELDS = frozenset({"api_key", "client_secret", "key_sha256"})
+_SECRET_FIELDS = frozenset(
+    {
+        "api_key",
+        "client_secret",
+        "key_sha256",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    }
+)
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

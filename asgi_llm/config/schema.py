@@ -5,6 +5,7 @@ One snapshot of these is what every layer reads for the whole of a request.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import socket
 from typing import Literal
@@ -22,7 +23,7 @@ from asgi_llm.config.urls import (
     check_store_url,
 )
 
-Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "mock"]
+Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "bedrock", "mock"]
 Capability = Literal["vision", "tools", "json_mode", "streaming", "embeddings", "completions"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -105,6 +106,9 @@ class MockOptions(Section):
     chunks: int = Field(8, ge=1, le=10_000)
 
 
+_AWS_FIELDS = ("region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
 class Deployment(Section):
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
     provider: Provider
@@ -122,6 +126,11 @@ class Deployment(Section):
     first_byte_timeout_s: float = Field(120.0, gt=0, le=3600)
     idle_timeout_s: float = Field(60.0, gt=0, le=3600)  # between two streamed chunks
     mock: MockOptions | None = None
+    # bedrock: signing region and credentials (else AWS_REGION, AWS_ACCESS_KEY_ID, ...).
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+    aws_access_key_id: str | None = Field(None, min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")
+    aws_secret_access_key: str | None = Field(None, min_length=1, max_length=256)
+    aws_session_token: str | None = Field(None, min_length=1, max_length=8192)
 
     @field_validator("base_url")
     @classmethod
@@ -153,7 +162,28 @@ class Deployment(Section):
             raise ValueError("api_version is required for provider 'azure'")
         if self.mock is not None and self.provider != "mock":
             raise ValueError("'mock' options apply only to provider 'mock'")
+        self._check_aws_fields()
         return self
+
+    def _check_aws_fields(self) -> None:
+        given = [name for name in _AWS_FIELDS if getattr(self, name) is not None]
+        if given and self.provider != "bedrock":
+            raise FieldError((given[0],), "applies only to provider 'bedrock'")
+        if self.provider != "bedrock":
+            return
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            missing, given_one = (
+                ("aws_secret_access_key", "aws_access_key_id")
+                if self.aws_secret_access_key is None
+                else ("aws_access_key_id", "aws_secret_access_key")
+            )
+            raise FieldError((missing,), f"is required with {given_one}")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            raise FieldError(("aws_session_token",), "needs aws_access_key_id and aws_secret_access_key")
+        if importlib.util.find_spec("botocore") is None:  # found, not imported: load stays cheap
+            raise FieldError(
+                ("provider",), "provider 'bedrock' needs botocore: pip install 'asgi-llm[bedrock]'"
+            )
 
     @property
     def url(self) -> str:

@@ -260,10 +260,12 @@ class ProviderApp(LLMLayer):
         timer: asyncio.Timeout,
         deadline: float,
     ) -> None:
-        content_type = response.headers.get("content-type") or ""
-        if not content_type.startswith("text/event-stream"):
-            raise bad_response(deployment, f"expected an event stream, got {content_type[:40]!r}")
         adapter = provider.stream(ctx, deployment)
+        # SSE, unless the adapter reads another framing (Bedrock's binary event stream).
+        expected = getattr(adapter, "content_type", "text/event-stream")
+        content_type = response.headers.get("content-type") or ""
+        if not content_type.startswith(expected):
+            raise bad_response(deployment, f"expected {expected}, got {content_type[:40]!r}")
         chunks = response.aiter_bytes()
         # Before the first byte reaches the client, any failure may still fail over.
         first = b""

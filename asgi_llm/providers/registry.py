@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from asgi_llm.config.schema import Deployment
 from asgi_llm.providers.anthropic import AnthropicProvider
 from asgi_llm.providers.base import Provider
+from asgi_llm.providers.bedrock import BedrockProvider
 from asgi_llm.providers.mock import MockTransport
 from asgi_llm.providers.openai import AzureProvider, OpenAIProvider
 from asgi_llm.providers.transport import UpstreamTransport
@@ -34,6 +35,7 @@ REGISTRY: dict[str, ProviderEntry] = {
     "openai-compatible": ProviderEntry(_OPENAI),
     "azure": ProviderEntry(AzureProvider(native_responses=True)),
     "anthropic": ProviderEntry(AnthropicProvider()),
+    "bedrock": ProviderEntry(BedrockProvider()),  # SigV4 in build: signing covers the body
     "mock": ProviderEntry(_OPENAI, transport=MockTransport),  # an OpenAI server, in process
 }
 
