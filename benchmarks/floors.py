@@ -1,4 +1,4 @@
-"""Floors: the least a Python forwarder on hypercorn does, to compare the proxy against.
+"""Floors: the least a Python forwarder does, to compare the proxy against.
 
 Each floor is a Starlette app whose POST /v1/chat/completions (and the SSE variant
 /sse/v1/chat/completions) reads the body, sends it to the upstream and returns the
@@ -13,7 +13,9 @@ Run one:  python -m benchmarks.floors aiohttp --port 9001 --upstream http://127.
 
 hypercorn serves it in this process (``hypercorn.asyncio.serve``: what hypercorn's
 worker does with ``workers=1``, without the extra supervisor process), on uvloop by
-default (``--loop asyncio`` for the standard loop).
+default (``--loop asyncio`` for the standard loop). ``--server uvicorn`` serves it with
+uvicorn on httptools instead (``uvicorn.Server.serve`` in this process, no access log):
+the server ``asgi-llm serve`` runs by default.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import httpx2
+import uvicorn
 from httpx_aiohttp.httpx2 import AiohttpTransport
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -140,14 +143,34 @@ def hypercorn_config(port: int, keep_alive_max_requests: int) -> Config:
     return config
 
 
-def run(app: Starlette, config: Config, loop: str) -> None:
+def uvicorn_server(app: Starlette, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        port=port,
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+        backlog=4096,
+    )
+    return uvicorn.Server(config)
+
+
+def run(app: Starlette, port: int, args: argparse.Namespace) -> None:
     loop_factory = None
-    if loop == "uvloop":
+    if args.loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
+    if args.server == "uvicorn":
+        main = uvicorn_server(app, port).serve()
+    else:
+        main = serve(app, hypercorn_config(port, args.keep_alive_max_requests))  # type: ignore[arg-type]
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, config))  # type: ignore[arg-type]  # returns on SIGTERM / SIGINT
+        runner.run(main)  # returns on SIGTERM / SIGINT
 
 
 def main() -> None:
@@ -156,10 +179,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="origin, e.g. http://127.0.0.1:9000")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--server", choices=("hypercorn", "uvicorn"), default="hypercorn")
     parser.add_argument("--keep-alive-max-requests", type=int, default=1_000_000)
     args = parser.parse_args()
     app = APPS[args.kind](args.upstream.rstrip("/"))
-    run(app, hypercorn_config(args.port, args.keep_alive_max_requests), args.loop)
+    run(app, args.port, args)
 
 
 if __name__ == "__main__":

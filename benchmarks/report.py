@@ -13,6 +13,9 @@ from benchmarks import load
 from benchmarks.upstream import SSE_CHUNKS, Upstream
 
 PACKAGES = (
+    "uvicorn",
+    "httptools",
+    "granian",
     "hypercorn",
     "starlette",
     "httpx2",
@@ -121,8 +124,10 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
             f"{meta['pinning']}"
         ),
         (
-            "- Floors: Starlette + hypercorn (in-process `hypercorn.asyncio.serve`, 1 worker, uvloop unless "
-            "the name says asyncio, keep_alive_max_requests 1e6, no access log)"
+            "- Floors: Starlette on hypercorn (in-process `hypercorn.asyncio.serve`, keep_alive_max_requests "
+            "1e6) or on uvicorn+httptools (`-uvicorn`), 1 worker, uvloop unless the name says asyncio, no "
+            "access log. Proxies: `asgi-llm serve` on its default server (uvicorn) unless the name "
+            "says another; `proxy-hit` sends the same body every time (cache hits)"
         ),
         (
             "- `vs best floor`: req/s ÷ the fastest floor's req/s at that connection count; "

@@ -57,11 +57,37 @@ from benchmarks.upstream import (
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FLOOR_KINDS = ("httpx2", "aiohttp", "httpx2-aiohttp")
-DEFAULT_TARGETS = ("direct", *(f"floor-{k}" for k in FLOOR_KINDS), "proxy", "proxy-full")
-# Not run by default: the same floors on the standard asyncio loop (uvloop comparison).
-# Also the peer users compare to: LiteLLM's proxy from its own venv (BENCH_LITELLM names its
-# `litellm` script; `python -m venv v && v/bin/pip install 'litellm[proxy]'`), no database.
-EXTRA_TARGETS = (*(f"floor-{k}-asyncio" for k in FLOOR_KINDS), "litellm")
+SERVERS = ("uvicorn", "hypercorn", "granian")  # asgi-llm serve --server; uvicorn is the default
+# The proxies: `proxy` and `proxy-full` on the default server, `-<server>` on another one;
+# `proxy-hit` is the full stack answering every request from its cache. The floors on
+# hypercorn (`floor-<kind>`) and on uvicorn+httptools (`floor-<kind>-uvicorn`).
+DEFAULT_TARGETS = (
+    "direct",
+    "floor-aiohttp",
+    "floor-aiohttp-uvicorn",
+    "proxy",
+    "proxy-full",
+    "proxy-full-hypercorn",
+    "proxy-full-granian",
+    "proxy-hit",
+)
+# Not run by default: the other HTTP clients' floors (issue 2), the floors on the standard
+# asyncio loop (uvloop comparison), the idle stack on the other servers. Also the peers users
+# compare to: LiteLLM's proxy from its own venv (BENCH_LITELLM names its `litellm` script;
+# `python -m venv v && v/bin/pip install 'litellm[proxy]'`), no database; Portkey's open
+# source gateway (BENCH_PORTKEY names its build/start-server.js; `npm install
+# @portkey-ai/gateway`), on node, routed to the upstream by its x-portkey-* headers.
+EXTRA_TARGETS = (
+    *(f"floor-{k}" for k in FLOOR_KINDS if k != "aiohttp"),
+    *(f"floor-{k}-uvicorn" for k in FLOOR_KINDS if k != "aiohttp"),
+    *(f"floor-{k}-asyncio" for k in FLOOR_KINDS),
+    "proxy-hypercorn",
+    "proxy-granian",
+    "proxy-full-uvicorn",
+    "proxy-hit-hypercorn",
+    "litellm",
+    "portkey",
+)
 SSE_MODEL = f"{MODEL}-sse"
 VARY = "Say hello"  # every request's body differs here: the full stack's cache always misses
 # The full default stack of issue 10: API-key auth, limits in memory far above the load,
@@ -94,6 +120,8 @@ class Target:
     expect_exact: str | None = None  # smoke check: the body must be exactly this
     script: Path | None = None
     env: dict[str, str] | None = None  # added to the environment of the started server
+    headers: dict[str, str] | None = None  # sent besides REQUEST_HEADERS
+    vary: bool = True  # every body differs (a cache misses); False: the same body (it hits)
 
     @property
     def url(self) -> str:
@@ -145,10 +173,23 @@ def build_targets(
         elif name.startswith("floor-"):
             loop_name = "asyncio" if name.endswith("-asyncio") else "uvloop"
             kind = name.removeprefix("floor-").removesuffix("-asyncio")
+            server = "uvicorn" if kind.endswith("-uvicorn") else "hypercorn"
+            kind = kind.removesuffix("-uvicorn")
             port = free_port()
             argv = [python, "-m", "benchmarks.floors", kind, "--port", str(port)]
-            argv += ["--upstream", upstream.url, "--loop", loop_name]
+            argv += ["--upstream", upstream.url, "--loop", loop_name, "--server", server]
             targets.append(Target(name, port, floor_path, floor_body, argv, expected))
+        elif name == "portkey":
+            script = os.environ.get("BENCH_PORTKEY")
+            if not script or not Path(script).exists():
+                notes.append("portkey: skipped, set BENCH_PORTKEY to its build/start-server.js.")
+                continue
+            port = free_port()
+            argv = ["node", script, f"--port={port}", "--headless"]
+            body = STREAM_REQUEST_BODY if sse else REQUEST_BODY
+            prefix = "/sse" if sse else ""
+            route = {"x-portkey-provider": "openai", "x-portkey-custom-host": f"{upstream.url}{prefix}/v1"}
+            targets.append(Target(name, port, CHAT_PATH, body, argv, None, headers=route))
         elif name == "litellm":
             binary = os.environ.get("BENCH_LITELLM")
             if not binary or not Path(binary).exists():
@@ -200,25 +241,37 @@ def build_targets(
                     env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
                 )
             )
-        elif name in ("proxy", "proxy-full"):
+        elif name.startswith("proxy"):
             script = find_proxy_script()
             if script is None:
                 notes.append("proxy: skipped, `.venv/bin/asgi-llm` does not exist (not installed yet).")
                 continue
+            stack, _, server = _proxy_parts(name)
             config = workdir / f"{name}.yaml"
-            config.write_text(proxy_config(upstream, sse, full=name == "proxy-full"))
+            config.write_text(proxy_config(upstream, sse, full=stack != "proxy"))
             port = free_port()
             argv = [str(script), "serve", "--config", str(config)]
             argv += ["--host", "127.0.0.1", "--port", str(port)]
+            if server:
+                argv += ["--server", server]
             body = STREAM_REQUEST_BODY.replace(f'"{MODEL}"', f'"{SSE_MODEL}"') if sse else REQUEST_BODY
-            targets.append(Target(name, port, CHAT_PATH, body, argv, None))
+            targets.append(Target(name, port, CHAT_PATH, body, argv, None, vary=stack != "proxy-hit"))
     return targets
+
+
+def _proxy_parts(name: str) -> tuple[str, str, str]:
+    """`proxy-full-granian` -> ("proxy-full", "-", "granian"); no server: the default."""
+    for server in SERVERS:
+        if name.endswith(f"-{server}"):
+            return name.removesuffix(f"-{server}"), "-", server
+    return name, "", ""
 
 
 def smoke_check(target: Target) -> str | None:
     """One real request; returns why the target is unusable, or None when it is fine."""
     try:
-        resp = httpx2.post(target.url, content=target.body, headers=REQUEST_HEADERS, timeout=10)
+        headers = {**REQUEST_HEADERS, **(target.headers or {})}
+        resp = httpx2.post(target.url, content=target.body, headers=headers, timeout=10)
     except httpx2.HTTPError as exc:
         return f"request failed: {exc!r}"
     if resp.status_code != 200:
@@ -248,7 +301,9 @@ def start_targets(
     for target, child in started:
         try:
             if child is not None:
-                wait_for_port(child, target.port, timeout=120 if target.name == "litellm" else 30)
+                wait_for_port(
+                    child, target.port, timeout=120 if target.name in ("litellm", "portkey") else 30
+                )
             problem = smoke_check(target)
             if problem and child is not None and child.alive() and problem.startswith("answered"):
                 problem += f"\n{tail(child.log, 5)}"
@@ -256,7 +311,7 @@ def start_targets(
             problem = str(exc)
         if problem is None:
             usable.append(target)
-        elif target.name.startswith(("proxy", "litellm")):
+        elif target.name.startswith(("proxy", "litellm", "portkey")):
             notes.append(f"{target.name}: skipped, it did not come up: {problem}")
             if child is not None:
                 procs.stop(child)
@@ -443,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
             targets = start_targets(procs, targets, server_cpus, notes)
             for target in targets:
                 target.script = load.write_script(
-                    workdir / f"{target.name}.lua", target.body, REQUEST_HEADERS, vary=VARY
+                    workdir / f"{target.name}.lua",
+                    target.body,
+                    {**REQUEST_HEADERS, **(target.headers or {})},
+                    vary=VARY if target.vary else None,
                 )
             memory = {t.name: {"idle": memory_of(procs, t)} for t in targets if t.argv}
             cells_n = len(args.connections) * args.rounds * len(targets)
