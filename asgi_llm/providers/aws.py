@@ -132,7 +132,11 @@ class EventStreamDecoder:
         try:
             for message in self._buffer:
                 self._pending -= message.prelude.total_length
+                if message.prelude.total_length > MAX_MESSAGE_BYTES:  # came whole in one read
+                    raise EventStreamError("an event-stream message exceeds the size limit")
                 messages.append(EventMessage(message.headers, message.payload))
+        except EventStreamError:
+            raise
         except ParserError as exc:
             raise EventStreamError(f"a broken event-stream message ({exc.__class__.__name__})") from None
         except (

@@ -40,7 +40,8 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 # Bedrock's exception names (x-amzn-errortype) -> (status for the client, error type). Throttling
 # and a model not ready are 429s, so the router tries another deployment; a model's own
-# failure (424) is a 502, retried too; a quota exhausted is a rate limit of this deployment.
+# failure (424) is a 502 and its timeout (408) a 504, retried too; a quota exhausted is a
+# rate limit of this deployment. AWS's signature and key refusals (403) are passed on.
 _ERRORS: dict[str, tuple[int | None, str | None]] = {
     "ThrottlingException": (429, None),
     "ModelNotReadyException": (429, None),
@@ -49,7 +50,7 @@ _ERRORS: dict[str, tuple[int | None, str | None]] = {
     "InternalServerException": (500, None),
     "ModelErrorException": (502, None),
     "ModelStreamErrorException": (502, None),
-    "ModelTimeoutException": (408, None),
+    "ModelTimeoutException": (504, None),
     "ValidationException": (None, "invalid_request_error"),
     "ResourceNotFoundException": (None, "invalid_request_error"),
     "AccessDeniedException": (None, "permission_error"),

@@ -489,3 +489,58 @@ def test_messages_with_tools_over_two_turns(claude_sdk, fakes):
 def test_no_credential_in_the_server_log(proxy):
     log = proxy.log()
     assert SECRET_ACCESS_KEY not in log and ACCESS_KEY_ID not in log and SESSION_KEY.session_token not in log
+
+
+# -- bedrock_error, in process -----------------------------------------------------------------
+class _Headers(dict):
+    def get(self, key, default=None):  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+def _bedrock_error(status: int, name: str, message: str, **headers: str):
+    from asgi_llm.config.schema import Deployment
+    from asgi_llm.providers.aws import AwsCredentials
+    from asgi_llm.providers.bedrock import bedrock_error
+
+    deployment = Deployment.model_validate({"id": "b", "provider": "bedrock", "model": "m"})
+    errortype = {"x-amzn-errortype": f"{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+    return bedrock_error(
+        status,
+        orjson.dumps({"message": message}),
+        _Headers({**errortype, **headers}),
+        deployment,
+        AwsCredentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, "tok-secret"),
+    )
+
+
+@pytest.mark.parametrize(
+    "status,name,retryable,client_status,error_type",
+    [
+        (429, "ThrottlingException", True, 429, "rate_limit_error"),
+        (429, "ModelNotReadyException", True, 429, "rate_limit_error"),
+        (400, "ServiceQuotaExceededException", True, 429, "rate_limit_error"),
+        (503, "ServiceUnavailableException", True, 503, "upstream_error"),
+        (424, "ModelErrorException", True, 502, "upstream_error"),
+        (408, "ModelTimeoutException", True, 504, "upstream_error"),
+        (400, "ValidationException", False, 400, "invalid_request_error"),
+        (404, "ResourceNotFoundException", False, 404, "invalid_request_error"),
+        (403, "AccessDeniedException", False, 403, "permission_error"),
+        (403, "UnrecognizedClientException", False, 403, "permission_error"),
+    ],
+)
+def test_bedrock_errors_map_by_exception_name(status, name, retryable, client_status, error_type):
+    error = _bedrock_error(status, name, "Bedrock says no.", **{"retry-after": "2"})
+    assert (error.retryable, error.status, error.type) == (retryable, client_status, error_type)
+    assert error.message == "Bedrock says no."
+    if client_status == 429:
+        assert error.code == "rate_limit_exceeded" and error.retry_after == 2
+    elif client_status < 500:
+        assert error.code == name
+
+
+def test_credentials_in_a_bedrock_message_never_reach_the_client():
+    error = _bedrock_error(
+        403, "InvalidSignatureException", f"Credential={ACCESS_KEY_ID}/x {SECRET_ACCESS_KEY} tok-secret"
+    )
+    assert ACCESS_KEY_ID not in error.message and SECRET_ACCESS_KEY not in error.message
+    assert "tok-secret" not in error.message and not find_secrets(error.message)
