@@ -128,7 +128,7 @@ class Deployment(Section):
     mock: MockOptions | None = None
     # bedrock: signing region and credentials (else AWS_REGION, AWS_ACCESS_KEY_ID, ...).
     region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-    aws_access_key_id: str | None = Field(None, min_length=16, max_length=128, pattern=r"^[A-Z0-9]+$")
+    aws_access_key_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^\S+$")
     aws_secret_access_key: str | None = Field(None, min_length=1, max_length=256)
     aws_session_token: str | None = Field(None, min_length=1, max_length=8192)
 

@@ -43,7 +43,7 @@ def test_a_bedrock_deployment_with_keys_region_and_token_loads_and_is_redacted()
         ({"provider": "bedrock", "aws_session_token": "t"}, "aws_session_token", "needs aws_access_key_id"),
         ({"provider": "bedrock", "region": "mars-1"}, "region", "pattern"),
         (
-            {"provider": "bedrock", "aws_access_key_id": "akia lower", "aws_secret_access_key": "s"},
+            {"provider": "bedrock", "aws_access_key_id": "AKIA PASTED TWICE", "aws_secret_access_key": "s"},
             "aws_access_key_id",
             "",
         ),
