@@ -544,3 +544,33 @@ def test_credentials_in_a_bedrock_message_never_reach_the_client():
     )
     assert ACCESS_KEY_ID not in error.message and SECRET_ACCESS_KEY not in error.message
     assert "tok-secret" not in error.message and not find_secrets(error.message)
+
+
+# -- the usage record, in process --------------------------------------------------------------
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_usage_record_is_what_bedrock_reported(fakes, asgi_client, stream):
+    """ctx.usage (what limits, budgets, metrics and cost read): every input token, cache reads
+    and writes included, with the reads told apart, exactly as the fake reported them."""
+    from asgi_llm import Config, build_app
+
+    aws = fakes[0]
+    aws.script(Turn(input_tokens=100, output_tokens=20, cache_read=300, cache_write=40, split_frames=stream))
+    app = build_app(
+        Config.from_dict({"models": [{"name": "claude", "deployments": [bedrock("in-process", aws)]}]})
+    )
+    seen = []
+
+    async def keep_state(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        scope["state"] = state = {}
+        await app(scope, receive, send)
+        seen.append(state["llm"])
+
+    client = asgi_client(app=keep_state)
+    payload = {"model": "claude", "messages": USER, "stream": stream}
+    response = await client.post("/v1/chat/completions", json=payload)
+    assert response.status_code == 200
+    usage = seen[0].usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens) == (440, 20, 300)
