@@ -48,17 +48,50 @@ class Principal:
 
 @dataclass(slots=True)
 class Usage:
-    """Tokens of one answer. `cached_prompt_tokens` are part of `prompt_tokens` (read from a
-    prompt cache), `reasoning_tokens` part of `completion_tokens`, as OpenAI counts them."""
+    """Tokens of one answer, counted one way whatever the provider (docs/observability.md,
+    "Token kinds"):
+
+    - `prompt_tokens`: every input token, whatever it cost: fresh, read from a prompt cache
+      and written to one (OpenAI's `prompt_tokens`; Anthropic's `input_tokens` +
+      `cache_read_input_tokens` + `cache_creation_input_tokens`);
+    - `cached_prompt_tokens`: of those, the ones read from a prompt cache;
+    - `cache_write_tokens`: of those, the ones written to a prompt cache (5 minutes and 1 hour);
+    - `cache_write_1h_tokens`: of the writes, the ones kept for 1 hour;
+    - `completion_tokens`: every output token, reasoning included;
+    - `reasoning_tokens`: of those, the reasoning tokens, when the provider tells them apart.
+
+    `kinds()` splits the total into disjoint kinds, which is what prices and metrics use.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def kinds(self) -> tuple[tuple[str, int], ...]:
+        """(kind, tokens) for each of TOKEN_KINDS, in that order; they add up to the total."""
+        read, written = self.cached_prompt_tokens, self.cache_write_tokens
+        hour = min(self.cache_write_1h_tokens, written)
+        reasoning = min(self.reasoning_tokens, self.completion_tokens)
+        return (
+            ("input", max(0, self.prompt_tokens - read - written)),
+            ("cache_read", read),
+            ("cache_write", written - hour),
+            ("cache_write_1h", hour),
+            ("output", self.completion_tokens - reasoning),
+            ("reasoning", reasoning),
+        )
+
+
+# The kinds of token a Usage splits into (a bounded metric label): fresh input, prompt-cache
+# reads, prompt-cache writes (5 minutes, 1 hour), output other than reasoning, reasoning.
+TOKEN_KINDS = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning")
 
 
 @dataclass(slots=True)
@@ -120,6 +153,19 @@ class ResponsesCall:
 
 
 @dataclass(slots=True)
+class MessagesCall:
+    """A `POST /v1/messages` (or `/v1/messages/count_tokens`) request's own state: the request
+    as the client sent it, for an Anthropic deployment to get it unchanged."""
+
+    request: dict[str, Any]  # the Anthropic request as the client sent it
+    headers: dict[str, str]  # the client's anthropic-version / anthropic-beta (an allow-list)
+    # The first field the chat form could not say (then the chat form, which the layers see,
+    # leaves it out): an attempt on a deployment that is not Anthropic answers this 400.
+    refused: ProxyError | None = None
+    native: bool = False  # this attempt sends the request to Anthropic as it came
+
+
+@dataclass(slots=True)
 class LLMContext:
     request_id: str
     config: Config
@@ -140,7 +186,10 @@ class LLMContext:
     attempts: int = 0
     cache_status: str | None = None  # hit | miss | bypass
     cache_kind: str | None = None  # exact | semantic
-    usage: Usage | None = None  # from the upstream (or the cache); None if it never said
+    # The answering attempt's usage: from the upstream, or, for a stream that ended before
+    # saying it, what was delivered (accounting.delivered_usage); None if it never said.
+    usage: Usage | None = None
+    stream_start_usage: Usage | None = None  # the input side a stream told at its start
     streamed_chunks: int = 0  # content events relayed to the client (to charge cut streams)
     finish_reason: str | None = None
     cost_usd: float | None = None
@@ -159,7 +208,7 @@ class LLMContext:
     cached_usage: Usage | None = None  # a cache hit's stored usage (`usage` stays None)
     inbound_format: str | None = None  # "anthropic" (/v1/messages), "responses" (/v1/responses)
     responses: ResponsesCall | None = None  # a /v1/responses request's own state
-    native_hint: dict[str, Any] | None = None  # what an Anthropic upstream said that chat cannot
+    messages: MessagesCall | None = None  # a /v1/messages request's own state
     extra: dict[str, Any] = field(default_factory=dict)  # for your own layers
 
     def add_header(self, name: bytes, value: bytes) -> None:
@@ -173,7 +222,9 @@ def get_context(scope: Scope) -> LLMContext | None:
 
 
 __all__ = [
+    "TOKEN_KINDS",
     "LLMContext",
+    "MessagesCall",
     "Principal",
     "RateLimitInfo",
     "ResponsesCall",

@@ -33,16 +33,19 @@ from asgi_llm.request import (
     validate,
 )
 from asgi_llm.responses import send_error
+from asgi_llm.translate.count_tokens import accept_count_tokens
 from asgi_llm.translate.endpoint import accept_messages
 from asgi_llm.translate.responses_endpoint import accept_responses
 from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm")
 
-# Inbound surfaces other than OpenAI chat: each turns its request into a chat request and
-# wraps `send` so the answer goes back in its own form.
-SURFACES: dict[str, Callable[[LLMContext, Send], Send]] = {
+# Inbound surfaces other than OpenAI chat: each turns its request into a chat request (for
+# every layer to read; the client's own request and headers stay on the context for an
+# upstream that speaks its API) and wraps `send` so the answer goes back in its own form.
+SURFACES: dict[str, Callable[[LLMContext, Scope, Send], Send]] = {
     "messages": accept_messages,
+    "messages.count_tokens": accept_count_tokens,
     "responses": accept_responses,
 }
 
@@ -181,7 +184,7 @@ async def run_exchange(
             if name in INFERENCE or name in SURFACES:
                 ctx.payload = parse_json(ctx.body)
                 if name in SURFACES:  # another API's format: a chat request from here inward,
-                    send = SURFACES[name](ctx, send)  # and its answers translated back
+                    send = SURFACES[name](ctx, scope, send)  # and its answers translated back
                 parsed = validate(ctx.endpoint, ctx.payload)
                 ctx.model, ctx.stream, ctx.include_usage = parsed.model, parsed.stream, parsed.include_usage
                 ctx.needs, ctx.prompt_tokens_estimate = parsed.needs, parsed.prompt_tokens_estimate

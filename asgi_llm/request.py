@@ -18,6 +18,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "/v1/embeddings": ("embeddings", "POST"),
     "/v1/models": ("models", "GET"),
     "/v1/messages": ("messages", "POST"),  # Anthropic's format, translated at the exchange
+    "/v1/messages/count_tokens": ("messages.count_tokens", "POST"),
     "/v1/responses": ("responses", "POST"),  # OpenAI's Responses API
     "/admin/config": ("admin.config", "GET"),
     "/admin/config/reload": ("admin.config.reload", "POST"),
@@ -28,6 +29,9 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "/admin/keys/revoke": ("admin.keys.revoke", "POST"),
 }
 INFERENCE = frozenset({"chat", "completions", "embeddings"})
+# What the router sends to a deployment: inference, and Anthropic's token counting (which
+# generates nothing, so limits and the cache leave it alone).
+ROUTED = INFERENCE | {"count_tokens"}
 MAX_DEPTH = 64
 MAX_MESSAGES = 10_000
 MAX_TOOLS = 512
@@ -142,8 +146,9 @@ def _response_route(rest: str, method: str) -> Route | None:
 
 
 def grant_for(endpoint: str) -> str:
-    """The role grant a route needs: `responses.get` needs `responses`, `/v1/messages` needs
-    `chat` (it is a chat request in Anthropic's form); admin routes need `admin: true`."""
+    """The role grant a route needs: `responses.get` needs `responses`, `/v1/messages` and
+    its `count_tokens` need `chat` (a chat request in Anthropic's form); admin routes need
+    `admin: true`."""
     if endpoint.startswith("admin"):
         return endpoint
     name = endpoint.partition(".")[0]
@@ -155,6 +160,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def header_values(scope: Scope, name: bytes) -> list[bytes]:
+    """Every value of a header the client sent more than once (or once)."""
+    return [value for key, value in scope["headers"] if key == name]
 
 
 async def read_body(scope: Scope, receive: Receive, cap: int) -> bytes:
@@ -247,6 +257,17 @@ def _find_forbidden(payload: dict[str, Any]) -> str | None:
     return None
 
 
+def check_forbidden(payload: dict[str, Any]) -> None:
+    """400 for a field that would redirect the call or smuggle credentials."""
+    forbidden = _find_forbidden(payload)
+    if forbidden is not None:
+        raise InvalidRequest(
+            f"The field '{forbidden}' is not accepted: upstreams are chosen by the proxy.",
+            param=forbidden,
+            code="unsupported_parameter",
+        )
+
+
 def _int_field(payload: dict[str, Any], name: str, low: int, high: int) -> int | None:
     value = payload.get(name)
     if value is None:
@@ -302,13 +323,7 @@ def validate(endpoint: str, payload: dict[str, Any]) -> ParsedRequest:
         )
     if len(model) > 256:
         raise InvalidRequest("'model' is too long.", param="model", code="param_too_large")
-    forbidden = _find_forbidden(payload)
-    if forbidden is not None:
-        raise InvalidRequest(
-            f"The field '{forbidden}' is not accepted: upstreams are chosen by the proxy.",
-            param=forbidden,
-            code="unsupported_parameter",
-        )
+    check_forbidden(payload)
     stream = payload.get("stream", False)
     if stream is None:
         stream = False
@@ -327,7 +342,7 @@ def validate(endpoint: str, payload: dict[str, Any]) -> ParsedRequest:
     _int_field(payload, "max_completion_tokens", 1, MAX_TOKENS)
     needs: set[str] = set()
     chars = 0
-    if endpoint == "chat":
+    if endpoint in ("chat", "count_tokens"):
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequest(
@@ -398,12 +413,16 @@ def validate(endpoint: str, payload: dict[str, Any]) -> ParsedRequest:
 
 __all__ = [
     "ENDPOINTS",
+    "INFERENCE",
+    "ROUTED",
     "ClientDisconnected",
     "ParsedRequest",
     "ProxyError",
     "Route",
     "check_content_type",
+    "check_forbidden",
     "grant_for",
+    "header_values",
     "match_endpoint",
     "parse_json",
     "read_body",

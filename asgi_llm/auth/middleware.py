@@ -26,7 +26,7 @@ from asgi_llm.exchange import LLMLayer
 from asgi_llm.health import HealthRegistry
 from asgi_llm.providers.clients import Client, make_client
 from asgi_llm.ratelimit.identity import client_address, parse_networks
-from asgi_llm.request import INFERENCE
+from asgi_llm.request import ROUTED
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 Authenticate = Callable[[Scope], Awaitable[Principal | None]]
@@ -225,7 +225,7 @@ class AuthMiddleware(LLMLayer):
             raise PermissionDenied(
                 f"Your role does not allow the {ctx.grant} endpoint.", code="endpoint_not_allowed"
             )
-        if ctx.endpoint in INFERENCE:
+        if ctx.endpoint in ROUTED:
             entry = ctx.requested
             if entry is None:
                 raise ModelNotFound(ctx.model or "")

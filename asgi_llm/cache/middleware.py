@@ -170,6 +170,10 @@ class CacheMiddleware(LLMLayer):
         reason = (
             "no-store"
             if not (directives.lookup or directives.store)
+            # A /v1/messages request with fields its chat form leaves out (documents, server
+            # tools, ...): a key made of that form would match other requests' answers.
+            else "native_only"
+            if ctx.messages is not None and ctx.messages.refused is not None
             else "temperature"
             if not deterministic_enough(ctx.payload, ctx.endpoint, settings)
             else BACKEND_DOWN

@@ -85,9 +85,10 @@ class Recorder:
             or ctx.disconnected
             or ctx.status != 200
             or ctx.stream_failure
-            # An upstream's own Responses API answered: those bytes are not the chat form
-            # the cache keeps and replays.
+            # An upstream's own Responses or Messages API answered: those bytes are not the
+            # chat form the cache keeps and replays.
             or (ctx.responses is not None and ctx.responses.native)
+            or (ctx.messages is not None and ctx.messages.native)
         ):
             return None
         try:

@@ -46,8 +46,28 @@ class Section(BaseModel):
 
 
 class Cost(Section):
+    """USD per million tokens of each kind (asgi_llm/accounting.py prices a Usage with it).
+    An unset price falls back: cache reads and writes to the input price, 1-hour writes to
+    the (5-minute) write price, reasoning to the output price."""
+
     input_per_mtok: float = Field(0.0, ge=0)
     output_per_mtok: float = Field(0.0, ge=0)
+    cache_read_per_mtok: float | None = Field(None, ge=0)
+    cache_write_per_mtok: float | None = Field(None, ge=0)
+    cache_write_1h_per_mtok: float | None = Field(None, ge=0)
+    reasoning_per_mtok: float | None = Field(None, ge=0)
+
+    def per_kind(self) -> tuple[float, ...]:
+        """USD per million tokens for each of context.TOKEN_KINDS, in that order."""
+        write = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        return (
+            self.input_per_mtok,
+            self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok,
+            write,
+            write if self.cache_write_1h_per_mtok is None else self.cache_write_1h_per_mtok,
+            self.output_per_mtok,
+            self.output_per_mtok if self.reasoning_per_mtok is None else self.reasoning_per_mtok,
+        )
 
 
 METADATA_NAMES = frozenset(

@@ -59,6 +59,13 @@ class PrometheusExporter(BaseExporter):
         self.completion_tokens = Counter(
             f"{p}_completion_tokens", "Completion tokens.", ("model", "deployment"), registry=r
         )
+        self.tokens = Counter(
+            f"{p}_tokens",
+            "Tokens by kind: input, cache_read, cache_write, cache_write_1h, output, reasoning "
+            "(they add up to prompt + completion tokens).",
+            ("model", "deployment", "kind"),
+            registry=r,
+        )
         self.cost = Counter(
             f"{p}_cost_usd",
             "Cost in USD from the deployment's price table.",
@@ -164,6 +171,8 @@ class PrometheusExporter(BaseExporter):
             child(self.prompt_tokens, pair).inc(request.prompt_tokens)
         if request.completion_tokens:
             child(self.completion_tokens, pair).inc(request.completion_tokens)
+        for kind, tokens in request.token_kinds:
+            child(self.tokens, (*pair, kind)).inc(tokens)
         if request.cost_usd:
             child(self.cost, pair).inc(request.cost_usd)
         # Rarer outcomes: bound through labels() (dict lookups inside prometheus_client).

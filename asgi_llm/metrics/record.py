@@ -79,6 +79,8 @@ class RequestRecord:
     disconnected: bool
     prompt_tokens: int | None
     completion_tokens: int | None
+    # (kind, tokens) of Usage.kinds() that are not 0: they add up to the total (context.TOKEN_KINDS)
+    token_kinds: tuple[tuple[str, int], ...]
     cost_usd: float | None
     total_s: float
     ttft_s: float | None  # streams: first byte to the client, from the request's start
@@ -164,6 +166,7 @@ class RecordBuilder:
             disconnected=ctx.disconnected,
             prompt_tokens=usage.prompt_tokens if usage is not None else None,
             completion_tokens=usage.completion_tokens if usage is not None else None,
+            token_kinds=tuple(kind for kind in usage.kinds() if kind[1]) if usage is not None else (),
             cost_usd=ctx.cost_usd,
             total_s=total,
             ttft_s=ttft,

@@ -163,6 +163,11 @@ class StatsDExporter(BaseExporter):
             lines.append(f"{p}.tokens.prompt:{request.prompt_tokens}|c{pair}")
         if request.completion_tokens:
             lines.append(f"{p}.tokens.completion:{request.completion_tokens}|c{pair}")
+        for kind, tokens in request.token_kinds:
+            lines.append(
+                f"{p}.tokens:{tokens}|c"
+                + self._suffix(("model", "deployment", "kind"), (model, deployment, kind))
+            )
         if request.cost_usd:
             lines.append(f"{p}.cost_usd:{request.cost_usd:.8f}|c{pair}")
         if request.error_type is not None:

@@ -1,9 +1,8 @@
-"""Anthropic Messages wire format (`provider: anthropic`), behind the OpenAI chat surface.
+"""Anthropic Messages wire format (`provider: anthropic`).
 
-The request is translated to Anthropic's form, the answer back to OpenAI's, streams event
-by event (asgi_llm/translate/). What OpenAI's form cannot carry (the native stop reason and
-stop sequence, exact input tokens at stream start) is left in `ctx.native_hint` for
-the `/v1/messages` endpoint to give back to Anthropic clients.
+A `/v1/messages` (or count_tokens) request goes out as the client sent it and its answer
+comes back as it came (native_messages.py). A chat request is translated to Anthropic's
+form and the answer back to OpenAI's, streams event by event (asgi_llm/translate/).
 """
 
 from __future__ import annotations
@@ -13,9 +12,15 @@ import time
 import orjson
 
 from asgi_llm.config.schema import Deployment
-from asgi_llm.context import LLMContext, Usage
+from asgi_llm.context import LLMContext
 from asgi_llm.errors import InvalidRequest, UpstreamError, UpstreamStatus
 from asgi_llm.providers.base import bad_response, parse_retry_after, scrub
+from asgi_llm.providers.native_messages import (
+    NativeMessagesStream,
+    native_body,
+    read_native,
+    usage_from_anthropic,
+)
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.translate import MessagesToChatStream, chat_to_messages
 from asgi_llm.translate.response import message_to_completion
@@ -33,16 +38,14 @@ _ERROR_TYPES = {
 
 
 class AnthropicStream:
-    """Anthropic events in, OpenAI chunks out; keeps ctx's usage, finish and hint current."""
+    """Anthropic events in, OpenAI chunks out; keeps ctx's usage and finish reason current."""
 
     __slots__ = ("ctx", "done", "_translator", "_counted")
 
-    def __init__(self, ctx: LLMContext, deployment: Deployment) -> None:
+    def __init__(self, ctx: LLMContext) -> None:
         self.ctx = ctx
         self.done = False
         self._translator = MessagesToChatStream(created=int(time.time()), include_usage=ctx.include_usage)
-        self._translator.hint["deployment"] = deployment.id
-        ctx.native_hint = self._translator.hint  # filled as the stream goes
         self._counted = 0
 
     def feed(self, chunk: bytes) -> bytes:
@@ -55,7 +58,9 @@ class AnthropicStream:
             ctx.streamed_chunks += translator.chunks - self._counted
             self._counted = translator.chunks
             if translator.usage is not None:
-                ctx.usage = Usage(*translator.usage)
+                ctx.usage = usage_from_anthropic(translator.usage)
+            elif translator.start_usage is not None and ctx.stream_start_usage is None:
+                ctx.stream_start_usage = usage_from_anthropic(translator.start_usage)
             if translator.finish_reason is not None:
                 ctx.finish_reason = translator.finish_reason
         self.done = translator.done
@@ -63,25 +68,45 @@ class AnthropicStream:
 
 
 class AnthropicProvider:
-    """`anthropic` deployments: POST {base_url}/messages with x-api-key and anthropic-version."""
+    """`anthropic` deployments: POST {base_url}/messages with x-api-key and anthropic-version
+    (and {base_url}/messages/count_tokens for count_tokens)."""
 
-    def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
-        if ctx.endpoint != "chat":
-            raise InvalidRequest(
-                f"Anthropic deployments serve chat completions, not {ctx.endpoint}.",
-                code="unsupported_endpoint",
-            )
+    counts_tokens = True
+
+    def headers(self, ctx: LLMContext, deployment: Deployment) -> dict[str, str]:
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream" if ctx.stream else "application/json",
             "anthropic-version": deployment.api_version or DEFAULT_VERSION,
         }
+        call = ctx.messages
+        if call is not None:  # the version the client wrote its request for, its betas
+            headers.update(call.headers)
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key
+        return headers
+
+    def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
+        call = ctx.messages
+        if call is not None and ctx.endpoint in ("chat", "count_tokens"):
+            call.native = True
+            path = "/messages/count_tokens" if ctx.endpoint == "count_tokens" else "/messages"
+            return UpstreamRequest(
+                "POST", deployment.url + path, self.headers(ctx, deployment), native_body(call, deployment)
+            )
+        if ctx.endpoint != "chat":
+            raise InvalidRequest(
+                f"Anthropic deployments serve chat completions, not {ctx.endpoint}.",
+                code="unsupported_endpoint",
+            )
         body = chat_to_messages(ctx.payload, model=deployment.model)
-        return UpstreamRequest("POST", deployment.url + "/messages", headers, orjson.dumps(body))
+        return UpstreamRequest(
+            "POST", deployment.url + "/messages", self.headers(ctx, deployment), orjson.dumps(body)
+        )
 
     def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
+        if ctx.messages is not None and ctx.messages.native:
+            return read_native(ctx, deployment, body)
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -92,18 +117,14 @@ class AnthropicProvider:
             completion = message_to_completion(message, created=int(time.time()))
         except ValueError as exc:
             raise bad_response(deployment, str(exc)) from None
-        usage = completion.get("usage")
-        ctx.usage = Usage(usage["prompt_tokens"], usage["completion_tokens"]) if usage else None
+        ctx.usage = usage_from_anthropic(message.get("usage"))
         ctx.finish_reason = completion["choices"][0]["finish_reason"]
-        ctx.native_hint = {
-            "deployment": deployment.id,
-            "stop_reason": message.get("stop_reason"),
-            "stop_sequence": message.get("stop_sequence"),
-        }
         return orjson.dumps(completion)
 
-    def stream(self, ctx: LLMContext, deployment: Deployment) -> AnthropicStream:
-        return AnthropicStream(ctx, deployment)
+    def stream(self, ctx: LLMContext, deployment: Deployment) -> AnthropicStream | NativeMessagesStream:
+        if ctx.messages is not None and ctx.messages.native:
+            return NativeMessagesStream(ctx)
+        return AnthropicStream(ctx)
 
     def error(
         self, status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.accounting import delivered_usage, usage_cost
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.config.schema import Deployment
@@ -21,13 +22,14 @@ from asgi_llm.context import LLMContext
 from asgi_llm.errors import InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout, error_body
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.health import HealthRegistry
-from asgi_llm.providers.base import Provider, StreamAdapter, bad_response
+from asgi_llm.providers.base import Provider, StreamAdapter, bad_response, counts_tokens
 from asgi_llm.providers.clients import UpstreamClients
 from asgi_llm.providers.registry import provider_for
 from asgi_llm.providers.transport import TransportError, TransportTimeout, UpstreamResponse
-from asgi_llm.request import INFERENCE, route_path
+from asgi_llm.request import ROUTED, route_path
 from asgi_llm.responses import send_error, send_json, start_event_stream
 from asgi_llm.sse import SSEError, encode_event
+from asgi_llm.translate.count_tokens import estimate_input_tokens
 from asgi_llm.types import Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.providers")
@@ -38,15 +40,6 @@ MAX_ERROR_BODY = 64 * 1024
 def stream_error_event(message: str, code: str) -> bytes:
     """The one event that ends a stream which failed after its first byte (no `[DONE]`)."""
     return encode_event(error_body(message, "upstream_error", code))
-
-
-def usage_cost(deployment: Deployment, ctx: LLMContext) -> float | None:
-    if ctx.usage is None:
-        return None
-    cost = deployment.cost
-    return (
-        ctx.usage.prompt_tokens * cost.input_per_mtok + ctx.usage.completion_tokens * cost.output_per_mtok
-    ) / 1_000_000
 
 
 async def _read_limited(response: UpstreamResponse, limit: int) -> bytes:
@@ -161,7 +154,7 @@ class ProviderApp(LLMLayer):
         if ctx.endpoint == "models":
             await send_json(send, 200, self._models(ctx) if ctx.model is None else self._model(ctx))
             return
-        if ctx.endpoint not in INFERENCE:  # e.g. an admin path with no admin layer mounted
+        if ctx.endpoint not in ROUTED:  # e.g. an admin path with no admin layer mounted
             await self._not_found(scope, receive, send)
             return
         deployment = ctx.deployment
@@ -171,6 +164,12 @@ class ProviderApp(LLMLayer):
                 raise ModelNotFound(ctx.model or "")
             ctx.entry, ctx.deployment, ctx.attempts = entry, entry.deployments[0], 1
             deployment = ctx.deployment
+        if ctx.endpoint == "count_tokens" and not counts_tokens(provider_for(deployment.provider)):
+            # No counting API upstream: the proxy's estimate, said to be one.
+            ctx.add_header(b"x-llm-token-estimate", b"true")
+            request = ctx.messages.request if ctx.messages is not None else ctx.payload
+            await send_json(send, 200, orjson.dumps({"input_tokens": estimate_input_tokens(request)}))
+            return
         await self.attempt(ctx, deployment, send)
 
     def _models(self, ctx: LLMContext) -> bytes:
@@ -193,9 +192,18 @@ class ProviderApp(LLMLayer):
 
     async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
         provider = provider_for(deployment.provider)
+        # Per attempt: what the last one learnt never reaches this one's client.
+        ctx.usage = ctx.stream_start_usage = None
+        ctx.streamed_chunks = 0
         if ctx.responses is not None:
             ctx.responses.native = False  # per attempt: the provider says if it speaks it natively
+        messages = ctx.messages
+        if messages is not None:
+            messages.native = False
         request = provider.build(ctx, deployment)  # may refuse (400): nothing is in flight yet
+        if messages is not None and not messages.native and messages.refused is not None:
+            # Anthropic's own fields reach only Anthropic; anywhere else they cannot be said.
+            raise messages.refused
         transport = self.clients.transport(deployment)
         self._in_flight[deployment.id] = self._in_flight.get(deployment.id, 0) + 1
         loop = asyncio.get_running_loop()
@@ -220,7 +228,7 @@ class ProviderApp(LLMLayer):
                         raw = await _read_limited(response, ctx.config.server.max_response_bytes)
                         out = provider.read_response(ctx, deployment, raw)
                         ctx.timings.first_byte = time.perf_counter()
-                        ctx.cost_usd = usage_cost(deployment, ctx)
+                        ctx.cost_usd = usage_cost(ctx.usage, deployment.cost)
                         await send_json(send, 200, out)
                 except TransportTimeout:
                     raise UpstreamTimeout(
@@ -244,6 +252,11 @@ class ProviderApp(LLMLayer):
         finally:
             if response is not None:
                 await response.aclose()
+            if ctx.stream and ctx.timings.first_byte is not None and ctx.usage is None:
+                # The stream began and ended (cut, failed, or left by its client) before its
+                # usage was said: it is charged what was delivered (accounting.py).
+                ctx.usage = delivered_usage(ctx)
+                ctx.cost_usd = usage_cost(ctx.usage, deployment.cost)
             ctx.timings.end = time.perf_counter()
             self._in_flight[deployment.id] -= 1
             if not self._in_flight[deployment.id]:
@@ -335,7 +348,9 @@ class ProviderApp(LLMLayer):
             failure = ("The upstream stream was interrupted.", "stream_interrupted")
         except TimeoutError:
             failure = ("The upstream stream timed out.", "stream_timeout")
-        ctx.cost_usd = usage_cost(deployment, ctx)
+        if ctx.usage is None:  # ended before its usage was said: what was delivered
+            ctx.usage = delivered_usage(ctx)
+        ctx.cost_usd = usage_cost(ctx.usage, deployment.cost)
         if failure is not None:
             ctx.stream_failure = failure[1]
             await send(

@@ -28,7 +28,11 @@ class StreamAdapter(Protocol):
 
 
 class Provider(Protocol):
-    """A wire format: how an attempt is written for an upstream and its answer read back."""
+    """A wire format: how an attempt is written for an upstream and its answer read back.
+
+    Optional: `counts_tokens = True` says `build` also writes a `count_tokens` request (the
+    upstream counts a Messages request's tokens); without it, ProviderApp answers the
+    proxy's estimate."""
 
     def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
         """The upstream request (credentials or a signature included)."""
@@ -43,6 +47,11 @@ class Provider(Protocol):
     def error(
         self, status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment
     ) -> UpstreamError: ...
+
+
+def counts_tokens(provider: Provider) -> bool:
+    """Whether a wire format has a token-counting API (its optional `counts_tokens`)."""
+    return getattr(provider, "counts_tokens", False) is True
 
 
 def scrub(text: str, deployment: Deployment) -> str:
@@ -107,9 +116,12 @@ def usage_from(payload: Any) -> Usage | None:
     if type(prompt) is not int or type(completion) is not int:
         return None
     # Chat says prompt/completion_tokens_details, the Responses API input/output_tokens_details.
-    cached = _detail(usage, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens")
+    # Both count cache reads (and writes, where a server reports them) inside the prompt.
+    inputs = ("prompt_tokens_details", "input_tokens_details")
+    cached = min(_detail(usage, inputs, "cached_tokens"), prompt)
+    written = min(_detail(usage, inputs, "cache_write_tokens"), prompt - cached)
     reasoning = _detail(usage, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens")
-    return Usage(prompt, completion, cached, reasoning)
+    return Usage(prompt, completion, cached, min(reasoning, completion), written)
 
 
 def _detail(usage: dict[str, Any], sections: tuple[str, ...], name: str) -> int:

@@ -1,4 +1,4 @@
-"""Budgets: USD spend per key/tenant per calendar period (UTC), priced from the cost table.
+"""Budgets: USD spend per key/tenant per calendar period (UTC), priced by accounting.py.
 
 Spend is kept in integer micro-dollars (no float drift across thousands of increments), in
 one hash per (scope, period) in the same store as the rate counters, so a fleet shares it.
@@ -13,7 +13,6 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from asgi_llm.config.schema import Budget
-from asgi_llm.context import LLMContext
 
 MICROS = 1_000_000
 
@@ -48,17 +47,4 @@ def to_micros(usd: float) -> int:
     return math.ceil(usd * MICROS - 1e-9) if usd > 0 else 0
 
 
-def request_cost(ctx: LLMContext, prompt_tokens: int, completion_tokens: int) -> float:
-    """What the request cost: the provider layer's figure, or priced from the cost table."""
-    if ctx.cache_status == "hit":
-        return 0.0
-    if ctx.cost_usd is not None:
-        return ctx.cost_usd
-    deployment = ctx.deployment
-    if deployment is None:
-        return 0.0
-    cost = deployment.cost
-    return (prompt_tokens * cost.input_per_mtok + completion_tokens * cost.output_per_mtok) / MICROS
-
-
-__all__ = ["MICROS", "budget_key", "period_bounds", "request_cost", "to_micros"]
+__all__ = ["MICROS", "budget_key", "period_bounds", "to_micros"]

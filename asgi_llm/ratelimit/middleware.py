@@ -20,19 +20,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from asgi_llm.accounting import charged_usage, request_cost
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, RateLimitInfo
 from asgi_llm.errors import InvalidRequest, RateLimited
 from asgi_llm.exchange import LLMLayer, RequestIds
 from asgi_llm.health import HealthRegistry
-from asgi_llm.ratelimit.budgets import (
-    MICROS,
-    budget_key,
-    period_bounds,
-    request_cost,
-    to_micros,
-)
+from asgi_llm.ratelimit.budgets import MICROS, budget_key, period_bounds, to_micros
 from asgi_llm.ratelimit.identity import client_address
 from asgi_llm.ratelimit.limiter import Limiter, Outcome
 from asgi_llm.ratelimit.memory import MemoryStore
@@ -79,22 +74,6 @@ def completion_reserve(ctx: LLMContext, default: int) -> int:
     cap = explicit_completion_cap(ctx) or default
     n = payload.get("n")
     return int(cap) * (n if type(n) is int and n > 1 else 1)
-
-
-def delivered_tokens(ctx: LLMContext, prompt_estimate: int) -> tuple[int, int]:
-    """(prompt, completion) tokens to charge once the response is over.
-
-    The upstream's usage when it said; otherwise, for a stream that was cut or left by the
-    client, the prompt estimate plus one token per content event delivered; nothing for a
-    request that failed before any answer (or was served from the cache).
-    """
-    if ctx.cache_status == "hit":
-        return 0, 0
-    if ctx.usage is not None:
-        return ctx.usage.prompt_tokens, ctx.usage.completion_tokens
-    if ctx.response_started or ctx.disconnected or ctx.streamed_chunks:
-        return prompt_estimate, ctx.streamed_chunks
-    return 0, 0
 
 
 def _shrink_to_room(
@@ -227,7 +206,7 @@ class RateLimitMiddleware(LLMLayer):
         try:
             await self.app(scope, receive, send)
         finally:
-            settlement = self._settlement(ctx, outcome, prompt, info)
+            settlement = self._settlement(ctx, outcome, info)
             if settlement:
                 if isinstance(outcome.store, MemoryStore):
                     outcome.store.settle_now(settlement, plan.strategy)  # no await: atomic
@@ -272,20 +251,19 @@ class RateLimitMiddleware(LLMLayer):
             retry_after=retry_after,
         )
 
-    def _settlement(
-        self, ctx: LLMContext, outcome: Outcome, prompt_estimate: int, info: RateLimitInfo
-    ) -> Settlement:
+    def _settlement(self, ctx: LLMContext, outcome: Outcome, info: RateLimitInfo) -> Settlement:
         admission = outcome.admission
         settlement = Settlement(admission.id, outcome.decision.now_ms)
         settlement.slots = list(admission.slots)
-        prompt, completion = delivered_tokens(ctx, prompt_estimate)
-        actual = prompt + completion
+        # Token windows settle on the whole total, prompt-cache reads and writes included.
+        usage = charged_usage(ctx)
+        actual = usage.total_tokens if usage is not None else 0
         info.charged_tokens = actual
         for window in admission.windows:
             if window.kind == "tokens" and actual != window.cost:
                 settlement.windows.append((window, actual))
         if admission.budgets:
-            usd = request_cost(ctx, prompt, completion)
+            usd = request_cost(ctx)
             info.charged_usd = usd
             micros = to_micros(usd)
             settlement.budgets = [(hold, micros) for hold in admission.budgets if micros > 0]
@@ -344,4 +322,4 @@ class RateLimitMiddleware(LLMLayer):
         return {"budgets": report}
 
 
-__all__ = ["RateLimitMiddleware", "completion_reserve", "delivered_tokens", "format_reset"]
+__all__ = ["RateLimitMiddleware", "completion_reserve", "format_reset"]

@@ -29,7 +29,7 @@ from asgi_llm.errors import (
     retry_after_header,
 )
 from asgi_llm.exchange import LLMLayer
-from asgi_llm.request import INFERENCE
+from asgi_llm.request import ROUTED
 from asgi_llm.routing.events import RouterEvents
 from asgi_llm.routing.filters import capable
 from asgi_llm.routing.fleet import FleetCooldowns
@@ -126,7 +126,7 @@ class RouterMiddleware(LLMLayer):
             self._fleet_task = asyncio.get_running_loop().create_task(self.fleet.run())
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
-        if ctx.endpoint not in INFERENCE:
+        if ctx.endpoint not in ROUTED:
             await self.app(scope, receive, send)
             return
         if self._fleet_task is None and ctx.config.routing.redis_url is not None:

@@ -12,8 +12,12 @@ import orjson
 
 from asgi_llm.errors import InvalidRequest
 from asgi_llm.translate.fields import check_fields, invalid, unsupported
+from asgi_llm.translate.response import thinking_entry
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
+# reasoning_effort -> thinking.budget_tokens (inbound._EFFORT_FLOORS maps back into these).
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 # OpenAI chat fields: carried over, dropped (no effect on the answer), or refused unless
@@ -34,6 +38,7 @@ _CHAT_CARRIED = frozenset(
         "stream",
         "user",
         "safety_identifier",
+        "reasoning_effort",
     }
 )
 _CHAT_DROPPED = frozenset({"stream_options", "store", "metadata", "service_tier", "prompt_cache_key"})
@@ -51,7 +56,6 @@ _CHAT_NEUTRAL: dict[str, tuple[Any, ...]] = {
     "prediction": (None,),
     "functions": (None,),
     "function_call": (None,),
-    "reasoning_effort": (None,),
     "web_search_options": (None,),
     "verbosity": (None,),
 }
@@ -64,9 +68,13 @@ def chat_to_messages(payload: dict[str, Any], *, model: str) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model, "messages": turns}
     if system is not None:
         out["system"] = system
-    out["max_tokens"] = (
-        payload.get("max_completion_tokens") or payload.get("max_tokens") or DEFAULT_MAX_TOKENS
-    )
+    cap = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    out["max_tokens"] = cap or DEFAULT_MAX_TOKENS
+    budget = _thinking_budget(payload.get("reasoning_effort"), cap)
+    if budget is not None:
+        out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if not cap:  # room for the answer beyond the thinking, as OpenAI's cap counts both
+            out["max_tokens"] = DEFAULT_MAX_TOKENS + budget
     for name in ("temperature", "top_p", "top_k"):
         if payload.get(name) is not None:
             out[name] = payload[name]
@@ -92,6 +100,26 @@ def chat_to_messages(payload: dict[str, Any], *, model: str) -> dict[str, Any]:
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
     return out
+
+
+def _thinking_budget(effort: Any, cap: Any) -> int | None:
+    """Anthropic's thinking budget for an OpenAI reasoning_effort (None: no thinking). Like
+    OpenAI's max_completion_tokens, Anthropic's max_tokens counts the thinking too, so the
+    budget stays below the client's cap."""
+    if effort is None or effort == "none":
+        return None
+    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        raise invalid("reasoning_effort", f"must be one of none, {', '.join(EFFORT_BUDGETS)}")
+    if type(cap) is int:
+        budget = min(budget, cap - 1)
+        if budget < MIN_THINKING_BUDGET:
+            raise invalid(
+                "reasoning_effort",
+                f"needs max_completion_tokens above {MIN_THINKING_BUDGET} here "
+                "(Anthropic's smallest thinking budget, which the cap must exceed)",
+            )
+    return budget
 
 
 def _turns(messages: list[Any]) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
@@ -185,9 +213,11 @@ def _assistant_content(message: dict[str, Any], where: str) -> str | list[dict[s
         if message.get(legacy) is not None:
             raise unsupported(f"{where}.{legacy}")
     content, calls = message.get("content"), message.get("tool_calls")
-    if isinstance(content, str) and not calls:
+    # reasoning_content carries no signature, so Anthropic could not take it back: left out.
+    thinking = _thinking_blocks(message.get("thinking_blocks"), f"{where}.thinking_blocks")
+    if isinstance(content, str) and not calls and not thinking:
         return content
-    blocks: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = thinking
     if isinstance(content, str):
         blocks.extend(_as_blocks(content))
     elif isinstance(content, list):
@@ -203,6 +233,26 @@ def _assistant_content(message: dict[str, Any], where: str) -> str | list[dict[s
         if not isinstance(calls, list):
             raise invalid(f"{where}.tool_calls", "must be an array", "invalid_type")
         blocks.extend(_tool_use(call, f"{where}.tool_calls[{j}]") for j, call in enumerate(calls))
+    return blocks
+
+
+def _thinking_blocks(entries: Any, where: str) -> list[dict[str, Any]]:
+    """Signed thinking blocks a chat client sends back (as our answers gave them), first in
+    the assistant turn, as Anthropic wants them back during a tool-use loop."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise invalid(where, "must be an array", "invalid_type")
+    blocks = []
+    for j, entry in enumerate(entries):
+        block = thinking_entry(entry) if isinstance(entry, dict) else None
+        if block is None or (block["type"] == "thinking" and "signature" not in block):
+            raise invalid(
+                f"{where}[{j}]",
+                "must be a thinking block with its signature, or a redacted_thinking block",
+                "invalid_type",
+            )
+        blocks.append(block)
     return blocks
 
 

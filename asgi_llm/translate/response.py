@@ -1,10 +1,9 @@
 """Anthropic messages <-> OpenAI chat completions (non-streamed answers), as pure functions.
 
-What OpenAI's form cannot say (which stop sequence matched, a stop reason it has no word
-for, the exact input tokens at stream start) travels beside the answer as a hint dict in
-`ctx.native_hint`, so a `/v1/messages` client served by an Anthropic deployment gets
-Anthropic's own values back; without it (a cache hit, an OpenAI upstream) the mapping below
-is used.
+Thinking blocks reach chat clients the way OpenAI-compatible servers show reasoning
+(`reasoning_content`), with the blocks themselves, signatures included, in `thinking_blocks`
+so a client can send them back on its next turn. Prompt-cache reads and writes count in
+`prompt_tokens`, as OpenAI counts them, and are told apart in `prompt_tokens_details`.
 """
 
 from __future__ import annotations
@@ -37,54 +36,89 @@ def finish_reason_for(stop_reason: Any) -> str | None:
     return FINISH_FOR_STOP.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def stop_reason_for(finish_reason: Any, hint: dict[str, Any] | None = None) -> tuple[str, str | None]:
-    """(stop_reason, stop_sequence); the upstream's own values when the hint agrees."""
-    reason = STOP_FOR_FINISH.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
-    if hint is not None:
-        native = hint.get("stop_reason")
-        if isinstance(native, str) and finish_reason_for(native) == (finish_reason or "stop"):
-            sequence = hint.get("stop_sequence")
-            return native, sequence if isinstance(sequence, str) else None
-    return reason, None
+def stop_reason_for(finish_reason: Any) -> str:
+    """The Anthropic stop reason for a chat finish reason (`end_turn` for any other)."""
+    return STOP_FOR_FINISH.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+
+
+def _count(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    return value if type(value) is int and value > 0 else 0
+
+
+def cache_writes(usage: dict[str, Any]) -> tuple[int, int]:
+    """(all prompt-cache writes, of which 1-hour ones) of an Anthropic usage object.
+
+    `cache_creation_input_tokens` is the total; `cache_creation` splits it by TTL. A server
+    that gives only the split (or only the total: the 5-minute default) is read either way.
+    """
+    split = usage.get("cache_creation")
+    five = hour = 0
+    if isinstance(split, dict):
+        five = _count(split, "ephemeral_5m_input_tokens")
+        hour = _count(split, "ephemeral_1h_input_tokens")
+    total = _count(usage, "cache_creation_input_tokens") or five + hour
+    return total, min(hour, total)
 
 
 def openai_usage(usage: Any) -> dict[str, Any] | None:
     """Anthropic usage -> OpenAI usage. Cache reads and writes are input too, so they count
-    in prompt_tokens (reads also as cached_tokens), as OpenAI counts them."""
+    in prompt_tokens, and `prompt_tokens_details` tells them apart (`cached_tokens`,
+    `cache_write_tokens`)."""
     if not isinstance(usage, dict):
         return None
-    values = [
-        usage.get(k) or 0
-        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
-    ]
+    values = [usage.get(k) or 0 for k in ("input_tokens", "cache_read_input_tokens", "output_tokens")]
     if any(type(v) is not int for v in values):
         return None
-    fresh, written, read, output = values
+    fresh, read, output = values
+    written, _ = cache_writes(usage)
     prompt = fresh + written + read
     out: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": output,
         "total_tokens": prompt + output,
     }
+    details = {}
     if read:
-        out["prompt_tokens_details"] = {"cached_tokens": read}
+        details["cached_tokens"] = read
+    if written:
+        details["cache_write_tokens"] = written
+    if details:
+        out["prompt_tokens_details"] = details
     return out
 
 
 def anthropic_usage(usage: Any) -> dict[str, int]:
-    """OpenAI usage -> Anthropic usage (zeros when the answer said nothing)."""
+    """OpenAI usage -> Anthropic usage (zeros when the answer said nothing): input_tokens
+    counts fresh input only, as Anthropic's does."""
     if not isinstance(usage, dict):
         return {"input_tokens": 0, "output_tokens": 0}
     prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
     prompt = prompt if type(prompt) is int else 0
     output = output if type(output) is int else 0
     details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    out = {"input_tokens": prompt, "output_tokens": output}
-    if isinstance(cached, int) and 0 < cached <= prompt:
-        out["input_tokens"] = prompt - cached
+    details = details if isinstance(details, dict) else {}
+    cached = min(_count(details, "cached_tokens"), prompt)
+    written = min(_count(details, "cache_write_tokens"), prompt - cached)
+    out = {"input_tokens": prompt - cached - written, "output_tokens": output}
+    if cached:
         out["cache_read_input_tokens"] = cached
+    if written:
+        out["cache_creation_input_tokens"] = written
     return out
+
+
+def thinking_entry(block: dict[str, Any]) -> dict[str, Any] | None:
+    """A thinking or redacted_thinking block as `thinking_blocks` carries it (None for others)."""
+    kind = block.get("type")
+    if kind == "thinking" and isinstance(block.get("thinking"), str):
+        entry = {"type": "thinking", "thinking": block["thinking"]}
+        if isinstance(block.get("signature"), str):
+            entry["signature"] = block["signature"]
+        return entry
+    if kind == "redacted_thinking" and isinstance(block.get("data"), str):
+        return {"type": "redacted_thinking", "data": block["data"]}
+    return None
 
 
 def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str, Any]:
@@ -94,10 +128,15 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
         raise ValueError("no content")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif kind in ("thinking", "redacted_thinking"):
+            entry = thinking_entry(block)
+            if entry is not None:
+                thinking.append(entry)
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 raise ValueError("a tool_use block without id or name")
@@ -111,12 +150,15 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
                     },
                 }
             )
-        # thinking and server-tool blocks have no place in a chat completion: not shown.
+        # server-tool blocks have no place in a chat completion: not shown.
     reply: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts else None,
         "refusal": None,
     }
+    if thinking:
+        reply["reasoning_content"] = "".join(e.get("thinking", "") for e in thinking)
+        reply["thinking_blocks"] = thinking
     if calls:
         reply["tool_calls"] = calls
     completion: dict[str, Any] = {
@@ -139,7 +181,7 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
     return completion
 
 
-def completion_to_message(completion: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+def completion_to_message(completion: dict[str, Any]) -> dict[str, Any]:
     """A chat.completion as an Anthropic message; ValueError when it is not one."""
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else None
@@ -147,6 +189,10 @@ def completion_to_message(completion: dict[str, Any], hint: dict[str, Any] | Non
     if not isinstance(reply, dict):
         raise ValueError("no choices")
     content: list[dict[str, Any]] = []
+    for entry in reply.get("thinking_blocks") or ():  # signed blocks from an Anthropic upstream
+        block = thinking_entry(entry) if isinstance(entry, dict) else None
+        if block is not None and (block["type"] == "redacted_thinking" or "signature" in block):
+            content.append(block)
     text = reply.get("content")
     if isinstance(text, list):  # some servers answer with parts
         text = "".join(
@@ -158,15 +204,14 @@ def completion_to_message(completion: dict[str, Any], hint: dict[str, Any] | Non
         content.append({"type": "text", "text": text})
     for call in reply.get("tool_calls") or ():
         content.append(tool_use_block(call))
-    reason, sequence = stop_reason_for(choice.get("finish_reason") if choice else None, hint)
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
         "model": completion.get("model") if isinstance(completion.get("model"), str) else "",
         "content": content,
-        "stop_reason": reason,
-        "stop_sequence": sequence,
+        "stop_reason": stop_reason_for(choice.get("finish_reason") if choice else None),
+        "stop_sequence": None,
         "usage": anthropic_usage(completion.get("usage")),
     }
 

@@ -23,7 +23,7 @@ from asgi_llm.sse import SSEDecoder, SSEError, event_data
 from asgi_llm.translate.responses_answer import chat_to_response
 from asgi_llm.translate.responses_request import responses_to_chat
 from asgi_llm.translate.responses_stream import ChatToResponsesStream, encode_event
-from asgi_llm.types import Message, Send
+from asgi_llm.types import Message, Scope, Send
 
 _OUR_ERROR = b'data: {"error":'  # ProviderApp's stream_error_event
 
@@ -194,7 +194,7 @@ class ResponsesResponder:
         await self.send({"type": "http.response.body", "body": out})
 
 
-def accept_responses(ctx: LLMContext, send: Send) -> Send:
+def accept_responses(ctx: LLMContext, scope: Scope, send: Send) -> Send:
     """Rewrite the parsed Responses request into chat form; the send that answers in kind."""
     request = ctx.payload
     if request.get("background") is True:

@@ -6,7 +6,6 @@ once, nothing held back but a partial event. One JSON parse per event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from asgi_llm.translate.response import (
     message_id,
     openai_usage,
     stop_reason_for,
+    thinking_entry,
 )
 
 _DONE_EVENT = DONE + b"\n\n"
@@ -41,30 +41,34 @@ class MessagesToChatStream:
     """Anthropic SSE in, OpenAI chunks out (`provider: anthropic` deployments).
 
     The role goes out with the first content, not at message_start, so the first byte to
-    the client is the first token and an early error event can still fail over.
-    After it: `usage` (prompt, completion), `finish_reason`, `hint` (native stop reason,
-    stop sequence and input tokens), `chunks` (chunks emitted) and `done`.
+    the client is the first token and an early error event can still fail over. Thinking
+    goes out as `reasoning_content` deltas, and each thinking block, once whole, as one
+    `thinking_blocks` delta with its signature (a client sends it back on its next turn).
+    After it: `usage` (Anthropic's usage object, set once message_delta said the whole of
+    it), `start_usage` (what message_start said), `finish_reason`, `chunks` (chunks emitted)
+    and `done`.
     """
 
     __slots__ = (
         "done",
         "usage",
+        "start_usage",
         "finish_reason",
-        "hint",
         "chunks",
         "_decoder",
         "_include_usage",
         "_head",
         "_tools",
+        "_thinking",
         "_role_sent",
         "_usage",
     )
 
     def __init__(self, *, created: int, include_usage: bool) -> None:
         self.done = False
-        self.usage: tuple[int, int] | None = None
+        self.usage: dict[str, Any] | None = None
+        self.start_usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
-        self.hint: dict[str, Any] = {}
         self.chunks = 0
         self._decoder = SSEDecoder()
         self._include_usage = include_usage
@@ -75,6 +79,7 @@ class MessagesToChatStream:
             "model": "",
         }
         self._tools: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_call index
+        self._thinking: dict[int, dict[str, Any]] = {}  # thinking blocks being written
         self._role_sent = False
         self._usage: dict[str, Any] = {}
 
@@ -94,9 +99,10 @@ class MessagesToChatStream:
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
-            if delta.get("type") == "text_delta" and delta.get("text"):
+            kind = delta.get("type")
+            if kind == "text_delta" and delta.get("text"):
                 self._emit(out, {"content": delta["text"]})
-            elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+            elif kind == "input_json_delta" and delta.get("partial_json"):
                 position = self._tools.get(event.get("index"))  # type: ignore[arg-type]
                 if position is not None:
                     self._emit(
@@ -107,11 +113,21 @@ class MessagesToChatStream:
                             ]
                         },
                     )
+            elif kind in ("thinking_delta", "signature_delta"):
+                block = self._thinking.get(event.get("index"))  # type: ignore[arg-type]
+                if block is None:
+                    return
+                if kind == "signature_delta" and isinstance(delta.get("signature"), str):
+                    block["signature"] = block.get("signature", "") + delta["signature"]
+                elif isinstance(delta.get("thinking"), str) and delta["thinking"]:
+                    block["thinking"] += delta["thinking"]
+                    self._emit(out, {"reasoning_content": delta["thinking"]})
         elif kind == "content_block_start":
             block = event.get("content_block") or {}
-            if block.get("type") == "text" and block.get("text"):
+            kind = block.get("type")
+            if kind == "text" and block.get("text"):
                 self._emit(out, {"content": block["text"]})
-            elif block.get("type") == "tool_use" and isinstance(event.get("index"), int):
+            elif kind == "tool_use" and isinstance(event.get("index"), int):
                 position = self._tools[event["index"]] = len(self._tools)
                 start = block.get("input")
                 self._emit(
@@ -130,6 +146,21 @@ class MessagesToChatStream:
                         ]
                     },
                 )
+            elif kind == "thinking" and isinstance(event.get("index"), int):
+                entry = self._thinking[event["index"]] = {"type": "thinking", "thinking": ""}
+                if isinstance(block.get("thinking"), str) and block["thinking"]:
+                    entry["thinking"] = block["thinking"]
+                    self._emit(out, {"reasoning_content": block["thinking"]})
+                if isinstance(block.get("signature"), str) and block["signature"]:
+                    entry["signature"] = block["signature"]
+            elif kind == "redacted_thinking":
+                redacted = thinking_entry(block)
+                if redacted is not None:
+                    self._emit(out, {"thinking_blocks": [redacted]})
+        elif kind == "content_block_stop":
+            finished = self._thinking.pop(event.get("index"), None)  # type: ignore[arg-type]
+            if finished is not None:
+                self._emit(out, {"thinking_blocks": [finished]})
         elif kind == "message_start":
             message = event.get("message") or {}
             if isinstance(message.get("id"), str):
@@ -137,27 +168,22 @@ class MessagesToChatStream:
             if isinstance(message.get("model"), str):
                 self._head["model"] = message["model"]
             self._add_usage(message.get("usage"))
-            self.hint["input_tokens"] = self._usage.get("input_tokens")
+            self.start_usage = _copy(self._usage)
         elif kind == "message_delta":
             delta = event.get("delta") or {}
-            self.hint["stop_reason"] = delta.get("stop_reason")
-            self.hint["stop_sequence"] = delta.get("stop_sequence")
             self.finish_reason = finish_reason_for(delta.get("stop_reason"))
+            # message_start's usage is never the final one (some servers send 0/0 there).
             self._add_usage(event.get("usage"))
-            usage = openai_usage(self._usage)
-            if usage is not None:
-                self.usage = (usage["prompt_tokens"], usage["completion_tokens"])
+            self.usage = _copy(self._usage)
         elif kind == "message_stop":
             self._finish(out)
         elif kind == "error":
             error = event.get("error") or {}
             raise UpstreamErrorEvent(f"the upstream stream reported {str(error.get('type'))[:40]}")
-        # ping, content_block_stop, thinking and signature deltas: nothing for the client.
+        # ping and anything newer: nothing for the client.
 
     def _add_usage(self, usage: Any) -> None:
-        # message_delta counts are cumulative: they replace, and absent ones keep their value.
-        if isinstance(usage, dict):
-            self._usage.update((k, v) for k, v in usage.items() if type(v) is int)
+        merge_usage(self._usage, usage)
 
     def _emit(self, out: list[bytes], delta: dict[str, Any], finish: str | None = None) -> None:
         if not self._role_sent:
@@ -177,21 +203,43 @@ class MessagesToChatStream:
         self.done = True
 
 
+def merge_usage(into: dict[str, Any], usage: Any) -> None:
+    """Add an Anthropic stream's usage (message_start's, then message_delta's) to `into`.
+
+    message_delta's counts are cumulative: they replace message_start's (whose output count
+    is a placeholder), and an absent one keeps its value. A 0 never erases an input-side
+    count said before (a server that leaves message_delta's input at 0 is not saying the
+    prompt was free).
+    """
+    if not isinstance(usage, dict):
+        return
+    for name, value in usage.items():
+        if type(value) is int:
+            if value or name == "output_tokens" or type(into.get(name)) is not int:
+                into[name] = value
+        elif isinstance(value, dict):
+            inner = into.get(name)
+            if not isinstance(inner, dict):
+                inner = into[name] = {}
+            merge_usage(inner, value)
+
+
+def _copy(usage: dict[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in usage.items()}
+
+
 def _anthropic_event(name: str, payload: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 class ChatToMessagesStream:
-    """OpenAI chunks in, Anthropic events out (answers to `POST /v1/messages`).
-
-    `hint()` is asked at message_start and at the end, so an Anthropic upstream's own input
-    tokens, stop reason and stop sequence come back; without one, message_start reports
-    `input_tokens` (an estimate) and message_delta the exact count from the usage chunk.
+    """OpenAI chunks in, Anthropic events out (answers to `POST /v1/messages` that a chat
+    deployment, or the cache, gave). message_start reports `input_tokens` (the proxy's
+    estimate: the usage chunk comes last) and message_delta the exact counts.
     """
 
     __slots__ = (
         "done",
-        "hint",
         "_decoder",
         "_input_tokens",
         "_started",
@@ -202,11 +250,8 @@ class ChatToMessagesStream:
         "_usage",
     )
 
-    def __init__(
-        self, *, input_tokens: int = 0, hint: Callable[[], dict[str, Any] | None] = lambda: None
-    ) -> None:
+    def __init__(self, *, input_tokens: int = 0) -> None:
         self.done = False
-        self.hint = hint
         self._decoder = SSEDecoder()
         self._input_tokens = input_tokens
         self._started = False
@@ -237,8 +282,6 @@ class ChatToMessagesStream:
 
     def _start(self, chunk: dict[str, Any], out: list[bytes]) -> None:
         self._started = True
-        hint = self.hint()
-        hinted = hint.get("input_tokens") if hint else None
         message: dict[str, Any] = {
             "id": message_id(chunk.get("id")),
             "type": "message",
@@ -248,7 +291,7 @@ class ChatToMessagesStream:
             "stop_reason": None,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": hinted if type(hinted) is int else self._input_tokens,
+                "input_tokens": self._input_tokens,
                 "output_tokens": 0,
             },
         }
@@ -335,7 +378,6 @@ class ChatToMessagesStream:
         if not self._started:
             self._start({}, out)
         self._close_block(out)
-        reason, sequence = stop_reason_for(self._finish, self.hint())
         usage = anthropic_usage(self._usage)
         if self._usage is None:
             del usage["input_tokens"]  # unknown: message_start's value stands
@@ -344,7 +386,7 @@ class ChatToMessagesStream:
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                    "delta": {"stop_reason": stop_reason_for(self._finish), "stop_sequence": None},
                     "usage": usage,
                 },
             )
@@ -361,6 +403,9 @@ class ChatToMessagesStream:
         if self.done:
             return b""
         self.done = True
-        return _anthropic_event(
-            "error", {"type": "error", "error": {"type": "api_error", "message": message}}
-        )
+        return error_event(message)
+
+
+def error_event(message: str) -> bytes:
+    """Anthropic's `event: error` for a stream that failed after it began."""
+    return _anthropic_event("error", {"type": "error", "error": {"type": "api_error", "message": message}})

@@ -7,7 +7,7 @@ import pytest
 from asgi_llm import Config, ConfigError
 from asgi_llm.config.default import default_config
 from asgi_llm.config.schema import GRANTABLE_ENDPOINTS
-from asgi_llm.request import ENDPOINTS
+from asgi_llm.request import ENDPOINTS, grant_for
 from tests.conftest import mock_model
 
 
@@ -40,11 +40,12 @@ def test_known_endpoint_names_load(endpoints):
 
 
 def test_the_grantable_names_are_the_ones_auth_checks():
-    """Auth checks the endpoint's name, except /v1/messages (checked as chat: the exchange
-    turns it into a chat request) and the admin routes (granted by `admin: true`). A new route
-    must be added to GRANTABLE_ENDPOINTS, or roles could not grant it."""
-    checked = {name for name, _ in ENDPOINTS.values() if not name.startswith("admin.")} - {"messages"}
+    """Auth checks each route's grant (`grant_for`): its name, but `chat` for /v1/messages and
+    its count_tokens (a chat request in Anthropic's form), and `admin: true` for the admin
+    routes. A new route's grant must be in GRANTABLE_ENDPOINTS, or roles could not grant it."""
+    checked = {grant_for(name) for name, _ in ENDPOINTS.values() if not name.startswith("admin.")}
     assert checked == set(GRANTABLE_ENDPOINTS)
+    assert grant_for("messages") == grant_for("messages.count_tokens") == "chat"
 
 
 def test_the_embedded_default_still_validates():

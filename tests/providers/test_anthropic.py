@@ -27,6 +27,8 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n"
+PDF_SOURCE = {"type": "base64", "media_type": "application/pdf", "data": base64.b64encode(PDF).decode()}
 CLAUDE_WEATHER = {
     "name": "get_weather",
     "description": "The weather in a city.",
@@ -424,39 +426,17 @@ def test_messages_with_tools_routed_to_anthropic(claude_sdk, fakes):
     assert message.stop_reason == "tool_use"
     assert message.content[0].input == {"city": "Lima"}
     assert one.requests[-1].json["tool_choice"] == {"type": "tool", "name": "get_weather"}
-    follow = claude_sdk.messages.create(
-        model="claude",
-        max_tokens=50,
-        tools=[CLAUDE_WEATHER],
-        messages=[
-            *USER,
-            {"role": "assistant", "content": [b.model_dump() for b in message.content]},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": message.content[0].id, "content": "Cloudy"}
-                ],
-            },
-        ],
-    )
-    assert follow.stop_reason == "end_turn"
-    assert one.requests[-1].json["messages"][1:] == [
-        {
-            "role": "assistant",
-            "content": [
-                {
-                    "type": "tool_use",
-                    "id": message.content[0].id,
-                    "name": "get_weather",
-                    "input": {"city": "Lima"},
-                }
-            ],
-        },
+    turns = [
+        *USER,
+        {"role": "assistant", "content": [b.model_dump() for b in message.content]},
         {
             "role": "user",
             "content": [{"type": "tool_result", "tool_use_id": message.content[0].id, "content": "Cloudy"}],
         },
     ]
+    follow = claude_sdk.messages.create(model="claude", max_tokens=50, tools=[CLAUDE_WEATHER], messages=turns)
+    assert follow.stop_reason == "end_turn"
+    assert one.requests[-1].json["messages"] == turns  # as the client sent them
 
 
 def test_messages_stream_routed_to_anthropic(claude_sdk, fakes):
@@ -491,11 +471,15 @@ def test_messages_create_stream_true_gives_raw_events(claude_sdk, fakes):
 def test_messages_errors_keep_the_contracts_shape_and_map_by_status(claude_sdk, fakes):
     with pytest.raises(anthropic.NotFoundError):
         claude_sdk.messages.create(model="no-such-model", max_tokens=5, messages=USER)
-    with pytest.raises(anthropic.BadRequestError) as caught:
+    with pytest.raises(anthropic.BadRequestError) as caught:  # only Anthropic can read a PDF
         claude_sdk.messages.create(
-            model="claude", max_tokens=5, messages=USER, thinking={"type": "enabled", "budget_tokens": 1024}
+            model="gpt",
+            max_tokens=5,
+            messages=[{"role": "user", "content": [{"type": "document", "source": PDF_SOURCE}]}],
         )
-    assert caught.value.body["error"]["param"] == "thinking"
+    assert caught.value.body["error"]["param"] == "messages[0].content[0].type"
+    assert caught.value.body["error"]["code"] == "unsupported_parameter"
+    assert fakes[2].requests == []
     fakes[0].script(Reply(status=529), Reply(status=529))
     with pytest.raises(anthropic.InternalServerError) as failed:
         claude_sdk.messages.create(model="claude", max_tokens=5, messages=USER)
@@ -503,12 +487,16 @@ def test_messages_errors_keep_the_contracts_shape_and_map_by_status(claude_sdk, 
 
 
 @pytest.mark.parametrize(
-    "reply", [Reply(error_after=6, chunk_delay_s=0.05), Reply(cut_after=6, chunk_delay_s=0.05)]
+    ("reply", "said"),
+    [
+        (Reply(error_after=6, chunk_delay_s=0.05), "Overloaded"),  # Anthropic's own event, relayed
+        (Reply(cut_after=6, chunk_delay_s=0.05), "interrupted|ended early"),  # ours, in its words
+    ],
 )
-def test_a_broken_stream_on_messages_ends_with_an_error_event(claude_sdk, fakes, reply):
+def test_a_broken_stream_on_messages_ends_with_an_error_event(claude_sdk, fakes, reply, said):
     fakes[0].default = reply
     seen = []
-    with pytest.raises(anthropic.APIStatusError, match="interrupted|ended early") as caught:
+    with pytest.raises(anthropic.APIStatusError, match=said) as caught:
         with claude_sdk.messages.stream(model="claude", max_tokens=50, messages=USER) as stream:
             seen.extend(event.type for event in stream)
     assert caught.value.status_code == 200  # an error event in a stream that had begun

@@ -66,7 +66,8 @@ async def test_layers_see_a_chat_request(asgi_client):
     [
         ({"model": "mock-1", "max_tokens": 5}, "messages"),
         ({**BODY, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
-        ({**BODY, "thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
+        ({**BODY, "thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
+        ({**BODY, "mcp_servers": [{"type": "url", "url": "https://mcp.test", "name": "m"}]}, "mcp_servers"),
         ({"max_tokens": 5, "messages": BODY["messages"]}, "model"),
         ({"model": "mock-1", "messages": BODY["messages"]}, "max_tokens"),
         ({**BODY, "max_tokens": None}, "max_tokens"),

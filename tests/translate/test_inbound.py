@@ -97,7 +97,7 @@ def test_anthropic_request_becomes_a_chat_request():
 @pytest.mark.parametrize(
     "payload,param",
     [
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
+        ({"thinking": {"type": "adaptive"}}, "thinking.type"),
         ({"mcp_servers": []}, "mcp_servers"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
         (

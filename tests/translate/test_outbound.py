@@ -233,7 +233,7 @@ def test_tools_and_tool_choice_map():
         ("response_format", {"type": "json_object"}),
         ("functions", [{"name": "f"}]),
         ("modalities", ["text", "audio"]),
-        ("reasoning_effort", "high"),
+        ("verbosity", "low"),
         ("made_up_field", 1),
     ],
 )
