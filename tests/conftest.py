@@ -21,6 +21,8 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 SECRET_PATTERNS = re.compile(
     r"\bsk-(?!\*\*\*)[A-Za-z0-9_\-]{6,}|sha256:[0-9a-f]{16,}|eyJ[\w-]{10,}\.[\w-]{10,}\."
     r"|Bearer\s+[^\s*]|azure-secret-key|proxy-secret|s3cret"
+    # Google: API keys, OAuth2 access tokens, a service account's private key.
+    r"|AIza[0-9A-Za-z_\-]{20,}|ya29\.[\w\-.]{6,}|PRIVATE KEY-----"
     r"|bedrock-fake-secret|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|FwoGZXIvYXdzEFAKE"  # AWS keys, the fakes' secrets
 )
 

@@ -23,13 +23,54 @@ from asgi_llm.config.urls import (
     check_store_url,
 )
 
-Provider = Literal["openai", "openai-compatible", "azure", "anthropic", "bedrock", "mock"]
+Provider = Literal[
+    "openai",
+    "openai-compatible",
+    "azure",
+    "anthropic",
+    "gemini",
+    "vertex",
+    "bedrock",
+    "mock",
+    # Named presets: OpenAI-compatible services whose base URL and quirks are known.
+    "groq",
+    "mistral",
+    "deepseek",
+    "together",
+    "fireworks",
+    "openrouter",
+    "xai",
+    "cerebras",
+    "ollama",
+    "vllm",
+    "lmstudio",
+]
 Capability = Literal["vision", "tools", "json_mode", "streaming", "embeddings", "completions"]
 
+# The presets' endpoints (providers/presets.py has their quirks). `vllm` has none: its
+# default port, 8000, is asgi-llm's own, so a default would send the proxy to itself.
+PRESET_BASE_URLS: dict[str, str] = {
+    "groq": "https://api.groq.com/openai/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "together": "https://api.together.xyz/v1",
+    "fireworks": "https://api.fireworks.ai/inference/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "xai": "https://api.x.ai/v1",
+    "cerebras": "https://api.cerebras.ai/v1",
+    "ollama": "http://127.0.0.1:11434/v1",
+    "lmstudio": "http://127.0.0.1:1234/v1",
+}
+LOCAL_PRESETS = frozenset({"ollama", "vllm", "lmstudio"})  # servers of one's own: no key
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com",
+    **PRESET_BASE_URLS,
 }
+# Hosted services that answer nothing without a key: a deployment without one is an error.
+KEYED_PROVIDERS = frozenset({"gemini", *PRESET_BASE_URLS}) - LOCAL_PRESETS
+_VERTEX_FIELDS = ("project", "location", "credentials")
 
 
 class FieldError(ValueError):
@@ -146,6 +187,10 @@ class Deployment(Section):
     first_byte_timeout_s: float = Field(120.0, gt=0, le=3600)
     idle_timeout_s: float = Field(60.0, gt=0, le=3600)  # between two streamed chunks
     mock: MockOptions | None = None
+    # vertex: the Google Cloud project and region, and the service-account key file (JSON).
+    project: str | None = Field(None, pattern=r"^([a-z0-9.\-]+:)?[a-z][a-z0-9\-]{4,28}[a-z0-9]$")
+    location: str | None = Field(None, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    credentials: str | None = Field(None, min_length=1, max_length=4096)
     # bedrock: signing region and credentials (else AWS_REGION, AWS_ACCESS_KEY_ID, ...).
     region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
     aws_access_key_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^\S+$")
@@ -182,6 +227,13 @@ class Deployment(Section):
             raise ValueError("api_version is required for provider 'azure'")
         if self.mock is not None and self.provider != "mock":
             raise ValueError("'mock' options apply only to provider 'mock'")
+        if self.provider in KEYED_PROVIDERS and not self.api_key:
+            raise FieldError(("api_key",), f"is required for provider {self.provider!r}")
+        if self.provider == "vllm" and not self.base_url:
+            raise FieldError(
+                ("base_url",), "is required for provider 'vllm' (its default port is asgi-llm's own)"
+            )
+        self._check_vertex_fields()
         self._check_aws_fields()
         return self
 
@@ -204,6 +256,25 @@ class Deployment(Section):
             raise FieldError(
                 ("provider",), "provider 'bedrock' needs botocore: pip install 'asgi-llm[bedrock]'"
             )
+
+    def _check_vertex_fields(self) -> None:
+        if self.provider != "vertex":
+            for name in _VERTEX_FIELDS:
+                if getattr(self, name) is not None:
+                    raise FieldError((name,), "applies only to provider 'vertex'")
+            return
+        if self.project is None:
+            raise FieldError(("project",), "is required for provider 'vertex' (the Google Cloud project id)")
+        if self.location is None:
+            raise FieldError(("location",), "is required for provider 'vertex' (e.g. us-central1, or global)")
+        if self.credentials is None and not self.api_key:
+            raise FieldError(
+                ("credentials",),
+                "is required for provider 'vertex': a service-account key file "
+                "(or an access token as api_key)",
+            )
+        if self.credentials is not None and self.api_key:
+            raise FieldError(("api_key",), "and credentials are two ways to authenticate: give one")
 
     @property
     def url(self) -> str:

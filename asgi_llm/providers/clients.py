@@ -198,7 +198,8 @@ class UpstreamClients:
     """One pooled transport per deployment, created on first use.
 
     The transport is the provider's own when its registry entry has one (the mock), else
-    what `transport_factory(deployment)` gives, else a `DirectTransport`.
+    what `transport_factory(deployment)` gives, else a `DirectTransport`; wrapped by the
+    entry's `wrap` when it has one (Vertex AI's access tokens).
     """
 
     def __init__(self, transport_factory: TransportFactory | None = None) -> None:
@@ -212,12 +213,15 @@ class UpstreamClients:
         return transport
 
     def _make(self, deployment: Deployment) -> UpstreamTransport:
-        own = entry_for(deployment.provider).transport
-        if own is not None:
-            return own(deployment)
+        entry = entry_for(deployment.provider)
+        if entry.transport is not None:
+            return entry.transport(deployment)
+        pool: UpstreamTransport
         if self._transport_factory is not None:
-            return upstream_transport(self._transport_factory(deployment), deployment)
-        return DirectTransport(deployment.connect_timeout_s)
+            pool = upstream_transport(self._transport_factory(deployment), deployment)
+        else:
+            pool = DirectTransport(deployment.connect_timeout_s)
+        return entry.wrap(deployment, pool) if entry.wrap is not None else pool
 
     async def close(self, deployment_id: str) -> None:
         """Close one deployment's pool (it was removed from the config)."""

@@ -30,13 +30,29 @@ def test_every_provider_the_config_accepts_has_an_entry():
 
 
 def test_an_unknown_provider_is_a_lookup_error_naming_it():
-    with pytest.raises(LookupError, match="'gemini' is not available"):
-        provider_for("gemini")
+    with pytest.raises(LookupError, match="'watsonx' is not available"):
+        provider_for("watsonx")
 
 
 def test_only_the_mock_brings_its_own_transport():
     assert {name for name, entry in REGISTRY.items() if entry.transport is not None} == {"mock"}
     assert entry_for("openai-compatible").wire is provider_for("mock")  # one chat-only wire
+
+
+def test_only_vertex_wraps_the_pool_it_is_given():
+    assert {name for name, entry in REGISTRY.items() if entry.wrap is not None} == {"vertex"}
+
+
+def test_every_preset_is_the_openai_wire_with_its_own_quirks():
+    from asgi_llm.providers.presets import PRESETS, PresetProvider
+
+    for name in PRESETS:
+        wire = provider_for(name)
+        assert (
+            isinstance(wire, PresetProvider)
+            and isinstance(wire, OpenAIProvider)
+            and wire.preset is PRESETS[name]
+        )
 
 
 def test_only_openai_and_azure_speak_the_responses_api_natively():

@@ -1,0 +1,126 @@
+"""Named presets for OpenAI-compatible services (`provider: groq`, `mistral`, ...): the OpenAI
+wire format with the service's base URL (config/schema.py, PRESET_BASE_URLS) and its quirks.
+
+A quirk is a field the service refuses with a 400 although it changes nothing in the
+answer: it is dropped, with a debug log. A field that does change the answer is sent as
+the client wrote it, and the service's own 400 is passed on; unless it holds its neutral
+value (`n: 1`, `logprobs: false`), which says nothing and is dropped too. A field the
+service spells differently is renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from asgi_llm.config.schema import Deployment
+from asgi_llm.context import LLMContext
+from asgi_llm.providers.openai import OpenAIProvider
+from asgi_llm.providers.transport import UpstreamRequest
+
+log = logging.getLogger("asgi_llm.providers")
+
+_OPENAI_ONLY = frozenset({"store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier"})
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    drop: frozenset[str] = frozenset()  # refused by the service, no effect on the answer
+    drop_neutral: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # dropped at these values
+    rename: Mapping[str, str] = field(default_factory=dict)  # our name -> the service's
+    drop_message_names: bool = False  # `messages[].name` refused
+
+    def touches(self, payload: Mapping[str, Any]) -> bool:
+        return (
+            any(name in payload for name in self.drop)
+            or any(name in payload for name in self.drop_neutral)
+            or any(name in payload for name in self.rename)
+            or (self.drop_message_names and any("name" in m for m in payload.get("messages") or ()))
+        )
+
+
+def _neutral(value: Any, neutrals: tuple[Any, ...]) -> bool:
+    return value is None or any(
+        value == ok and (type(value) is bool) == (type(ok) is bool) for ok in neutrals
+    )
+
+
+# What each service is known to refuse (their OpenAI-compatibility pages, as of 2026).
+# Services without known quirks take chat requests as OpenAI does.
+PRESETS: dict[str, Preset] = {
+    "groq": Preset(
+        drop_neutral={"logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},), "n": (1,)},
+        drop_message_names=True,
+    ),
+    "mistral": Preset(  # extra fields are a 422; usage always ends its streams
+        drop=frozenset({"stream_options", "user", *_OPENAI_ONLY}),
+        rename={"max_completion_tokens": "max_tokens", "seed": "random_seed"},
+    ),
+    "cerebras": Preset(
+        drop=frozenset({"service_tier"}),
+        drop_neutral={
+            "frequency_penalty": (0,),
+            "presence_penalty": (0,),
+            "logit_bias": ({},),
+            "parallel_tool_calls": (True,),
+        },
+    ),
+    "deepseek": Preset(),
+    "together": Preset(),
+    "fireworks": Preset(),
+    "openrouter": Preset(),
+    "xai": Preset(),
+    "ollama": Preset(),
+    "vllm": Preset(),
+    "lmstudio": Preset(),
+}
+
+
+class PresetProvider(OpenAIProvider):
+    """An OpenAI-compatible service by name: chat only in the OpenAI form (a /v1/responses
+    request goes out translated), the service's quirks applied to chat and completions."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.preset = PRESETS[name]
+
+    def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
+        request = super().build(ctx, deployment)
+        preset = self.preset
+        if ctx.endpoint not in ("chat", "completions") or not (
+            preset.touches(ctx.payload) or (ctx.stream and "stream_options" in preset.drop)
+        ):
+            return request
+        body = self.adjust(orjson.loads(request.body), deployment)
+        return dataclasses.replace(request, body=orjson.dumps(body))
+
+    def adjust(self, body: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
+        preset = self.preset
+        dropped = [name for name in preset.drop if name in body]
+        dropped += [n for n, ok in preset.drop_neutral.items() if n in body and _neutral(body[n], ok)]
+        for name in dropped:
+            del body[name]
+        for ours, theirs in preset.rename.items():
+            value = body.pop(ours, None)
+            if value is not None:  # max_completion_tokens, the newer name, wins over max_tokens
+                body[theirs] = value
+        messages = body.get("messages")
+        if preset.drop_message_names and isinstance(messages, list):
+            if any(isinstance(m, dict) and "name" in m for m in messages):
+                body["messages"] = [
+                    {k: v for k, v in m.items() if k != "name"} if isinstance(m, dict) else m
+                    for m in messages
+                ]
+                dropped.append("messages[].name")
+        if dropped:
+            log.debug("%s: %s refuses %s; dropped", deployment.id, self.name, ", ".join(sorted(dropped)))
+        return body
+
+
+__all__ = ["PRESETS", "Preset", "PresetProvider"]

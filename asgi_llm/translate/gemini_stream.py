@@ -1,0 +1,138 @@
+"""Gemini's `streamGenerateContent?alt=sse` -> OpenAI chat.completion.chunk SSE, incrementally.
+
+Each Gemini event is a whole `GenerateContentResponse` holding the next piece of text or
+whole function calls (never partial arguments). The stream has no end marker of its own:
+the event with a `finishReason` is the last, and carries the final usage, so it ends the
+translated stream with the finish chunk, the usage chunk when asked for, and `[DONE]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from asgi_llm.sse import DONE, SSEDecoder, SSEError, encode_event, event_data
+from asgi_llm.translate.gemini_response import (
+    completion_id,
+    finish_reason,
+    openai_usage,
+    read_parts,
+    usage_numbers,
+)
+
+_DONE_EVENT = DONE + b"\n\n"
+
+
+class GeminiErrorEvent(SSEError):
+    """The stream carried an error object instead of a response (no `[DONE]` follows)."""
+
+
+class GeminiToChatStream:
+    """Gemini SSE in, OpenAI chunks out. After it: `usage` (prompt, completion, cached,
+    reasoning), `finish_reason`, `chunks` (chunks emitted) and `done`.
+
+    The role goes out with the first content, so the first byte to the client is the first
+    token and an error before it can still fail over.
+    """
+
+    __slots__ = (
+        "done",
+        "usage",
+        "finish_reason",
+        "chunks",
+        "_decoder",
+        "_include_usage",
+        "_head",
+        "_role_sent",
+        "_calls",
+        "_metadata",
+        "_response_id",
+    )
+
+    def __init__(self, *, created: int, model: str, include_usage: bool) -> None:
+        self.done = False
+        self.usage: tuple[int, int, int, int] | None = None
+        self.finish_reason: str | None = None
+        self.chunks = 0
+        self._decoder = SSEDecoder()
+        self._include_usage = include_usage
+        self._head: dict[str, Any] = {
+            "id": "chatcmpl-gemini",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+        self._role_sent = False
+        self._calls = 0  # tool calls emitted so far (their OpenAI index)
+        self._metadata: Any = None
+        self._response_id: str | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for event in self._decoder.feed(chunk):
+            data = event_data(event)
+            if data is None or self.done:
+                continue
+            try:
+                response = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise SSEError("an event that is not JSON") from None
+            if not isinstance(response, dict):
+                raise SSEError("an event that is not a JSON object")
+            try:
+                self._event(response, out)
+            except (AttributeError, TypeError, ValueError) as exc:  # a field of the wrong type
+                raise SSEError("a malformed event") from exc
+        return b"".join(out)
+
+    def _event(self, response: dict[str, Any], out: list[bytes]) -> None:
+        if "error" in response:
+            error = response["error"] if isinstance(response["error"], dict) else {}
+            raise GeminiErrorEvent(f"the upstream stream reported {str(error.get('status'))[:40]}")
+        if self._response_id is None and isinstance(response.get("responseId"), str):
+            self._response_id = response["responseId"]
+            self._head["id"] = completion_id(response)
+        if isinstance(response.get("modelVersion"), str):
+            self._head["model"] = response["modelVersion"]
+        if response.get("usageMetadata") is not None:
+            self._metadata = response["usageMetadata"]  # running totals: the last one counts
+            self.usage = usage_numbers(self._metadata)
+        candidates = response.get("candidates") or []
+        candidate = candidates[0] if candidates else None
+        if isinstance(candidate, dict):
+            text, calls = read_parts(
+                (candidate.get("content") or {}).get("parts"), self._response_id, self._calls
+            )
+            if text:
+                self._emit(out, {"content": text})
+            if calls:
+                deltas = [{"index": self._calls + i, **call} for i, call in enumerate(calls)]
+                self._calls += len(calls)
+                self._emit(out, {"tool_calls": deltas})
+            if candidate.get("finishReason"):
+                self._finish(out, finish_reason(candidate["finishReason"], called=self._calls > 0))
+        elif isinstance(response.get("promptFeedback"), dict) and response["promptFeedback"].get(
+            "blockReason"
+        ):
+            self._finish(out, "content_filter")
+
+    def _emit(self, out: list[bytes], delta: dict[str, Any], finish: str | None = None) -> None:
+        if not self._role_sent:
+            self._role_sent = True
+            delta = {"role": "assistant", **delta}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        out.append(encode_event(orjson.dumps({**self._head, "choices": [choice]})))
+        self.chunks += 1
+
+    def _finish(self, out: list[bytes], reason: str) -> None:
+        self.finish_reason = reason
+        self._emit(out, {}, reason)
+        usage = openai_usage(self._metadata)
+        if self._include_usage and usage is not None:
+            out.append(encode_event(orjson.dumps({**self._head, "choices": [], "usage": usage})))
+        out.append(_DONE_EVENT)
+        self.done = True
+
+
+__all__ = ["GeminiErrorEvent", "GeminiToChatStream"]
