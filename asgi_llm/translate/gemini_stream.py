@@ -82,6 +82,8 @@ class GeminiToChatStream:
                 raise SSEError("an event that is not a JSON object")
             try:
                 self._event(response, out)
+            except SSEError:
+                raise
             except (AttributeError, TypeError, ValueError) as exc:  # a field of the wrong type
                 raise SSEError("a malformed event") from exc
         return b"".join(out)

@@ -359,3 +359,29 @@ async def test_a_static_token_is_sent_as_it_is(asgi_client, fake):
     response = await client.post("/v1/chat/completions", json={"model": "s", "messages": USER})
     assert response.status_code == 200, response.text
     assert fake.requests[-1].headers["authorization"] == f"Bearer {value}" and fake.grants == []
+
+
+async def test_a_transport_factory_carries_the_grant_and_the_calls(asgi_client, keys, fake):
+    import httpx2
+
+    from asgi_llm import ProviderApp
+
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(f"{request.method} {request.url.path} {request.headers.get('authorization', '-')[:16]}")
+        if request.url.path == "/token":
+            return httpx2.Response(200, json={"access_token": "ya29.from-the-mock", "expires_in": 3600})
+        answer = {"candidates": [{"content": {"parts": [{"text": "mocked"}]}, "finishReason": "STOP"}]}
+        return httpx2.Response(200, json=answer)
+
+    deployment = vertex_deployment("mocked", fake, keys[0])
+    config = Config.from_dict({"models": [{"name": "m", "deployments": [deployment]}]})
+    app = ProviderApp(config=config, transport_factory=lambda d: httpx2.MockTransport(handler))
+    client = asgi_client(app=app)
+    response = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER})
+    assert response.json()["choices"][0]["message"]["content"] == "mocked"
+    assert seen == [
+        "POST /token -",
+        f"POST {PATH.format('gemini-fake-1', 'generateContent')} Bearer ya29.from",
+    ]
