@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 
 from asgi_llm.config.schema import Deployment
-from asgi_llm.context import LLMContext
-from asgi_llm.providers.openai import OpenAIProvider
+from asgi_llm.context import LLMContext, Usage
+from asgi_llm.providers.native_responses import NativeResponsesStream
+from asgi_llm.providers.openai import OpenAIProvider, OpenAIStream
 from asgi_llm.providers.transport import UpstreamRequest
 
 log = logging.getLogger("asgi_llm.providers")
@@ -34,6 +35,7 @@ class Preset:
     drop_neutral: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # dropped at these values
     rename: Mapping[str, str] = field(default_factory=dict)  # our name -> the service's
     drop_message_names: bool = False  # `messages[].name` refused
+    cache_hits: str | None = None  # the usage field that counts prompt-cache reads, if not OpenAI's
 
     def touches(self, payload: Mapping[str, Any]) -> bool:
         return (
@@ -70,7 +72,7 @@ PRESETS: dict[str, Preset] = {
             "parallel_tool_calls": (True,),
         },
     ),
-    "deepseek": Preset(),
+    "deepseek": Preset(cache_hits="prompt_cache_hit_tokens"),
     "together": Preset(),
     "fireworks": Preset(),
     "openrouter": Preset(),
@@ -122,5 +124,44 @@ class PresetProvider(OpenAIProvider):
             log.debug("%s: %s refuses %s; dropped", deployment.id, self.name, ", ".join(sorted(dropped)))
         return body
 
+    def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
+        out = super().read_response(ctx, deployment, body)
+        field = self.preset.cache_hits
+        if field is not None and field.encode() in body:
+            ctx.usage = with_cache_hits(ctx.usage, orjson.loads(body), field)
+        return out
 
-__all__ = ["PRESETS", "Preset", "PresetProvider"]
+    def stream(self, ctx: LLMContext, deployment: Deployment) -> OpenAIStream | NativeResponsesStream:
+        field = self.preset.cache_hits
+        return CacheHitStream(ctx, field) if field is not None else super().stream(ctx, deployment)
+
+
+def with_cache_hits(usage: Usage | None, payload: Any, field: str) -> Usage | None:
+    """`usage` with the prompt-cache reads a service reports under its own name (DeepSeek's
+    `prompt_cache_hit_tokens`, part of its `prompt_tokens`) as `cached_prompt_tokens`."""
+    reported = payload.get("usage") if isinstance(payload, dict) else None
+    hits = reported.get(field) if isinstance(reported, dict) else None
+    if usage is None or type(hits) is not int or hits <= usage.cached_prompt_tokens:
+        return usage
+    return dataclasses.replace(
+        usage, cached_prompt_tokens=min(hits, usage.prompt_tokens - usage.cache_write_tokens)
+    )
+
+
+class CacheHitStream(OpenAIStream):
+    """An OpenAI stream whose usage chunk names prompt-cache reads its own way."""
+
+    __slots__ = ("_field",)
+
+    def __init__(self, ctx: LLMContext, field: str) -> None:
+        super().__init__(ctx)
+        self._field = field
+
+    def _take_usage(self, data: bytes) -> bytes | None:
+        out = super()._take_usage(data)
+        if self._field.encode() in data:  # the one usage chunk: parsed once more
+            self.ctx.usage = with_cache_hits(self.ctx.usage, orjson.loads(data), self._field)
+        return out
+
+
+__all__ = ["PRESETS", "CacheHitStream", "Preset", "PresetProvider", "with_cache_hits"]

@@ -209,3 +209,60 @@ def test_the_adjustment_is_a_pure_function_of_the_body():
         "max_tokens": 9,
     }
     assert orjson.dumps(body)  # untouched input
+
+
+class _Contexts:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[Any] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            self.seen.append(scope["state"]["llm"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_deepseeks_cache_hits_are_the_usage_records_cached_tokens(asgi_client, fake, stream):
+    from asgi_llm import build_app
+
+    usage = {
+        "prompt_tokens": 90,
+        "completion_tokens": 10,
+        "total_tokens": 100,
+        "prompt_cache_hit_tokens": 64,
+        "prompt_cache_miss_tokens": 26,
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
+    head = {"id": "c1", "object": "chat.completion", "created": 1, "model": "deepseek-chat"}
+    if stream:
+        events = [
+            {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": "hi"}}],
+            },
+            {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage},
+        ]
+        body = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+        fake.script(Behavior(body=body, content_type="text/event-stream"))
+    else:
+        message = {"role": "assistant", "content": "hi"}
+        answer = {
+            **head,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        fake.script(Behavior(body=orjson.dumps(answer)))
+    config = Config.from_dict(
+        {"models": [{"name": "ds", "deployments": [preset_deployment("deepseek", fake)]}]}
+    )
+    app = _Contexts(build_app(config))
+    client = asgi_client(app=app)
+    response = await client.post(
+        "/v1/chat/completions", json={"model": "ds", "messages": USER, "stream": stream}
+    )
+    assert response.status_code == 200, response.text
+    recorded = app.seen[-1].usage
+    assert (recorded.prompt_tokens, recorded.cached_prompt_tokens, recorded.completion_tokens) == (90, 64, 10)
+    assert recorded.reasoning_tokens == 4
