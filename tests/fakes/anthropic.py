@@ -17,9 +17,10 @@ with thinking on, a last assistant turn that used a tool must start with its thi
 a PDF document must be one; 1-hour cache breakpoints must come before 5-minute ones.
 
 Its prompt cache is simulated: tokens are words (tools, then system, then messages, in
-Anthropic's prefix order); a `cache_control` breakpoint whose prefix was seen before is a
-read, each later breakpoint writes its part of the prompt with its TTL (`cache_creation`
-says 5 minutes and 1 hour apart), the rest is `input_tokens`. Every usage it reports is kept
+Anthropic's prefix order); the longest prefix cached before, ending at or up to 20 blocks
+before a `cache_control` breakpoint, is a read, each later breakpoint writes its part of the
+prompt with its TTL (`cache_creation` says 5 minutes and 1 hour apart), the rest is
+`input_tokens`. Every usage it reports is kept
 in `usages` (one per answered message), so tests can check the proxy's figures against it.
 With thinking on, it answers a thinking block with an HMAC signature first; a PDF with
 `citations: {enabled: true}` gets a cited text block; a `web_search` server tool gets a
@@ -78,6 +79,7 @@ KNOWN_FIELDS = frozenset(
 )
 PDF_TOKENS = 50  # a document block's tokens, besides its words
 TTL_S = {"5m": 300.0, "1h": 3600.0}
+LOOKBACK = 20  # blocks before a breakpoint where Anthropic looks for an earlier cached prefix
 
 
 @dataclass
@@ -243,6 +245,7 @@ class FakeAnthropic(FakeUpstream):
         super().__init__(name)
         self.default = Reply()
         self.usages: list[dict[str, Any]] = []  # every usage reported, in order
+        self.streams: list[bytes] = []  # every event stream sent, as its bytes
         self._secret = hashlib.sha256(f"fake-anthropic-{name}".encode()).digest()
         self._cache: dict[str, float] = {}  # prefix digest -> expiry (monotonic)
         self._redacted: set[str] = set()
@@ -253,6 +256,7 @@ class FakeAnthropic(FakeUpstream):
     def reset(self) -> None:
         super().reset()
         self.usages.clear()
+        self.streams.clear()
         self._cache.clear()
         self._redacted.clear()
 
@@ -329,36 +333,39 @@ class FakeAnthropic(FakeUpstream):
 
     # -- the simulated prompt cache ----------------------------------------------------
     def _usage(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Input-side usage, as Anthropic's prompt cache would count it: the longest cached
+        prefix ending within `LOOKBACK` blocks before a breakpoint is read, each breakpoint
+        after it writes its part (with its TTL), the rest is fresh input."""
         blocks = _blocks(payload)
         model = str(payload.get("model"))
-        total = 0
-        read = write_5m = write_1h = 0
-        covered = 0  # tokens up to the last breakpoint handled
-        prefix: list[Any] = []
         now = time.monotonic()
-        marks: list[tuple[int, str, str]] = []  # (prefix tokens, digest, ttl)
+        prefix: list[Any] = []
+        totals: list[int] = []  # tokens up to and including each block
+        digests: list[str] = []
         for block in blocks:
-            total += words(block)
             prefix.append(_strip_cache_control(block))
-            control = block.get("cache_control")
-            if isinstance(control, dict):
-                digest = hashlib.sha256(_dumps([model, prefix])).hexdigest()
-                marks.append((total, digest, control.get("ttl", "5m")))
-        # The longest cached prefix is read; every breakpoint after it writes its own part.
-        for position in range(len(marks) - 1, -1, -1):
-            tokens, digest, _ = marks[position]
-            if self._cache.get(digest, 0.0) > now:
-                read = covered = tokens
-                marks = marks[position + 1 :]
-                break
-        for tokens, digest, ttl in marks:
-            part = tokens - covered
+            totals.append((totals[-1] if totals else 0) + words(block))
+            digests.append(hashlib.sha256(_dumps([model, prefix])).hexdigest())
+        marks = [i for i, block in enumerate(blocks) if isinstance(block.get("cache_control"), dict)]
+        hit = -1
+        for mark in marks:
+            for position in range(mark, max(-1, mark - LOOKBACK - 1), -1):
+                if self._cache.get(digests[position], 0.0) > now:
+                    hit = max(hit, position)
+                    break
+        read = covered = totals[hit] if hit >= 0 else 0
+        write_5m = write_1h = 0
+        for mark in marks:
+            if mark <= hit:
+                continue
+            ttl = blocks[mark]["cache_control"].get("ttl", "5m")
             if ttl == "1h":
-                write_1h += part
+                write_1h += totals[mark] - covered
             else:
-                write_5m += part
-            covered = tokens
-            self._cache[digest] = now + TTL_S[ttl]
+                write_5m += totals[mark] - covered
+            covered = totals[mark]
+            self._cache[digests[mark]] = now + TTL_S[ttl]
+        total = totals[-1] if totals else 0
         return {
             "input_tokens": total - read - write_5m - write_1h,
             "cache_creation_input_tokens": write_5m + write_1h,
@@ -499,6 +506,7 @@ class FakeAnthropic(FakeUpstream):
             json_pieces=reply.json_pieces,
             start_usage_zero=reply.start_usage_zero,
         )
+        self.streams.append(b"".join(events[: reply.cut_after]))
         for i, event in enumerate(events):
             if i == reply.cut_after:
                 rec.finished_at = time.monotonic()

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from asgi_llm.errors import InvalidRequest
 from asgi_llm.translate import messages_to_chat
+from asgi_llm.translate.inbound import chat_form
 from tests.translate.test_outbound import anything
 
 USER = {"role": "user", "content": "hi"}
@@ -143,3 +144,91 @@ def test_any_inbound_body_is_translated_or_refused_with_a_400(payload):
         messages_to_chat(payload)
     except InvalidRequest as exc:
         assert exc.status == 400
+
+
+# -- thinking, and the chat form of what chat cannot say ----------------------------------
+@pytest.mark.parametrize(
+    ("budget", "effort"), [(1024, "low"), (4095, "low"), (4096, "medium"), (16384, "high")]
+)
+def test_a_thinking_budget_becomes_a_reasoning_effort(budget, effort):
+    out = messages_to_chat(
+        {
+            "model": "m",
+            "max_tokens": 20000,
+            "messages": [USER],
+            "thinking": {"type": "enabled", "budget_tokens": budget},
+        }
+    )
+    assert out["reasoning_effort"] == effort
+
+
+def test_thinking_blocks_in_history_are_left_out_of_the_chat_form():
+    out = messages_to_chat(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                USER,
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm", "signature": "s"},
+                        {"type": "redacted_thinking", "data": "d"},
+                        {"type": "text", "text": "Hello."},
+                    ],
+                },
+                USER,
+            ],
+        }
+    )
+    assert out["messages"][1] == {"role": "assistant", "content": [{"type": "text", "text": "Hello."}]}
+
+
+def test_the_chat_form_leaves_out_what_chat_cannot_say_and_keeps_the_first_refusal():
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}
+    request = {
+        "model": "m",
+        "max_tokens": 5,
+        "container": "c1",
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search"},
+            {"name": "f", "input_schema": {"type": "object"}},
+        ],
+        "messages": [
+            {"role": "user", "content": [pdf, {"type": "text", "text": "Summarise."}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]},
+                    {"type": "text", "text": "And?"},
+                ],
+            },
+        ],
+    }
+    form, refused = chat_form(request)
+    assert refused is not None and refused.code == "unsupported_parameter" and refused.param == "container"
+    assert form["tools"] == [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ]
+    assert form["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Summarise."}]},
+        {"role": "assistant", "content": None},
+        {"role": "tool", "tool_call_id": "t", "content": []},
+        {"role": "user", "content": [{"type": "text", "text": "And?"}]},
+    ]
+    assert chat_form({"model": "m", "max_tokens": 5, "messages": [USER]}) == (
+        {"model": "m", "max_tokens": 5, "messages": [USER]},
+        None,
+    )
+
+
+def test_a_malformed_request_is_still_a_400_in_the_lenient_form():
+    with pytest.raises(InvalidRequest) as caught:
+        chat_form({"model": "m", "container": "c", "messages": [USER]})  # no max_tokens
+    assert caught.value.param == "max_tokens"
+    form, _ = chat_form({"model": "m", "messages": [USER]}, count_only=True)  # count_tokens has none
+    assert "max_tokens" not in form

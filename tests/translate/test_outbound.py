@@ -454,3 +454,63 @@ def test_any_outbound_chat_body_is_translated_or_refused_with_a_400(messages, ex
         chat_to_messages({"model": "m", "messages": messages, **extra}, model="c")
     except InvalidRequest as exc:
         assert exc.status == 400
+
+
+# -- thinking ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("effort", "budget"),
+    [("minimal", 1024), ("low", 2048), ("medium", 8192), ("high", 16384), ("xhigh", 32768)],
+)
+def test_reasoning_effort_becomes_a_thinking_budget_with_room_for_the_answer(effort, budget):
+    out = to_anthropic(reasoning_effort=effort)
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert out["max_tokens"] == DEFAULT_MAX_TOKENS + budget
+
+
+def test_a_client_cap_counts_the_thinking_and_bounds_the_budget():
+    assert to_anthropic(reasoning_effort="high", max_tokens=20000)["thinking"]["budget_tokens"] == 16384
+    out = to_anthropic(reasoning_effort="high", max_completion_tokens=5000)
+    assert (out["max_tokens"], out["thinking"]["budget_tokens"]) == (5000, 4999)
+    with pytest.raises(InvalidRequest) as caught:
+        to_anthropic(reasoning_effort="low", max_tokens=800)
+    assert caught.value.param == "reasoning_effort"
+
+
+def test_no_effort_means_no_thinking_and_an_unknown_one_is_a_400():
+    assert "thinking" not in to_anthropic(reasoning_effort="none")
+    assert "thinking" not in to_anthropic(reasoning_effort=None)
+    with pytest.raises(InvalidRequest) as caught:
+        to_anthropic(reasoning_effort="extreme")
+    assert caught.value.param == "reasoning_effort"
+
+
+def test_signed_thinking_blocks_go_back_first_and_unsigned_reasoning_stays_out():
+    call = {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    signed = {"type": "thinking", "thinking": "Hm.", "signature": "sig"}
+    redacted = {"type": "redacted_thinking", "data": "abc"}
+    out = to_anthropic(
+        messages=[
+            USER,
+            {
+                "role": "assistant",
+                "content": "Checking.",
+                "reasoning_content": "Hm.",
+                "thinking_blocks": [signed, redacted],
+                "tool_calls": [call],
+            },
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "ok"},
+        ]
+    )
+    assert out["messages"][1]["content"] == [
+        signed,
+        redacted,
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}},
+    ]
+    plain = to_anthropic(messages=[USER, {"role": "assistant", "content": "Hi.", "reasoning_content": "Hm."}])
+    assert plain["messages"][1] == {"role": "assistant", "content": "Hi."}
+    with pytest.raises(InvalidRequest) as caught:  # a thinking block Anthropic would refuse
+        to_anthropic(
+            messages=[USER, {"role": "assistant", "content": "x", "thinking_blocks": [{"type": "thinking"}]}]
+        )
+    assert caught.value.param == "messages[1].thinking_blocks[0]"
