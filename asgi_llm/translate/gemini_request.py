@@ -173,6 +173,8 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
             side = "user"
         elif role == "assistant":
             parts = _model_parts(message, where, names)
+            if not parts:  # an empty turn: Gemini refuses empty parts and empty text alike
+                continue
             side = "model"
         elif role == "tool":
             parts = [_function_response(message, where, names)]
@@ -276,7 +278,7 @@ def _model_parts(message: dict[str, Any], where: str, names: dict[str, str]) -> 
         if not isinstance(calls, list):
             raise invalid(f"{where}.tool_calls", "must be an array", "invalid_type")
         parts.extend(_function_call(call, f"{where}.tool_calls[{j}]", names) for j, call in enumerate(calls))
-    return parts or [{"text": ""}]
+    return parts
 
 
 def _function_call(call: Any, where: str, names: dict[str, str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ gets (tests/fakes/gemini.py); failover from Gemini to another provider; the usag
 from __future__ import annotations
 
 import base64
+import re
 import struct
 from typing import Any
 
@@ -606,7 +607,7 @@ class _Contexts:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
-        if scope["type"] == "http":
+        if scope["type"] == "http" and "llm" in scope.get("state", {}):  # not /metrics
             self.seen.append(scope["state"]["llm"])
 
 
@@ -616,7 +617,12 @@ async def test_the_usage_record_is_what_gemini_reported(asgi_client, fakes, stre
     one.default = Reply(
         prompt_tokens=120, cached_tokens=100, candidates_tokens=30, thoughts_tokens=12, thought=True
     )
-    config = Config.from_dict({"models": [{"name": "gemini", "deployments": [gemini_deployment("g", one)]}]})
+    config = Config.from_dict(
+        {
+            "models": [{"name": "gemini", "deployments": [gemini_deployment("g", one)]}],
+            "metrics": {"prometheus": {"path": "/metrics"}},
+        }
+    )
     app = _Contexts(build_app(config))
     client = asgi_client(app=app)
     body: dict[str, Any] = {"model": "gemini", "messages": USER, "stream": stream}
@@ -647,4 +653,16 @@ async def test_the_usage_record_is_what_gemini_reported(asgi_client, fakes, stre
         "total_tokens": 162,
         "prompt_tokens_details": {"cached_tokens": 100},
         "completion_tokens_details": {"reasoning_tokens": 12},
+    }
+    exposition = (await client.get("/metrics")).text
+    kinds = dict(
+        re.findall(
+            r'asgi_llm_tokens_total\{deployment="g",kind="(\w+)",model="gemini"\} ([0-9.]+)', exposition
+        )
+    )
+    assert {k: float(v) for k, v in kinds.items() if float(v)} == {
+        "input": 20.0,
+        "cache_read": 100.0,
+        "output": 30.0,
+        "reasoning": 12.0,
     }

@@ -340,3 +340,15 @@ def test_a_key_an_upstream_message_echoes_is_masked():
     )
     error = google_error(400, orjson.dumps({"error": {"message": message}}), Headers(), DEPLOYMENT)
     assert "AIza" not in error.message and "ya29." not in error.message
+
+
+def test_an_empty_assistant_turn_is_left_out_and_its_neighbours_merge():
+    messages = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": ""},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "user", "content": "b"},
+    ]
+    assert chat_to_gemini({"model": "m", "messages": messages}) == {
+        "contents": [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}]
+    }
