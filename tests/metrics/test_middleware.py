@@ -69,6 +69,10 @@ async def test_a_request_is_counted_with_its_labels_tokens_cost_and_latency(make
     completion = value(text, "asgi_llm_completion_tokens_total", model="m1", deployment="d1")
     assert prompt > 0 and completion > 0
     assert value(text, "asgi_llm_cost_usd_total", model="m1") == pytest.approx(prompt + 2 * completion)
+    # The kinds split the same tokens (the mock says no cache and no reasoning).
+    assert value(text, "asgi_llm_tokens_total", model="m1", deployment="d1", kind="input") == prompt
+    assert value(text, "asgi_llm_tokens_total", model="m1", deployment="d1", kind="output") == completion
+    assert value(text, "asgi_llm_tokens_total", model="m1") == prompt + completion
     assert value(text, "asgi_llm_request_duration_seconds_count", model="m1", deployment="d1") == 1
     assert value(text, "asgi_llm_upstream_duration_seconds_count", model="m1") == 1
     assert value(text, "asgi_llm_proxy_overhead_seconds_count", endpoint="chat") == 1

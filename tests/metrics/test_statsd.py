@@ -69,6 +69,9 @@ async def test_a_request_sends_dogstatsd_lines(listener, make_app):
         "asgi_llm.tokens.prompt",
         "asgi_llm.tokens.completion",
     } <= names
+    tokens = [line for line in lines if line.startswith("asgi_llm.tokens:")]
+    assert {line.rsplit("kind:", 1)[1].split(",")[0] for line in tokens} == {"input", "output"}
+    assert all("|c|#model:m1,deployment:m1-d,kind:" in line for line in tokens)
     duration = next(line for line in lines if line.startswith("asgi_llm.request.duration:"))
     assert duration.endswith("|ms|#model:m1,deployment:m1-d,env:test")
     assert all(LINE.fullmatch(line) for line in lines), lines

@@ -180,3 +180,77 @@ async def test_an_answer_anthropic_cannot_carry_is_a_502():
     assert sent[0]["status"] == 502
     assert (b"content-length", str(len(sent[1]["body"])).encode()) in sent[0]["headers"]
     assert orjson.loads(sent[1]["body"])["error"]["code"] == "bad_upstream_response"
+
+
+# -- native answers and the cache; count_tokens -------------------------------------------------
+@pytest.fixture
+def claude_fake():
+    from tests.fakes.anthropic import FakeAnthropic
+
+    with FakeAnthropic("claude-in-process") as fake:
+        yield fake
+
+
+def cached_claude(fake: Any) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "name": "claude",
+                "deployments": [
+                    {
+                        "id": "c",
+                        "provider": "anthropic",
+                        "model": "claude-up",
+                        "base_url": fake.base_url,
+                        "api_key": "k",
+                    }
+                ],
+            },
+            mock_model(),
+        ],
+        "cache": {"backend": "memory://"},
+    }
+
+
+async def test_a_native_answer_is_never_stored_as_a_chat_answer(asgi_client, claude_fake):
+    client = asgi_client(cached_claude(claude_fake))
+    body = {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]}
+    first = await client.post("/v1/messages", json=body)
+    second = await client.post("/v1/messages", json=body)
+    assert [r.headers["x-cache"] for r in (first, second)] == ["miss", "miss"]
+    assert first.json()["content"] == second.json()["content"] and len(claude_fake.requests) == 2
+    # A chat client's translated answer is a chat answer: stored, and a Messages client's hit.
+    chat = {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]}
+    assert (await client.post("/v1/chat/completions", json=chat)).headers["x-cache"] == "miss"
+    hit = await client.post("/v1/messages", json=body)
+    assert hit.headers["x-cache"] == "hit" and len(claude_fake.requests) == 3
+    assert hit.json()["content"] == [{"type": "text", "text": "Hello from the fake Claude."}]
+
+
+async def test_a_request_whose_chat_form_leaves_fields_out_bypasses_the_cache(asgi_client, claude_fake):
+    client = asgi_client(cached_claude(claude_fake))
+    body = {
+        "model": "claude",
+        "max_tokens": 20,
+        "container": "container_1",  # the fake knows it; chat cannot say it
+        "messages": [{"role": "user", "content": "hello there"}],
+    }
+    response = await client.post("/v1/messages", json=body)
+    assert response.status_code == 200 and response.headers["x-cache"] == "bypass"
+    assert claude_fake.requests[-1].json["container"] == "container_1"
+    refused = await client.post("/v1/messages", json={**body, "model": "mock-1"})
+    assert assert_error_shape(refused, 400, "unsupported_parameter")["param"] == "container"
+
+
+async def test_count_tokens_estimates_for_a_deployment_without_a_counting_api(mock_client):
+    body = {
+        "model": "mock-1",
+        "messages": [{"role": "user", "content": "x" * 400}],
+        "tools": [{"name": "f", "input_schema": {}}],
+    }
+    response = await mock_client.post("/v1/messages/count_tokens", json=body)
+    assert response.status_code == 200 and response.headers["x-llm-token-estimate"] == "true"
+    assert response.json()["input_tokens"] == (400 + len(b'{"name":"f","input_schema":{}}')) // 4 + 1
+    missing = await mock_client.post("/v1/messages/count_tokens", json={"model": "mock-1"})
+    assert assert_error_shape(missing, 400)["param"] == "messages"
+    assert (await mock_client.post("/messages/count_tokens", json=body)).status_code == 200  # no /v1
