@@ -188,7 +188,7 @@ class Deployment(Section):
     idle_timeout_s: float = Field(60.0, gt=0, le=3600)  # between two streamed chunks
     mock: MockOptions | None = None
     # vertex: the Google Cloud project and region, and the service-account key file (JSON).
-    project: str | None = Field(None, pattern=r"^([a-z0-9.\-]+:)?[a-z][a-z0-9\-]{4,28}[a-z0-9]$")
+    project: str | None = Field(None, max_length=128, pattern=r"^[a-z0-9][a-z0-9.:\-]*$")  # id or number
     location: str | None = Field(None, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     credentials: str | None = Field(None, min_length=1, max_length=4096)
     # bedrock: signing region and credentials (else AWS_REGION, AWS_ACCESS_KEY_ID, ...).

@@ -385,3 +385,19 @@ async def test_a_transport_factory_carries_the_grant_and_the_calls(asgi_client, 
         "POST /token -",
         f"POST {PATH.format('gemini-fake-1', 'generateContent')} Bearer ya29.from",
     ]
+
+
+def test_the_contracts_example_loads():
+    import yaml
+
+    example = yaml.safe_load(
+        """
+        - {id: g, provider: gemini, model: gemini-2.5-flash, api_key: "${GEMINI_API_KEY}"}
+        - {id: v, provider: vertex, model: gemini-2.5-pro, project: p, location: us-central1,
+           credentials: /secrets/sa.json}
+        """
+    )
+    config = Config.from_dict(
+        {"models": [{"name": "m", "deployments": example}]}, environ={"GEMINI_API_KEY": "k"}
+    )
+    assert [d.provider for d in config.models[0].deployments] == ["gemini", "vertex"]
