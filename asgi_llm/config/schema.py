@@ -197,6 +197,14 @@ class Deployment(Section):
     aws_secret_access_key: str | None = Field(None, min_length=1, max_length=256)
     aws_session_token: str | None = Field(None, min_length=1, max_length=8192)
 
+    @field_validator("credentials")
+    @classmethod
+    def _check_credentials(cls, value: str | None) -> str | None:
+        # The key itself pasted here would be shown by GET /admin/config, which shows the path.
+        if value is not None and (value.lstrip().startswith("{") or "PRIVATE KEY" in value):
+            raise ValueError("must be the path of the key file, not its contents")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:

@@ -401,3 +401,11 @@ def test_the_contracts_example_loads():
         {"models": [{"name": "m", "deployments": example}]}, environ={"GEMINI_API_KEY": "k"}
     )
     assert [d.provider for d in config.models[0].deployments] == ["gemini", "vertex"]
+
+
+def test_the_key_files_contents_in_place_of_its_path_are_refused_without_echoing_them(keys):
+    content = keys[0].read_text()
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict(_vertex(project="p", location="us-central1", credentials=content))
+    assert "credentials: must be the path of the key file, not its contents" in str(caught.value)
+    assert "PRIVATE" not in str(caught.value) and "client_email" not in str(caught.value)
