@@ -13,7 +13,8 @@ input stands) nor its reservation (its `max_tokens` was not produced).
 
 from __future__ import annotations
 
-from asgi_llm.config.schema import Cost
+from asgi_llm.config.prices import prices_for
+from asgi_llm.config.schema import Cost, Deployment
 from asgi_llm.context import LLMContext, Usage
 
 MTOK = 1_000_000
@@ -28,6 +29,11 @@ def usage_cost(usage: Usage | None, cost: Cost) -> float | None:
         if tokens and price:
             total += tokens * price
     return total / MTOK
+
+
+def deployment_cost(usage: Usage | None, deployment: Deployment) -> float | None:
+    """USD for a usage at a deployment's prices: its `cost:`, else the packaged table's."""
+    return usage_cost(usage, prices_for(deployment))
 
 
 def delivered_usage(ctx: LLMContext) -> Usage:
@@ -66,7 +72,7 @@ def request_cost(ctx: LLMContext) -> float:
     deployment = ctx.deployment
     if deployment is None:
         return 0.0
-    return usage_cost(charged_usage(ctx), deployment.cost) or 0.0
+    return deployment_cost(charged_usage(ctx), deployment) or 0.0
 
 
-__all__ = ["MTOK", "charged_usage", "delivered_usage", "request_cost", "usage_cost"]
+__all__ = ["MTOK", "charged_usage", "delivered_usage", "deployment_cost", "request_cost", "usage_cost"]

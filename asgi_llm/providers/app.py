@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from asgi_llm.accounting import delivered_usage, usage_cost
+from asgi_llm.accounting import delivered_usage, deployment_cost
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.config.schema import Deployment
@@ -228,7 +228,7 @@ class ProviderApp(LLMLayer):
                         raw = await _read_limited(response, ctx.config.server.max_response_bytes)
                         out = provider.read_response(ctx, deployment, raw)
                         ctx.timings.first_byte = time.perf_counter()
-                        ctx.cost_usd = usage_cost(ctx.usage, deployment.cost)
+                        ctx.cost_usd = deployment_cost(ctx.usage, deployment)
                         await send_json(send, 200, out)
                 except TransportTimeout:
                     raise UpstreamTimeout(
@@ -256,7 +256,7 @@ class ProviderApp(LLMLayer):
                 # The stream began and ended (cut, failed, or left by its client) before its
                 # usage was said: it is charged what was delivered (accounting.py).
                 ctx.usage = delivered_usage(ctx)
-                ctx.cost_usd = usage_cost(ctx.usage, deployment.cost)
+                ctx.cost_usd = deployment_cost(ctx.usage, deployment)
             ctx.timings.end = time.perf_counter()
             self._in_flight[deployment.id] -= 1
             if not self._in_flight[deployment.id]:
@@ -350,7 +350,7 @@ class ProviderApp(LLMLayer):
             failure = ("The upstream stream timed out.", "stream_timeout")
         if ctx.usage is None:  # ended before its usage was said: what was delivered
             ctx.usage = delivered_usage(ctx)
-        ctx.cost_usd = usage_cost(ctx.usage, deployment.cost)
+        ctx.cost_usd = deployment_cost(ctx.usage, deployment)
         if failure is not None:
             ctx.stream_failure = failure[1]
             await send(

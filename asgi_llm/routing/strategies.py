@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
+from asgi_llm.config.prices import prices_for
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.routing.filters import requested_output_tokens
@@ -37,16 +38,13 @@ def weighted(candidates: Sequence[Deployment], ctx: LLMContext, state: RoutingSt
 
 def expected_cost(deployment: Deployment, ctx: LLMContext, default_output: int) -> float:
     output = requested_output_tokens(ctx, default_output)
-    return (
-        ctx.prompt_tokens_estimate * deployment.cost.input_per_mtok + output * deployment.cost.output_per_mtok
-    ) / 1_000_000
+    cost = prices_for(deployment)
+    return (ctx.prompt_tokens_estimate * cost.input_per_mtok + output * cost.output_per_mtok) / 1_000_000
 
 
 def cheapest(candidates: Sequence[Deployment], ctx: LLMContext, state: RoutingState) -> list[Deployment]:
-    prompt = ctx.prompt_tokens_estimate
-    output = requested_output_tokens(ctx, state.default_output)
     # sorted() is stable: ties keep the configured order
-    return sorted(candidates, key=lambda d: prompt * d.cost.input_per_mtok + output * d.cost.output_per_mtok)
+    return sorted(candidates, key=lambda d: expected_cost(d, ctx, state.default_output))
 
 
 def fastest(candidates: Sequence[Deployment], ctx: LLMContext, state: RoutingState) -> list[Deployment]:
