@@ -48,8 +48,8 @@ def app_from_env() -> RequestGuard:
     from asgi_llm.logs import configure
 
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
-    configure(settings.log_format, settings.log_level)
-    app = _WorkerGuard(stack_from_env(), access_log=settings.access_log)
+    access_lines = configure(settings.log_format, settings.log_level)
+    app = _WorkerGuard(stack_from_env(), access_log=access_lines if settings.access_log else False)
     freeze_startup_objects()
     return app
 

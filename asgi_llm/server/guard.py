@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from asgi_llm.errors import InvalidRequest
 from asgi_llm.exchange import RequestIds
-from asgi_llm.logs import CLIENT_CLOSED, clean_field
+from asgi_llm.logs import ACCESS_LOGGER, CLIENT_CLOSED, clean_field
 from asgi_llm.responses import send_error
 from asgi_llm.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_HEADER_BYTES = 16 * 1024
 
-access_log = logging.getLogger("asgi_llm.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
+AccessLog = Callable[[dict[str, Any]], None]
 
 
 class RequestGuard:
@@ -36,13 +38,18 @@ class RequestGuard:
 
     With `access_log`, one line per request goes to the `asgi_llm.access` logger once the
     app returns: method, path (never the query), status, duration, client, request id and
-    `client_gone` (the response did not end: 499 when nothing was sent, as nginx says).
+    `client_gone` (the response did not end: 499 when nothing was sent, as nginx says). A
+    callable gets those fields instead (`asgi-llm serve` gives `asgi_llm.logs.AccessWriter`).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES, *, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES, *, access_log: bool | AccessLog = True
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.access_log = access_log
+        self.access_log: AccessLog | None = (
+            access_log if callable(access_log) else (_log_record if access_log else None)
+        )
         self.request_ids = RequestIds()
         # The reason the stack gave in `lifespan.startup.failed`: every server reports it
         # differently (an exception, an exit status, a log line); the runner reads it here.
@@ -77,8 +84,8 @@ class RequestGuard:
             exchange.failed = True  # the server answers 500 when nothing was sent yet
             raise
         finally:
-            if self.access_log and access_log.isEnabledFor(logging.INFO):
-                exchange.log(scope, time.perf_counter() - started)
+            if self.access_log is not None:
+                self.access_log(exchange.fields(scope, time.perf_counter() - started))
 
     def _lifespan_send(self, send: Send) -> Send:
         async def noted(message: Message) -> None:
@@ -125,12 +132,13 @@ class _Exchange:
         else:
             await self._send(message)
 
-    def log(self, scope: Scope, seconds: float) -> None:
+    def fields(self, scope: Scope, seconds: float) -> dict[str, Any]:
+        """The access line's fields."""
         client = scope.get("client")
         status = self.status
         if status is None:
             status = 500 if self.failed else CLIENT_CLOSED
-        fields = {
+        return {
             "method": scope.get("method", "GET"),
             "path": clean_field(scope.get("path", "")),
             "status": status,
@@ -139,7 +147,25 @@ class _Exchange:
             "request_id": self.request_id,
             "client_gone": not (self.complete or self.failed),
         }
-        access_log.info("%s %s %s", fields["method"], fields["path"], status, extra={"fields": fields})
+
+
+def _log_record(fields: dict[str, Any]) -> None:
+    """The access line as a record of the `asgi_llm.access` logger, for any logging setup."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    # The record is made here, not by `info()`, which would walk the stack to find the
+    # caller's file and line for every request: no access line shows them.
+    record = access_log.makeRecord(
+        access_log.name,
+        logging.INFO,
+        __file__,
+        0,
+        "%s %s %s",
+        (fields["method"], fields["path"], fields["status"]),
+        None,
+        extra={"fields": fields},
+    )
+    access_log.handle(record)
 
 
 def _origin_form(scope: Any) -> None:

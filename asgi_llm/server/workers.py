@@ -99,10 +99,10 @@ async def serve_worker(sockets: list[socket.socket], settings: Settings) -> str 
     """Serve until stopped; the reason the stack could not start, or None."""
     from asgi_llm.logs import configure
 
-    configure(settings.log_format, settings.log_level)
+    access_lines = configure(settings.log_format, settings.log_level)
     server = backend(settings.server)
     stack = stack_from_env()
-    app = RequestGuard(stack, access_log=settings.access_log)
+    app = RequestGuard(stack, access_log=access_lines if settings.access_log else False)
     freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
