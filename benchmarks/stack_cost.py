@@ -3,7 +3,7 @@ serve`'s app (RequestGuard around build_app) called with raw ASGI messages, on u
 an upstream transport that answers at once (no network, no HTTP server, no HTTP client), so
 only the stack's own code is timed. Each variant is the full stack of `benchmarks.run`
 (`proxy-full`) with one section removed; `hit` answers from the cache. Rounds are
-interleaved; medians of µs per request.
+interleaved; medians of µs of CPU per request.
 
     python -m benchmarks.stack_cost
     python -m benchmarks.stack_cost --only full,hit --rounds 20
@@ -160,10 +160,10 @@ async def measure(names: list[str], rounds: int, per_round: int) -> dict[str, li
         for name in names:
             app = apps[name]
             bodies = [body_for(name) for _ in range(per_round)]
-            start = time.perf_counter()
+            start = time.process_time()  # CPU time: another process on the core is not counted
             for body in bodies:
                 await one(app, body)
-            samples[name].append((time.perf_counter() - start) / per_round * 1e6)
+            samples[name].append((time.process_time() - start) / per_round * 1e6)
     return samples
 
 

@@ -150,15 +150,12 @@ class RateLimitMiddleware(LLMLayer):
         names = (entry.name, *entry.aliases) if entry is not None else ()
         prompt = ctx.prompt_tokens_estimate
         reserve = prompt + completion_reserve(ctx, plan.default_max_tokens)
-        checks = build_checks(
-            plan,
-            self._ids.new(),
-            ctx.principal,
-            client_address(scope, plan.trusted),
-            names,
-            reserve,
-            self._clock(),
-        )
+        principal = ctx.principal
+        # The address counts only for `per: ip` rules and for callers without a principal:
+        # parsing it (and walking X-Forwarded-For) is skipped otherwise.
+        counted = principal is None or plan.counts_addresses
+        address = client_address(scope, plan.trusted) if counted else ""
+        checks = build_checks(plan, self._ids.new(), principal, address, names, reserve, self._clock())
         admission = checks.admission
         if not (admission.windows or admission.slots or admission.budgets):
             await self.app(scope, receive, send)

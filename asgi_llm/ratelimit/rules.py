@@ -7,8 +7,9 @@ kind, window), not by its position, so reordering rules on reload keeps the coun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Literal
 
 import limits
 
@@ -43,6 +44,18 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Template:
+    """The windows and slots of one (caller, address, model): everything but the costs."""
+
+    windows: tuple[tuple[str, Rate, Literal["requests", "tokens"]], ...]
+    slots: tuple[Slot, ...]
+    rates: tuple[Rate, ...]  # one per window
+
+
+TEMPLATES_MAX = 4096  # callers x models remembered per snapshot; past it the memo restarts
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     storage: str
     strategy: Strategy
@@ -55,6 +68,12 @@ class Plan:
     default_max_tokens: int
     timeout_s: float
     lease_ms: int
+    # A rule or budget counts client addresses (`per: ip`): the address is needed even
+    # for a known principal (without one it always is).
+    counts_addresses: bool = False
+    # Which rules apply to a caller and model, and their storage keys, worked out once per
+    # snapshot: the keys are the same for every request of that caller and model.
+    templates: dict[tuple[object, ...], _Template] = field(default_factory=dict, compare=False)
 
 
 def parse_rates(text: str | None) -> tuple[Rate, ...]:
@@ -84,6 +103,7 @@ def compile_plan(config: Config) -> Plan | None:
         default_max_tokens=section.default_max_tokens,
         timeout_s=section.timeout_s,
         lease_ms=int((max(timeouts) + LEASE_MARGIN_S) * 1000),
+        counts_addresses=any(rule.per == "ip" for rule in rules),
     )
 
 
@@ -96,7 +116,7 @@ def model_matches(pattern: str | None, names: tuple[str, ...]) -> bool:
 @dataclass(slots=True)
 class Checks:
     admission: Admission
-    rates: list[Rate]  # one per admission window, for messages
+    rates: tuple[Rate, ...]  # one per admission window, for messages
 
 
 def build_checks(
@@ -109,8 +129,39 @@ def build_checks(
     now_s: float,
 ) -> Checks:
     """Every check one request must pass. `model_names`: the resolved name, then aliases."""
-    admission = Admission(request_id)
-    rates: list[Rate] = []
+    memo = (
+        (principal.id, principal.tenant, address, model_names)
+        if principal is not None
+        else (None, None, address, model_names)
+    )
+    template = plan.templates.get(memo)
+    if template is None:
+        if len(plan.templates) >= TEMPLATES_MAX:
+            plan.templates.clear()
+        template = plan.templates[memo] = _template(plan, principal, address, model_names)
+    windows = [
+        Window(key, rate.amount, rate.expiry_ms, tokens if kind == "tokens" else 1, kind)
+        for key, rate, kind in template.windows
+    ]
+    admission = Admission(request_id, windows, list(template.slots))
+    if plan.budgets:
+        model = model_names[0] if model_names else None
+        for budget in plan.budgets:
+            who = subject(budget.per, principal, address, model)
+            if who is None:
+                continue
+            label, ends = period_bounds(budget.period, now_s)
+            admission.budgets.append(
+                BudgetHold(budget_key(plan.prefix, budget, label), who, to_micros(budget.usd), ends)
+            )
+    return Checks(admission, template.rates)
+
+
+def _template(
+    plan: Plan, principal: Principal | None, address: str, model_names: tuple[str, ...]
+) -> _Template:
+    windows: list[tuple[str, Rate, Literal["requests", "tokens"]]] = []
+    slots: list[Slot] = []
     model = model_names[0] if model_names else None
     seen: set[str] = set()
     for rule in plan.rules:
@@ -121,28 +172,23 @@ def build_checks(
             continue
         base = f"{plan.prefix}:{rule.per}:{key_part(rule.model) if rule.model else ''}"
         ident = key_part(who)
-        for kind, group, cost in (("requests", rule.requests, 1), ("tokens", rule.tokens, tokens)):
+        kinds: tuple[tuple[Literal["requests", "tokens"], tuple[Rate, ...]], ...] = (
+            ("requests", rule.requests),
+            ("tokens", rule.tokens),
+        )
+        for kind, group in kinds:
             for rate in group:
                 key = f"{base}:{kind[0]}:{rate.tag}:{ident}"
                 if key in seen:  # the same limit written twice counts once
                     continue
                 seen.add(key)
-                admission.windows.append(Window(key, rate.amount, rate.expiry_ms, cost, kind))  # type: ignore[arg-type]
-                rates.append(rate)
+                windows.append((key, rate, kind))
         if rule.concurrency is not None:
             key = f"{base}:c:{rule.concurrency}:{ident}"
             if key not in seen:
                 seen.add(key)
-                admission.slots.append(Slot(key, rule.concurrency, plan.lease_ms))
-    for budget in plan.budgets:
-        who = subject(budget.per, principal, address, model)
-        if who is None:
-            continue
-        label, ends = period_bounds(budget.period, now_s)
-        admission.budgets.append(
-            BudgetHold(budget_key(plan.prefix, budget, label), who, to_micros(budget.usd), ends)
-        )
-    return Checks(admission, rates)
+                slots.append(Slot(key, rule.concurrency, plan.lease_ms))
+    return _Template(tuple(windows), tuple(slots), tuple(rate for _, rate, _ in windows))
 
 
 def scaled_for_one_replica(admission: Admission, replicas: int) -> Admission:
