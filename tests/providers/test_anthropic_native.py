@@ -576,7 +576,8 @@ def test_a_stream_cut_after_n_events_is_charged_what_was_delivered(proxy, fakes,
     window = TokenWindow(proxy)
     before = scrape(proxy)
     if surface == "messages":
-        with sdk(proxy, FAULT_KEY) as client, pytest.raises(anthropic.APIStatusError, match="interrupted|ended early"):
+        cut = pytest.raises(anthropic.APIStatusError, match="interrupted|ended early")
+        with sdk(proxy, FAULT_KEY) as client, cut:
             with client.messages.stream(model="claude-faults", max_tokens=1000, messages=USER) as stream:
                 list(stream)
     else:
