@@ -16,7 +16,7 @@ import httpx2
 
 # Every HTTP server `asgi-llm serve --server` runs; tests that depend on the server (its
 # parser, its shutdown, its logging) run on each of them through the `server` fixture.
-SERVERS = ("uvicorn", "hypercorn", "granian")
+SERVERS = ("uvicorn", "granian", "hypercorn")
 
 
 def free_port() -> int:

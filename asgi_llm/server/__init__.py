@@ -32,7 +32,7 @@ from asgi_llm.server.workers import (
 # Measured with `python -m benchmarks.run` (docs/performance.md): uvicorn on httptools served
 # the full stack fastest and passes the whole serving suite; granian drains without the
 # error events, and hypercorn is kept for HTTP/2 and for those who run it already.
-SERVERS = ("uvicorn", "hypercorn", "granian")
+SERVERS = ("uvicorn", "granian", "hypercorn")  # as the contract writes `--server`
 DEFAULT_SERVER = "uvicorn"
 
 
