@@ -37,15 +37,20 @@ def messages_call(ctx: LLMContext, scope: Scope, *, count_only: bool = False) ->
     form, refused = chat_form(request, count_only=count_only)
     headers = {}
     for name in FORWARDED_HEADERS:
-        values = [v for v in header_values(scope, name) if len(v) <= _MAX_HEADER and v.isascii()]
+        values = [v.decode().strip() for v in header_values(scope, name) if _plain(v)]
         if values:
-            headers[name.decode()] = ",".join(v.decode().strip() for v in values)
+            headers[name.decode()] = ",".join(values)
     call = ctx.messages = MessagesCall(request, headers, refused)
     ctx.payload = form
     ctx.inbound_format = "anthropic"
     # The bytes replayed inward must say what the payload says.
     ctx.body = orjson.dumps(form)
     return call
+
+
+def _plain(value: bytes) -> bool:
+    """A header value fit to pass on: short, printable ASCII (anything else is dropped)."""
+    return len(value) <= _MAX_HEADER and value.isascii() and value.decode().isprintable()
 
 
 def accept_messages(ctx: LLMContext, scope: Scope, send: Send) -> Send:

@@ -254,3 +254,34 @@ async def test_count_tokens_estimates_for_a_deployment_without_a_counting_api(mo
     missing = await mock_client.post("/v1/messages/count_tokens", json={"model": "mock-1"})
     assert assert_error_shape(missing, 400)["param"] == "messages"
     assert (await mock_client.post("/messages/count_tokens", json=body)).status_code == 200  # no /v1
+
+
+async def test_only_the_anthropic_version_and_beta_headers_are_kept_for_the_upstream(asgi_client):
+    seen: list[LLMContext] = []
+
+    async def terminal(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["state"]["llm"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    from asgi_llm import AuthMiddleware, Config
+
+    client = asgi_client(app=AuthMiddleware(terminal, config=Config.from_dict({"models": [mock_model()]})))
+    headers = [
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", "a-2025-01-01"),
+        ("anthropic-beta", "b-2025-02-02, c-2025-03-03"),
+        ("x-api-key", "sk-client"),
+        ("anthropic-dangerous-direct-browser-access", "true"),
+    ]
+    assert (await client.post("/v1/messages", json=BODY, headers=headers)).status_code == 204
+    call = seen[0].messages
+    assert call is not None and call.request == BODY and not call.native
+    assert call.headers == {
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "a-2025-01-01,b-2025-02-02, c-2025-03-03",
+    }
+    long = [("anthropic-beta", "x" * 3000)]
+    assert (await client.post("/v1/messages/count_tokens", json=BODY, headers=long)).status_code == 204
+    assert seen[1].messages is not None and seen[1].messages.headers == {}
+    assert seen[1].endpoint == "count_tokens"
