@@ -355,6 +355,7 @@ ROUTE_BODIES = {
     "embeddings": {"model": "allowed", "input": "hi"},
     "messages": {"model": "allowed", "max_tokens": 16, "messages": USER},
     "responses": {"model": "allowed", "input": "hi"},
+    "messages.count_tokens": {"model": "allowed", "messages": USER},
     **{ENDPOINTS[path][0]: body for path, body in ADMIN_BODIES.items()},
 }
 
