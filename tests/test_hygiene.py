@@ -71,8 +71,9 @@ def attacker():
 
 
 @pytest.fixture(scope="module")
-def audit_path(tmp_path_factory):
-    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
+def audit_path(server, tmp_path_factory):
+    # One file per server: the tests read back what their own requests left.
+    return tmp_path_factory.mktemp(f"audit-{server}") / "audit.jsonl"
 
 
 @pytest.fixture(scope="module", params=SERVERS)
