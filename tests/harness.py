@@ -25,6 +25,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_STARTED = ("Application startup complete.", "Running on", "Started worker")
+
+
 class ProxyServer:
     """`python -m asgi_llm serve` on a free loopback port, with a config written to disk."""
 
@@ -81,6 +84,12 @@ class ProxyServer:
             time.sleep(0.05)
         self._stop_process()
         raise RuntimeError(f"proxy did not become ready:\n{self.log()}")
+
+    def workers_started(self) -> int:
+        """Workers that finished starting, by their server's own line (uvicorn says
+        "Application startup complete.", hypercorn "Running on", granian "Started worker")."""
+        text = self.log()
+        return sum(text.count(marker) for marker in _STARTED)
 
     def log(self) -> str:
         if not self._log.closed:

@@ -360,7 +360,7 @@ async def test_sighup_reloads_every_worker(tmp_path):
     config = json.loads(doc("m1", reload={"watch": False}))
     with ProxyServer(config, tmp_path, workers=2) as server:
         # both workers up (ready = one answered)
-        await await_until(lambda: server.log().count("Running on") >= 2, timeout=20, interval=0.05)
+        await await_until(lambda: server.workers_started() >= 2, timeout=20, interval=0.05)
         server.config_path.write_text(doc("m1", "m2", reload={"watch": False}))
         os.kill(server.process.pid, signal.SIGHUP)
         async with httpx2.AsyncClient(timeout=10) as client:

@@ -51,7 +51,7 @@ async def test_two_workers_report_the_totals_of_both(tmp_path):
     config = {"models": [mock_model("m1")], "metrics": {"prometheus": {"path": "/metrics"}}}
     with ProxyServer(config, tmp_path, workers=2) as server:
         # both workers up (ready = one answered)
-        await await_until(lambda: server.log().count("Running on") >= 2, timeout=20, interval=0.05)
+        await await_until(lambda: server.workers_started() >= 2, timeout=20, interval=0.05)
         workers = worker_pids(server.process.pid)
         assert len(workers) == 2
         directory = environ_of(workers[0])["PROMETHEUS_MULTIPROC_DIR"]
