@@ -14,7 +14,7 @@ import orjson
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import InvalidRequest, UpstreamError, UpstreamStatus
-from asgi_llm.providers.base import bad_response, parse_retry_after, scrub
+from asgi_llm.providers.base import SSE, bad_response, parse_retry_after, scrub
 from asgi_llm.providers.native_messages import (
     NativeMessagesStream,
     native_body,
@@ -40,6 +40,7 @@ _ERROR_TYPES = {
 class AnthropicStream:
     """Anthropic events in, OpenAI chunks out; keeps ctx's usage and finish reason current."""
 
+    content_type = SSE
     __slots__ = ("ctx", "done", "_translator", "_counted")
 
     def __init__(self, ctx: LLMContext) -> None:

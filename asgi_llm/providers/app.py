@@ -275,7 +275,7 @@ class ProviderApp(LLMLayer):
     ) -> None:
         adapter = provider.stream(ctx, deployment)
         # SSE, unless the adapter reads another framing (Bedrock's binary event stream).
-        expected = getattr(adapter, "content_type", "text/event-stream")
+        expected = adapter.content_type
         content_type = response.headers.get("content-type") or ""
         if not content_type.startswith(expected):
             raise bad_response(deployment, f"expected {expected}, got {content_type[:40]!r}")

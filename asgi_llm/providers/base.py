@@ -19,8 +19,12 @@ _KEYLIKE = re.compile(r"\b(sk|rk|pk|sess|key)-[A-Za-z0-9_\-]{6,}")
 MAX_ERROR_MESSAGE = 500
 
 
+SSE = "text/event-stream"
+
+
 class StreamAdapter(Protocol):
     done: bool  # the stream ended well ([DONE] or the provider's own end event)
+    content_type: str  # what the upstream's stream must be (SSE; Bedrock's event stream)
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes of upstream stream in, OpenAI SSE bytes for the client out (may be empty)."""

@@ -18,7 +18,7 @@ import orjson
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext, Usage
 from asgi_llm.errors import InvalidRequest, UpstreamError, UpstreamStatus
-from asgi_llm.providers.base import bad_response, parse_retry_after, scrub
+from asgi_llm.providers.base import SSE, bad_response, parse_retry_after, scrub
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.translate.gemini_embeddings import (
     embed_request,
@@ -47,6 +47,7 @@ _ERROR_TYPES = {
 class GeminiStream:
     """Gemini events in, OpenAI chunks out; keeps ctx's usage and finish reason current."""
 
+    content_type = SSE
     __slots__ = ("ctx", "done", "_translator", "_counted")
 
     def __init__(self, ctx: LLMContext, deployment: Deployment) -> None:

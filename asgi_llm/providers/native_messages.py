@@ -16,7 +16,7 @@ import orjson
 
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext, MessagesCall, Usage
-from asgi_llm.providers.base import bad_response
+from asgi_llm.providers.base import SSE, bad_response
 from asgi_llm.sse import SSEDecoder, SSEError
 from asgi_llm.translate.response import cache_writes, finish_reason_for
 from asgi_llm.translate.stream import UpstreamErrorEvent, merge_usage
@@ -107,6 +107,7 @@ class NativeMessagesStream:
     first bytes went out is relayed as it came and ends the stream as failed.
     """
 
+    content_type = SSE
     __slots__ = ("ctx", "done", "_decoder", "_pending", "_held", "_released", "_usage")
 
     def __init__(self, ctx: LLMContext) -> None:

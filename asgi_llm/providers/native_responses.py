@@ -16,7 +16,7 @@ import orjson
 
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext, ResponsesCall
-from asgi_llm.providers.base import bad_response, usage_from
+from asgi_llm.providers.base import SSE, bad_response, usage_from
 from asgi_llm.sse import SSEDecoder
 
 # Events that end a Responses stream, carrying the whole response object.
@@ -74,6 +74,7 @@ def _finished(ctx: LLMContext, response: dict[str, Any]) -> None:
 class NativeResponsesStream:
     """Relays a Responses event stream event by event (never buffered past one event)."""
 
+    content_type = SSE
     __slots__ = ("ctx", "done", "_decoder")
 
     def __init__(self, ctx: LLMContext) -> None:

@@ -10,7 +10,7 @@ import orjson
 from asgi_llm.config.schema import Deployment
 from asgi_llm.context import LLMContext
 from asgi_llm.errors import UpstreamError
-from asgi_llm.providers.base import bad_response, openai_error, usage_from
+from asgi_llm.providers.base import SSE, bad_response, openai_error, usage_from
 from asgi_llm.providers.native_responses import NativeResponsesStream, native_body, read_native
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.sse import DONE, SSEDecoder, event_data
@@ -37,6 +37,7 @@ def upstream_body(ctx: LLMContext, deployment: Deployment) -> bytes:
 class OpenAIStream:
     """Passes OpenAI SSE through event by event, reading usage on the way."""
 
+    content_type = SSE
     __slots__ = ("ctx", "done", "_decoder", "_drop_usage")
 
     def __init__(self, ctx: LLMContext) -> None:
