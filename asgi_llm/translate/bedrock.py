@@ -11,10 +11,8 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-import orjson
-
 from asgi_llm.errors import InvalidRequest
-from asgi_llm.translate.fields import invalid
+from asgi_llm.translate.fields import function_call, invalid, same_value
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _IMAGE_FORMATS = {
@@ -82,15 +80,11 @@ def unsupported(param: str, detail: str = "") -> InvalidRequest:
     )
 
 
-def _same(value: Any, neutral: Any) -> bool:
-    return bool(value == neutral) and (type(value) is bool) == (type(neutral) is bool)
-
-
 def _check_fields(payload: dict[str, Any]) -> None:
     for name, value in payload.items():
         if name in _CARRIED or name in _DROPPED:
             continue
-        if name in _NEUTRAL and any(_same(value, ok) for ok in _NEUTRAL[name]):
+        if name in _NEUTRAL and any(same_value(value, ok) for ok in _NEUTRAL[name]):
             continue
         raise unsupported(name)
 
@@ -237,29 +231,8 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
 
 
 def _tool_use(call: Any, where: str) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call, dict) else None
-    if (
-        not isinstance(function, dict)
-        or not isinstance(call.get("id"), str)
-        or not isinstance(function.get("name"), str)
-        or call.get("type", "function") != "function"
-    ):
-        raise invalid(where, "must be a function call with an id and a name", "invalid_type")
-    arguments = function.get("arguments")
-    if arguments is None or arguments == "":
-        arguments = {}
-    elif isinstance(arguments, str):
-        try:
-            arguments = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            arguments = None
-    if not isinstance(arguments, dict):
-        raise InvalidRequest(
-            f"'{where}.function.arguments' must be a JSON object, as Bedrock takes tool input.",
-            param=f"{where}.function.arguments",
-            code="invalid_tool_arguments",
-        )
-    return {"toolUse": {"toolUseId": call["id"], "name": function["name"], "input": arguments}}
+    call_id, name, arguments = function_call(call, where, "Bedrock")
+    return {"toolUse": {"toolUseId": call_id, "name": name, "input": arguments}}
 
 
 def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from asgi_llm.errors import InvalidRequest
 
 
@@ -34,11 +36,39 @@ def check_fields(
     for name, value in payload.items():
         if name in carried or name in dropped:
             continue
-        if name in neutral and any(_same(value, ok) for ok in neutral[name]):
+        if name in neutral and any(same_value(value, ok) for ok in neutral[name]):
             continue
         raise unsupported(name)
 
 
-def _same(value: Any, neutral: Any) -> bool:
+def same_value(value: Any, neutral: Any) -> bool:
     """Equal, with booleans kept apart from numbers (`seed: false` is not `seed: 0`)."""
     return bool(value == neutral) and (type(value) is bool) == (type(neutral) is bool)
+
+
+def function_call(call: Any, where: str, provider: str) -> tuple[str, str, dict[str, Any]]:
+    """A chat tool call's id, name and arguments parsed into an object, as Anthropic, Bedrock
+    and Gemini take them; 400 naming the field when the call or its arguments cannot be."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if (
+        not isinstance(function, dict)
+        or not isinstance(call.get("id"), str)
+        or not isinstance(function.get("name"), str)
+        or call.get("type", "function") != "function"
+    ):
+        raise invalid(where, "must be a function call with an id and a name", "invalid_type")
+    arguments = function.get("arguments")
+    if arguments is None or arguments == "":
+        arguments = {}
+    elif isinstance(arguments, str):
+        try:
+            arguments = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            arguments = None
+    if not isinstance(arguments, dict):
+        raise InvalidRequest(
+            f"'{where}.function.arguments' must be a JSON object, as {provider} takes tool input.",
+            param=f"{where}.function.arguments",
+            code="invalid_tool_arguments",
+        )
+    return call["id"], function["name"], arguments

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from asgi_llm.errors import InvalidRequest
+from asgi_llm.translate.fields import function_call, invalid, same_value
 from asgi_llm.translate.gemini_ids import signature_of
 from asgi_llm.translate.gemini_schema import to_gemini_schema
 
@@ -75,20 +74,12 @@ def unsupported(param: str, detail: str = "") -> InvalidRequest:
     )
 
 
-def invalid(param: str, what: str, code: str = "invalid_value") -> InvalidRequest:
-    return InvalidRequest(f"'{param}' {what}.", param=param, code=code)
-
-
-def _same(value: Any, neutral: Any) -> bool:
-    return bool(value == neutral) and (type(value) is bool) == (type(neutral) is bool)
-
-
 def chat_to_gemini(payload: dict[str, Any]) -> dict[str, Any]:
     """The `generateContent` body for a validated chat request (the model goes in the URL)."""
     for name, value in payload.items():
         if name in _CARRIED or name in _DROPPED:
             continue
-        if name in _NEUTRAL and any(_same(value, ok) for ok in _NEUTRAL[name]):
+        if name in _NEUTRAL and any(same_value(value, ok) for ok in _NEUTRAL[name]):
             continue
         raise unsupported(name)
     system, contents = _contents(payload["messages"])
@@ -282,31 +273,10 @@ def _model_parts(message: dict[str, Any], where: str, names: dict[str, str]) -> 
 
 
 def _function_call(call: Any, where: str, names: dict[str, str]) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call, dict) else None
-    if (
-        not isinstance(function, dict)
-        or not isinstance(call.get("id"), str)
-        or not isinstance(function.get("name"), str)
-        or call.get("type", "function") != "function"
-    ):
-        raise invalid(where, "must be a function call with an id and a name", "invalid_type")
-    arguments = function.get("arguments")
-    if arguments is None or arguments == "":
-        arguments = {}
-    elif isinstance(arguments, str):
-        try:
-            arguments = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            arguments = None
-    if not isinstance(arguments, dict):
-        raise InvalidRequest(
-            f"'{where}.function.arguments' must be a JSON object, as Gemini takes function arguments.",
-            param=f"{where}.function.arguments",
-            code="invalid_tool_arguments",
-        )
-    names[call["id"]] = function["name"]
-    part: dict[str, Any] = {"functionCall": {"name": function["name"], "args": arguments}}
-    signature = signature_of(call["id"])
+    call_id, name, arguments = function_call(call, where, "Gemini")
+    names[call_id] = name
+    part: dict[str, Any] = {"functionCall": {"name": name, "args": arguments}}
+    signature = signature_of(call_id)
     if signature is not None:
         part["thoughtSignature"] = signature
     return part

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from asgi_llm.errors import InvalidRequest
-from asgi_llm.translate.fields import check_fields, invalid, unsupported
+from asgi_llm.translate.fields import check_fields, function_call, invalid, unsupported
 from asgi_llm.translate.response import thinking_entry
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
@@ -257,29 +254,8 @@ def _thinking_blocks(entries: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _tool_use(call: Any, where: str) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call, dict) else None
-    if (
-        not isinstance(function, dict)
-        or not isinstance(call.get("id"), str)
-        or not isinstance(function.get("name"), str)
-        or call.get("type", "function") != "function"
-    ):
-        raise invalid(where, "must be a function call with an id and a name", "invalid_type")
-    arguments = function.get("arguments")
-    if arguments is None or arguments == "":
-        arguments = {}
-    elif isinstance(arguments, str):
-        try:
-            arguments = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            arguments = None
-    if not isinstance(arguments, dict):
-        raise InvalidRequest(
-            f"'{where}.function.arguments' must be a JSON object, as Anthropic takes tool input.",
-            param=f"{where}.function.arguments",
-            code="invalid_tool_arguments",
-        )
-    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments}
+    call_id, name, arguments = function_call(call, where, "Anthropic")
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
 
 
 def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
