@@ -77,6 +77,7 @@ class WrkResult:
     non2xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
     other_cpu_pct: float | None = None  # CPU used by other processes meanwhile (set by run)
+    cpu_us_per_request: float | None = None  # the target's own CPU per request (set by run)
     raw: str = ""
 
     @property

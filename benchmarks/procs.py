@@ -167,6 +167,11 @@ def busy_seconds() -> float:
     return (user + nice + system) / _TICK
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU (user + system) the live processes of one process group have used so far."""
+    return _group_seconds({pgid})
+
+
 def _group_seconds(pgids: set[int]) -> float:
     """utime + stime of the live processes in the given process groups."""
     total = 0

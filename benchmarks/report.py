@@ -95,6 +95,7 @@ def summarize(cells: dict[int, dict[str, Cell]]) -> dict[int, list[dict]]:
                     "added_p99_ms": p99 - direct_p99 if p99 is not None and direct_p99 is not None else None,
                     "rps_runs": [round(r.rps, 1) for r in cell.runs],
                     "other_cpu_pct": cell.median("other_cpu_pct"),
+                    "cpu_us_per_request": cell.median("cpu_us_per_request"),
                     "errors": cell.errors,
                     "error": cell.error,
                     "runs": [r.to_dict() for r in cell.runs],
@@ -133,7 +134,9 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
             "- `vs best floor`: req/s ÷ the fastest floor's req/s at that connection count; "
             "`+p50`: p50 minus the direct (upstream) p50; `others' CPU %`: CPU (% of one core, "
             "median) that processes outside the benchmark used during the measured runs: "
-            "above ~5 % the cell is disturbed."
+            "above ~5 % the cell is disturbed; `CPU µs/req`: the target's own CPU time (all its "
+            "processes, user + system) over the measured run ÷ its requests, the steadier figure "
+            "on a busy machine."
         ),
         "",
     ]
@@ -142,8 +145,8 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
             f"## {conns} connection{'s' if conns != 1 else ''}",
             "",
             "| target | req/s | p50 ms | p99 ms | vs best floor | +p50 vs direct (ms) "
-            "| +p99 vs direct (ms) | errors | req/s per round | others' CPU % |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+            "| +p99 vs direct (ms) | CPU µs/req | errors | req/s per round | others' CPU % |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
         ]
         for row in rows:
             errors = str(row["errors"]) if row["error"] is None else f"{row['errors']} + failed run"
@@ -152,7 +155,7 @@ def markdown(table: dict[int, list[dict]], meta: dict) -> str:
                 f"| {row['target']} | {_fmt(row['rps'], ',.0f')} | {_fmt(row['p50_ms'], '.2f')} "
                 f"| {_fmt(row['p99_ms'], '.2f')} | {_fmt(row['rps_vs_best_floor'], '.2f')}× "
                 f"| {_fmt(row['added_p50_ms'], '+.2f')} | {_fmt(row.get('added_p99_ms'), '+.2f')} "
-                f"| {errors} | {per_round} "
+                f"| {_fmt(row.get('cpu_us_per_request'), '.0f')} | {errors} | {per_round} "
                 f"| {_fmt(row['other_cpu_pct'], '.0f')} |"
             )
         lines.append("")

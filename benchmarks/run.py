@@ -33,6 +33,7 @@ from benchmarks.procs import (
     CpuMeter,
     ProcessGroup,
     free_port,
+    group_cpu_seconds,
     install_signal_handlers,
     private_memory_mib,
     tail,
@@ -346,10 +347,17 @@ def measure(
                             target.url, target.script, conns, args.warmup, cpus=wrk_cpus, nonce=nonce + "w"
                         )
                     started = meter.start()
+                    pgid = next((c.pid for c in meter.procs.children if c.name == target.name), None)
+                    cpu_before = group_cpu_seconds(pgid) if pgid is not None else None
                     result = load.run_wrk(
                         target.url, target.script, conns, args.duration, cpus=wrk_cpus, nonce=nonce
                     )
                     result.other_cpu_pct = meter.other_cpu_percent(started)
+                    if pgid is not None and cpu_before is not None and result.requests:
+                        # The target's own CPU (all its processes) over the measured run: less
+                        # disturbed by a busy machine than req/s, and what a layer costs.
+                        cpu = group_cpu_seconds(pgid) - cpu_before
+                        result.cpu_us_per_request = cpu / result.requests * 1e6
                 except (RuntimeError, ValueError) as exc:
                     cell.error = str(exc)
                     print(

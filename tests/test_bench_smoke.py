@@ -1,5 +1,6 @@
 """The CI-sized benchmark smoke: the full default stack against the aiohttp-client floor on
-the same server, 16 connections, a few seconds each (benchmarks/run.py, ~20 s in all).
+the same server (uvicorn on httptools), 16 connections, a few seconds each
+(benchmarks/run.py, ~20 s in all).
 
 Shared CI machines are noisy, so it fails only on a large regression: the proxy's share of
 the floor's throughput falling below half the ratio stored in benchmarks/baseline.json
@@ -29,7 +30,7 @@ def test_the_full_stack_keeps_its_share_of_the_floor(tmp_path):
     code = run.main(
         [
             "--targets",
-            "floor-aiohttp,proxy-full",
+            "floor-aiohttp-uvicorn,proxy-full",
             "--connections",
             "16",
             "--duration",
@@ -43,7 +44,8 @@ def test_the_full_stack_keeps_its_share_of_the_floor(tmp_path):
     assert code == 0
     (results,) = tmp_path.glob("*.json")
     rows = {row["target"]: row for row in json.loads(results.read_text())["results"]["16"]}
-    assert rows["proxy-full"]["errors"] == 0 and rows["floor-aiohttp"]["errors"] == 0
-    ratio = rows["proxy-full"]["rps"] / rows["floor-aiohttp"]["rps"]
+    floor_row = rows["floor-aiohttp-uvicorn"]
+    assert rows["proxy-full"]["errors"] == 0 and floor_row["errors"] == 0
+    ratio = rows["proxy-full"]["rps"] / floor_row["rps"]
     floor = BASELINE["full_stack_vs_aiohttp_floor_c16"] * BASELINE["regression_factor"]
     assert ratio >= floor, f"full stack at {ratio:.2f}x of the floor, baseline allows {floor:.2f}x"
