@@ -47,6 +47,11 @@ class _LingeringTransport:
         self._transport = transport
         self._protocol = protocol
         self._lingering = False
+        # What uvicorn calls per request, bound once (not looked up through __getattr__).
+        self.write = transport.write
+        self.get_extra_info = transport.get_extra_info
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._transport, name)
