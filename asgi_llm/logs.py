@@ -95,9 +95,13 @@ class AccessWriter:
             }
             line = orjson.dumps({**head, **fields}).decode() + "\n"
         handler = self._handler
-        with handler.lock:  # type: ignore[union-attr]  # a line never interleaves another
-            handler.stream.write(line)
-            handler.stream.flush()
+        try:
+            with handler.lock:  # type: ignore[union-attr]  # a line never interleaves another
+                handler.stream.write(line)
+                handler.stream.flush()
+        except Exception:  # a closed or broken stream: logging's own error handling, as for any line
+            record = self._logger.makeRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, message, (), None)
+            handler.handleError(record)
 
 
 def configure(log_format: str = "text", level: str = "info") -> AccessWriter:

@@ -56,3 +56,11 @@ def test_no_line_below_the_level(access_logger):
     access_logger.setLevel(logging.WARNING)
     AccessWriter(handler, TextFormatter())(dict(FIELDS))
     assert stream.getvalue() == ""
+
+
+def test_a_broken_stream_never_fails_the_request(access_logger, capsys):
+    stream = io.StringIO()
+    stream.close()
+    access_logger.setLevel(logging.INFO)
+    AccessWriter(logging.StreamHandler(stream), TextFormatter())(dict(FIELDS))  # does not raise
+    assert "Logging error" in capsys.readouterr().err  # logging's own report, as for any line
