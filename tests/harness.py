@@ -92,9 +92,14 @@ class ProxyServer:
         return sum(text.count(marker) for marker in _STARTED)
 
     def log(self) -> str:
+        """What the server wrote, in whole lines while it runs (a line being written is left
+        for the next read: a reader must never see half a JSON line)."""
         if not self._log.closed:
             self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        text = self.log_path.read_text(errors="replace")
+        if self.process.poll() is None and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        return text
 
     def stop(self) -> None:
         self._stop_process()
