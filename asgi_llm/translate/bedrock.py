@@ -12,7 +12,7 @@ import binascii
 from typing import Any
 
 from asgi_llm.errors import InvalidRequest
-from asgi_llm.translate.fields import function_call, invalid, same_value
+from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _IMAGE_FORMATS = {
@@ -52,22 +52,12 @@ _DROPPED = frozenset(
     }
 )
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "logit_bias": (None, {}),
+    **CHAT_NEUTRAL,
     "seed": (None,),
     "frequency_penalty": (None, 0),
     "presence_penalty": (None, 0),
     "response_format": (None, {"type": "text"}),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "functions": (None,),
-    "function_call": (None,),
     "reasoning_effort": (None,),
-    "web_search_options": (None,),
-    "verbosity": (None,),
 }
 
 
@@ -80,18 +70,9 @@ def unsupported(param: str, detail: str = "") -> InvalidRequest:
     )
 
 
-def _check_fields(payload: dict[str, Any]) -> None:
-    for name, value in payload.items():
-        if name in _CARRIED or name in _DROPPED:
-            continue
-        if name in _NEUTRAL and any(same_value(value, ok) for ok in _NEUTRAL[name]):
-            continue
-        raise unsupported(name)
-
-
 def chat_to_converse(payload: dict[str, Any]) -> dict[str, Any]:
     """The Converse (or ConverseStream) body for a validated chat request."""
-    _check_fields(payload)
+    check_fields(payload, _CARRIED, _DROPPED, _NEUTRAL, unsupported)
     system, turns = _turns(payload["messages"])
     out: dict[str, Any] = {"messages": turns}
     if system:

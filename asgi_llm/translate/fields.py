@@ -6,6 +6,7 @@ fields that cannot change the answer are dropped (docs/anthropic.md has the list
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -27,18 +28,37 @@ def invalid(param: str, what: str, code: str = "invalid_value") -> InvalidReques
     return InvalidRequest(f"'{param}' {what}.", param=param, code=code)
 
 
+# Chat fields whose neutral value (the default) no provider's own format needs to carry: the
+# value passes, anything else is refused by name. Each translation adds its own.
+CHAT_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "n": (None, 1),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "functions": (None,),
+    "function_call": (None,),
+    "web_search_options": (None,),
+    "verbosity": (None,),
+}
+
+
 def check_fields(
     payload: dict[str, Any],
     carried: frozenset[str],
     dropped: frozenset[str],
     neutral: dict[str, tuple[Any, ...]],
+    refuse: Callable[[str], InvalidRequest] = unsupported,
 ) -> None:
+    """Every field is carried, dropped, or at its neutral value; else `refuse(name)` is raised."""
     for name, value in payload.items():
         if name in carried or name in dropped:
             continue
         if name in neutral and any(same_value(value, ok) for ok in neutral[name]):
             continue
-        raise unsupported(name)
+        raise refuse(name)
 
 
 def same_value(value: Any, neutral: Any) -> bool:

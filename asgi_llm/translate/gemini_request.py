@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgi_llm.errors import InvalidRequest
-from asgi_llm.translate.fields import function_call, invalid, same_value
+from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
 from asgi_llm.translate.gemini_ids import signature_of
 from asgi_llm.translate.gemini_schema import to_gemini_schema
 
@@ -47,20 +47,7 @@ _DROPPED = frozenset(
         "safety_identifier",
     }
 )
-_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "logit_bias": (None, {}),
-    "parallel_tool_calls": (None, True),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "functions": (None,),
-    "function_call": (None,),
-    "web_search_options": (None,),
-    "verbosity": (None,),
-}
+_NEUTRAL: dict[str, tuple[Any, ...]] = {**CHAT_NEUTRAL, "parallel_tool_calls": (None, True)}
 # What Google's own OpenAI-compatible endpoint gives each effort, as a thinking budget.
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
@@ -76,12 +63,7 @@ def unsupported(param: str, detail: str = "") -> InvalidRequest:
 
 def chat_to_gemini(payload: dict[str, Any]) -> dict[str, Any]:
     """The `generateContent` body for a validated chat request (the model goes in the URL)."""
-    for name, value in payload.items():
-        if name in _CARRIED or name in _DROPPED:
-            continue
-        if name in _NEUTRAL and any(same_value(value, ok) for ok in _NEUTRAL[name]):
-            continue
-        raise unsupported(name)
+    check_fields(payload, _CARRIED, _DROPPED, _NEUTRAL, unsupported)
     system, contents = _contents(payload["messages"])
     out: dict[str, Any] = {"contents": contents}
     if system:

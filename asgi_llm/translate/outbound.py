@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgi_llm.translate.fields import check_fields, function_call, invalid, unsupported
+from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid, unsupported
 from asgi_llm.translate.response import thinking_entry
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
@@ -40,21 +40,11 @@ _CHAT_CARRIED = frozenset(
 )
 _CHAT_DROPPED = frozenset({"stream_options", "store", "metadata", "service_tier", "prompt_cache_key"})
 _CHAT_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (None, 1),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "logit_bias": (None, {}),
+    **CHAT_NEUTRAL,
     "seed": (None,),
     "frequency_penalty": (None, 0),
     "presence_penalty": (None, 0),
     "response_format": (None, {"type": "text"}),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "functions": (None,),
-    "function_call": (None,),
-    "web_search_options": (None,),
-    "verbosity": (None,),
 }
 
 
