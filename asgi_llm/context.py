@@ -103,6 +103,21 @@ class Timings:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One upstream attempt, appended by the router as it makes it (`ctx.attempt_log`): what
+    the ledger and tracing say per attempt. Times are `time.perf_counter()` readings."""
+
+    deployment: str  # the deployment's id
+    model: str  # the served model's name (a fallback's, when one served)
+    start: float
+    end: float | None = None
+    status: int | None = None  # the upstream's answer (200 when it answered), or the error's
+    error_type: str | None = None
+    error_code: str | None = None
+    first_byte: float | None = None  # streams: the first byte towards the client
+
+
+@dataclass(slots=True)
 class RateLimitInfo:
     """What RateLimitMiddleware decided for the request (`ctx.ratelimit`)."""
 
@@ -184,6 +199,7 @@ class LLMContext:
     candidates: list[Deployment] = field(default_factory=list)
     deployment: Deployment | None = None
     attempts: int = 0
+    attempt_log: list[Attempt] = field(default_factory=list)  # one per upstream attempt
     cache_status: str | None = None  # hit | miss | bypass
     cache_kind: str | None = None  # exact | semantic
     # The answering attempt's usage: from the upstream, or, for a stream that ended before
@@ -223,6 +239,7 @@ def get_context(scope: Scope) -> LLMContext | None:
 
 __all__ = [
     "TOKEN_KINDS",
+    "Attempt",
     "LLMContext",
     "MessagesCall",
     "Principal",

@@ -19,10 +19,11 @@ from asgi_llm.config.catalog import ModelEntry
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.config.schema import Deployment
-from asgi_llm.context import LLMContext
+from asgi_llm.context import Attempt, LLMContext
 from asgi_llm.errors import (
     InvalidRequest,
     ModelNotFound,
+    ProxyError,
     UpstreamError,
     UpstreamStatus,
     UpstreamTimeout,
@@ -235,13 +236,19 @@ class RouterMiddleware(LLMLayer):
             await asyncio.sleep(delay)
         ctx.deployment = deployment
         ctx.attempts += 1
+        attempt = Attempt(deployment.id, ctx.entry.name if ctx.entry is not None else "", time.perf_counter())
+        ctx.attempt_log.append(attempt)
         self.latency.started(deployment.id)
         ctx.timings.upstream_start = ctx.timings.first_byte = None
         sample: float | None = None  # latency is learnt from successes and timeouts only
         try:
             await self.app(scope, receive, send)
             sample = _latency(ctx)
-        except UpstreamError as exc:
+            attempt.status, attempt.error_code = ctx.status, ctx.stream_failure
+        except ProxyError as exc:
+            attempt.status, attempt.error_type, attempt.error_code = exc.status, exc.type, exc.code
+            if not isinstance(exc, UpstreamError):
+                raise
             if isinstance(exc, UpstreamTimeout) and ctx.timings.upstream_start is not None:
                 sample = time.perf_counter() - ctx.timings.upstream_start
             if ctx.response_started or not exc.retryable:
@@ -254,6 +261,7 @@ class RouterMiddleware(LLMLayer):
             errors.append(exc)
             return False
         finally:
+            attempt.end, attempt.first_byte = time.perf_counter(), ctx.timings.first_byte
             self.latency.finished(deployment.id, sample)
         if self.cooldowns.success(deployment.id):
             self.events.cooldown_left(deployment.id)
