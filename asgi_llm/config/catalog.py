@@ -11,6 +11,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from asgi_llm.config.model_facts import FACT_CAPABILITIES, facts_for
+
 if TYPE_CHECKING:
     from asgi_llm.config.loader import Config
     from asgi_llm.config.schema import Deployment, ModelConfig
@@ -20,14 +22,29 @@ _INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
 
 
 @dataclass(frozen=True, slots=True)
+class Abilities:
+    """What a deployment is known to support: what it declares (which speaks of every
+    capability), else what the packaged model table says (which speaks only of its own:
+    vision and tools, not json_mode)."""
+
+    has: frozenset[str]
+    about: frozenset[str] | None = None  # None: every capability
+
+    def lacks(self, needs: frozenset[str]) -> frozenset[str]:
+        return (needs if self.about is None else needs & self.about) - self.has
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEntry:
     name: str
     aliases: tuple[str, ...]
     deployments: tuple[Deployment, ...]
     strategy: str
-    # Precomputed for the router's filters: declared capabilities per deployment (None when a
-    # deployment declares none), and the smallest declared context window.
-    capabilities: tuple[frozenset[str] | None, ...] = ()
+    # Precomputed for the router's filters, per deployment: what it is known to support (None:
+    # nothing is known, it is taken to support what it is sent) and its context window (its
+    # own, else the model table's); and the smallest of those windows.
+    capabilities: tuple[Abilities | None, ...] = ()
+    context_windows: tuple[int | None, ...] = ()
     min_context: int | None = None
 
 
@@ -68,14 +85,16 @@ class ModelCatalog:
 
     @staticmethod
     def _entry(model: ModelConfig, default_strategy: str) -> ModelEntry:
-        windows = [d.context_window for d in model.deployments if d.context_window is not None]
+        abilities, windows = zip(*map(_known, model.deployments), strict=True)
+        known = [w for w in windows if w is not None]
         return ModelEntry(
             model.name,
             model.aliases,
             model.deployments,
             model.strategy or default_strategy,
-            tuple(frozenset(d.capabilities) if d.capabilities else None for d in model.deployments),
-            min(windows) if windows else None,
+            abilities,
+            windows,
+            min(known) if known else None,
         )
 
     def resolve(self, name: str) -> ModelEntry | None:
@@ -84,3 +103,18 @@ class ModelCatalog:
             return entry
         key = normalize_model_name(name)
         return None if key is None else self._by_name.get(key)
+
+
+def _known(deployment: Deployment) -> tuple[Abilities | None, int | None]:
+    """A deployment's capabilities and context window: its own, else the model table's."""
+    facts = facts_for(deployment.provider, deployment.model)
+    if deployment.capabilities:
+        abilities: Abilities | None = Abilities(frozenset(deployment.capabilities))
+    elif facts is not None:
+        abilities = Abilities(facts.capabilities, FACT_CAPABILITIES)
+    else:
+        abilities = None
+    window = deployment.context_window
+    if window is None and facts is not None:
+        window = facts.context_window
+    return abilities, window

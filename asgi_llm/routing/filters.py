@@ -1,4 +1,6 @@
-"""Which deployments can serve this request at all: capabilities and context window."""
+"""Which deployments can serve this request at all: capabilities and context window, as
+each deployment declares them or, where it does not, as the packaged model table knows its
+model (config/model_facts.py, precomputed by the catalog)."""
 
 from __future__ import annotations
 
@@ -21,13 +23,15 @@ def capable(entry: ModelEntry, ctx: LLMContext, default_output: int) -> tuple[li
         return list(entry.deployments), None  # the common case: nothing to filter
     kept: list[Deployment] = []
     reason = None
-    for deployment, declared in zip(entry.deployments, entry.capabilities, strict=True):
-        # A deployment that declares no capabilities is taken to support what it is sent.
-        if needs and declared is not None and not needs <= declared:
-            missing = ", ".join(sorted(needs - declared))
-            reason = f"no deployment of this model supports {missing}"
+    known = zip(entry.deployments, entry.capabilities, entry.context_windows, strict=True)
+    for deployment, abilities, window in known:
+        # A deployment nothing is known of (no capabilities declared, a model the packaged
+        # table does not know) is taken to support what it is sent.
+        lacking = abilities.lacks(needs) if needs and abilities is not None else None
+        if lacking:
+            reason = f"no deployment of this model supports {', '.join(sorted(lacking))}"
             continue
-        if deployment.context_window is not None and wanted > deployment.context_window:
+        if window is not None and wanted > window:
             reason = (
                 f"the request needs about {wanted} tokens, more than the context window of "
                 "every deployment of this model"
