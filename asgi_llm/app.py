@@ -9,6 +9,7 @@ layer the ones it needs, then stacks the layers in the default order around Prov
     audits: AuditLogs               Auth and Admin write
     upstreams: UpstreamClients      ProviderApp
     watch: ConfigWatch              (the file watcher and the reload channel)
+    tracer: RequestTracer | None    ProviderApp (attempt spans), TracingMiddleware (request spans)
 
 A layer built alone (mounted by a user) makes the defaults it was not given, so every layer
 stays usable on its own; `build_app` returns an `LLMApp` whose named handles replace any
@@ -18,7 +19,7 @@ search through the stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgi_llm.admin.middleware import AdminMiddleware
 from asgi_llm.auth.audit import AuditLogs
@@ -38,7 +39,11 @@ from asgi_llm.ratelimit.middleware import RateLimitMiddleware
 from asgi_llm.responses_api.middleware import ResponsesMiddleware
 from asgi_llm.routing.health import CooldownTracker
 from asgi_llm.routing.middleware import RouterMiddleware
+from asgi_llm.tracing.middleware import TracingMiddleware
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from asgi_llm.tracing.tracer import RequestTracer
 
 
 @dataclass(slots=True)
@@ -52,9 +57,12 @@ class Services:
     audits: AuditLogs
     upstreams: UpstreamClients
     watch: ConfigWatch
+    tracer: RequestTracer | None = None  # when the config has `tracing:` at startup
 
     @classmethod
-    def build(cls, configs: ConfigManager, *, transport_factory: Any = None) -> Services:
+    def build(
+        cls, configs: ConfigManager, *, transport_factory: Any = None, span_exporter: Any = None
+    ) -> Services:
         return cls(
             configs=configs,
             health=HealthRegistry(),
@@ -63,9 +71,12 @@ class Services:
             audits=AuditLogs(),
             upstreams=UpstreamClients(transport_factory),
             watch=ConfigWatch(configs),
+            tracer=_tracer(configs.current, span_exporter),
         )
 
     async def startup(self) -> None:
+        if self.tracer is not None:
+            self.tracer.start()
         await self.watch.startup()
 
     async def shutdown(self) -> None:
@@ -74,6 +85,18 @@ class Services:
         await self.upstreams.aclose()
         await self.key_stores.aclose()
         self.audits.close()
+        if self.tracer is not None:  # last: spans of requests that ended above are exported
+            await self.tracer.shutdown()
+
+
+def _tracer(config: Config, exporter: Any) -> RequestTracer | None:
+    """OpenTelemetry is imported only here, and only when tracing is configured (extra `otel`).
+    `exporter` replaces the OTLP exporter (tests: the SDK's InMemorySpanExporter)."""
+    if config.tracing is None:
+        return None
+    from asgi_llm.tracing.tracer import RequestTracer
+
+    return RequestTracer(config.tracing, exporter=exporter)
 
 
 class LLMApp:
@@ -107,6 +130,8 @@ class LLMApp:
         self.router = router
         self.provider = provider
         self.app: ASGIApp = metrics  # the outermost layer
+        if services.tracer is not None:  # the request's span around the whole stack
+            self.app = TracingMiddleware(metrics, config=services.configs, tracer=services.tracer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -120,18 +145,24 @@ class LLMApp:
         self.provider.drain(timeout)
 
 
-def build_app(config: Config | ConfigManager | None = None, *, transport_factory: Any = None) -> LLMApp:
+def build_app(
+    config: Config | ConfigManager | None = None, *, transport_factory: Any = None, span_exporter: Any = None
+) -> LLMApp:
     """Metrics, Auth, Admin, Responses, RateLimit, Cache, Router, then ProviderApp (outermost
     first).
 
     Every layer is present whatever the config says, and does nothing while its section is
     absent: a live reload can turn a feature on or off without rebuilding the stack. The
     services' config watch follows the config file (and the Redis reload channel) from
-    lifespan startup to shutdown.
+    lifespan startup to shutdown. With `tracing:` in the config at startup, a TracingMiddleware
+    wraps the whole stack (the request's span) and ProviderApp opens a span per attempt;
+    `span_exporter` replaces their OTLP exporter.
     """
     manager = as_manager(config if config is not None else default_config())
-    services = Services.build(manager, transport_factory=transport_factory)
-    provider = ProviderApp(config=manager, clients=services.upstreams, health=services.health)
+    services = Services.build(manager, transport_factory=transport_factory, span_exporter=span_exporter)
+    provider = ProviderApp(
+        config=manager, clients=services.upstreams, health=services.health, tracer=services.tracer
+    )
     router = RouterMiddleware(provider, config=manager, cooldowns=services.cooldowns)
     cache = CacheMiddleware(router, config=manager, health=services.health)
     ratelimit = RateLimitMiddleware(cache, config=manager, health=services.health)

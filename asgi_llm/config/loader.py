@@ -28,6 +28,7 @@ _SECRET_FIELDS = frozenset(
         "aws_access_key_id",
         "aws_secret_access_key",
         "aws_session_token",
+        "headers",  # tracing.headers: the tracing backend's credentials
     }
 )
 

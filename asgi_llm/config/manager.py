@@ -31,6 +31,13 @@ RESTART_FIELDS: tuple[str, ...] = (
     "cache.semantic.model",
     "cache.semantic.model_path",
     "cache.semantic.backend",
+    # The tracer provider is built once (a reload turns spans off and on, capture_content
+    # included, but never starts or re-points the exporter).
+    "tracing.otlp_endpoint",
+    "tracing.service_name",
+    "tracing.sample_ratio",
+    "tracing.headers",
+    "tracing.timeout_s",
 )
 
 

@@ -598,6 +598,38 @@ class StatsD(Section):
         return value
 
 
+class Tracing(Section):
+    """OpenTelemetry spans over OTLP/HTTP (extra `otel`; docs/observability.md, "Tracing")."""
+
+    otlp_endpoint: str  # the collector's base URL (http://host:4318); /v1/traces is added
+    service_name: str = Field("asgi-llm", min_length=1, max_length=128)
+    sample_ratio: float = Field(1.0, ge=0, le=1)  # of traces begun here; a client's sampled flag is followed
+    capture_content: bool = False  # the request's messages in the request span (redacted of URL passwords)
+    headers: dict[str, str] = {}  # sent with each export (an API key of the backend): redacted in views
+    timeout_s: float = Field(10.0, gt=0, le=120)  # per export, off the request path
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        from asgi_llm.tracing.settings import check_otlp_endpoint
+
+        return check_otlp_endpoint(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        from asgi_llm.tracing.settings import check_export_headers
+
+        return check_export_headers(value)
+
+    @model_validator(mode="after")
+    def _check_extra(self) -> Tracing:
+        from asgi_llm.tracing.settings import check_otel_installed
+
+        check_otel_installed()
+        return self
+
+
 class Metrics(Section):
     prometheus: Prometheus | None = None
     statsd: StatsD | None = None
@@ -639,6 +671,7 @@ class ConfigModel(Section):
     cache: Cache | None = None
     responses: Responses = Responses()
     metrics: Metrics | None = None
+    tracing: Tracing | None = None
     reload: Reload = Reload()
     server: Server = Server()
 

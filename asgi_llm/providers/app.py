@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -31,6 +31,9 @@ from asgi_llm.responses import send_error, send_json, start_event_stream
 from asgi_llm.sse import SSEError, encode_event
 from asgi_llm.translate.count_tokens import estimate_input_tokens
 from asgi_llm.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from asgi_llm.tracing.tracer import AttemptTrace, RequestTracer
 
 log = logging.getLogger("asgi_llm.providers")
 
@@ -64,16 +67,18 @@ class ProviderApp(LLMLayer):
         transport_factory: Any = None,
         clients: UpstreamClients | None = None,
         health: HealthRegistry | None = None,
+        tracer: RequestTracer | None = None,
     ) -> None:
         """`clients` (the upstream pools) and `health` (what /readyz reports as degraded) are
         given by `build_app`; built alone, the app makes its own (`transport_factory` then
-        shapes its pools)."""
+        shapes its pools). With a `tracer`, each attempt is a span (asgi_llm/tracing/)."""
         super().__init__(self._not_found, config=config)
         for deployment in self.configs.current.catalog.deployments.values():
             provider_for(deployment.provider)  # fail at construction, with the name
         self._owns_clients = clients is None
         self.clients = clients if clients is not None else UpstreamClients(transport_factory)
         self.health = health if health is not None else HealthRegistry()
+        self.tracer = tracer
         self._streams: set[asyncio.Task[Any]] = set()  # tasks relaying a stream now
         self._ending = False
         self._in_flight: dict[str, int] = {}  # attempts running per deployment
@@ -170,7 +175,11 @@ class ProviderApp(LLMLayer):
             request = ctx.messages.request if ctx.messages is not None else ctx.payload
             await send_json(send, 200, orjson.dumps({"input_tokens": estimate_input_tokens(request)}))
             return
-        await self.attempt(ctx, deployment, send)
+        if self.tracer is None or ctx.config.tracing is None:
+            await self.attempt(ctx, deployment, send)
+            return
+        with self.tracer.attempt_span(ctx, deployment) as traced:
+            await self.attempt(ctx, deployment, send, traced)
 
     def _models(self, ctx: LLMContext) -> bytes:
         principal = ctx.principal
@@ -190,7 +199,9 @@ class ProviderApp(LLMLayer):
             raise ModelNotFound(ctx.model or "")
         return orjson.dumps(_model_object(entry.name))
 
-    async def attempt(self, ctx: LLMContext, deployment: Deployment, send: Send) -> None:
+    async def attempt(
+        self, ctx: LLMContext, deployment: Deployment, send: Send, traced: AttemptTrace | None = None
+    ) -> None:
         provider = provider_for(deployment.provider)
         # Per attempt: what the last one learnt never reaches this one's client.
         ctx.usage = ctx.stream_start_usage = None
@@ -205,6 +216,8 @@ class ProviderApp(LLMLayer):
             # Anthropic's own fields reach only Anthropic; anywhere else they cannot be said.
             raise messages.refused
         transport = self.clients.transport(deployment)
+        if traced is not None:  # the upstream request carries the attempt span's traceparent
+            transport = traced.transport(transport)
         self._in_flight[deployment.id] = self._in_flight.get(deployment.id, 0) + 1
         loop = asyncio.get_running_loop()
         start = loop.time()
