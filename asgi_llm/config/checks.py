@@ -1,7 +1,9 @@
-"""Advice on a config that loads: settings that are valid but grant or limit nothing today.
+"""Advice on a config that loads: settings that are valid but grant or limit nothing today,
+and deployments whose requests nothing prices.
 
-Warnings, not errors: a pattern may anticipate a model a later reload adds. `check-config`
-prints them, `serve` prints them at start, and a reload logs them.
+Warnings, not errors: a pattern may anticipate a model a later reload adds, and a model may
+really be free. `check-config` prints them, `serve` prints them at start, and a reload logs
+them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from asgi_llm.config.catalog import normalize_model_name
+from asgi_llm.config.model_facts import UNPRICED_PROVIDERS
+from asgi_llm.config.prices import has_price
 
 if TYPE_CHECKING:
     from asgi_llm.config.loader import Config
@@ -33,6 +37,20 @@ def config_warnings(config: Config) -> list[str]:
         f"{where}: {pattern!r} matches no model name or alias{_near_miss(pattern, names)}"
         for where, pattern in patterns
         if not _matches_any(pattern, names)
+    ] + _unpriced(config)
+
+
+def _unpriced(config: Config) -> list[str]:
+    """Deployments with neither a `cost:` nor a price in the packaged table: their requests
+    cost $0 to budgets and the cost metric. The mock and one's own servers (ollama, vllm,
+    lmstudio) are not expected to have a per-token price."""
+    return [
+        f"models[{i}].deployments[{j}]: deployment {d.id!r} has no cost: and the packaged price "
+        f"table has no price for {d.provider} model {d.model!r}; its requests count as $0 in "
+        "budgets and the cost metric (add cost: {input_per_mtok: ..., output_per_mtok: ...})"
+        for i, model in enumerate(config.models)
+        for j, d in enumerate(model.deployments)
+        if d.provider not in UNPRICED_PROVIDERS and not has_price(d)
     ]
 
 
