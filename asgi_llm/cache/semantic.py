@@ -22,6 +22,7 @@ from asgi_llm.cache.guards import features, veto
 from asgi_llm.cache.index import IndexItem, VectorIndex, make_index
 from asgi_llm.cache.keys import CacheKey, digest_of, request_params, short_digest
 from asgi_llm.context import LLMContext
+from asgi_llm.redis_client import is_redis_url
 
 if TYPE_CHECKING:
     from asgi_llm.cache.store import CacheStore
@@ -204,7 +205,7 @@ async def build_semantic_tier(
     )
     index = make_index(semantic.index, embedder.dim, semantic.max_entries)
     sync = None
-    if settings.backend.startswith(("redis://", "rediss://")):
+    if is_redis_url(settings.backend):
         from asgi_llm.cache.sync import FleetSync
 
         sync = FleetSync(settings.backend, f"{settings.key_prefix}:sem", semantic.max_entries)

@@ -1,4 +1,5 @@
-"""Where exact entries live: a small protocol, and its two aiocache-backed implementations.
+"""Where exact entries live: a small protocol, and its two implementations (in process through
+aiocache, and Redis through the one client factory).
 
 This is the only module that imports aiocache (0.12.3 is its last release), so replacing it
 touches one file. Values are opaque bytes (JSON written by `entry.py`): nothing here ever
@@ -7,16 +8,17 @@ unpickles.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from aiocache import Cache as _AioCache
 from aiocache.serializers import BaseSerializer
+
+from asgi_llm.redis_client import connect, is_redis_url
 
 
 class CacheStore(Protocol):
@@ -137,53 +139,48 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Redis through aiocache, shared by a fleet. Timeouts are set here on purpose: aiocache's
-    own default is 5 s per operation, far too long for a cache that must fail open."""
+    """Redis shared by a fleet: one server, a Redis Cluster or a Sentinel-managed primary, through
+    the one client factory (`asgi_llm.redis_client`). aiocache 0.12's Redis backend makes its
+    own single-server client, so entries go through our client directly (GET, PSETEX: aiocache
+    added nothing on this path but its 5 s default timeout). Every command is bounded by
+    `timeout_s`; the middleware turns any failure into a miss and skips the write."""
 
     def __init__(self, url: str, *, timeout_s: float) -> None:
-        parts = urlsplit(url)
-        options: dict[str, Any] = {
-            "endpoint": parts.hostname or "127.0.0.1",
-            "port": parts.port or 6379,
-            "db": int(parts.path.lstrip("/") or 0),
-            "password": unquote(parts.password) if parts.password else None,
-            "ssl": parts.scheme == "rediss",
-            "create_connection_timeout": timeout_s,
-            "connection_pool_kwargs": {"socket_timeout": timeout_s},
-        }
-        self._timeout = timeout_s
-        self._cache = _AioCache(_AioCache.REDIS, serializer=_Bytes(), timeout=None, **options)
-        self._client = self._cache.client  # redis-py, for what aiocache does not offer
+        self._client = connect(url, timeout=timeout_s)
 
     async def get(self, key: str) -> bytes | None:
-        async with asyncio.timeout(self._timeout):
-            value: bytes | None = await self._cache.get(key)
+        value: bytes | None = await self._client.get(key)
         return value
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        async with asyncio.timeout(self._timeout):
-            await self._cache.set(key, value, ttl=float(ttl_s))  # a float ttl is PSETEX (ms)
+        await self._client.set(key, value, px=max(1, round(float(ttl_s) * 1000)))
 
     async def purge(self, pattern: str) -> int:
         # SCAN, never KEYS: a purge must not stall the Redis every replica depends on.
         deleted = 0
         batch: list[bytes] = []
+        # On a cluster SCAN visits every primary, and the keys of one batch live in many slots:
+        # one UNLINK each, pipelined (the pipeline sends each node its own).
         async for key in self._client.scan_iter(match=pattern, count=1000):
             batch.append(key)
             if len(batch) >= 500:
-                deleted += await self._client.unlink(*batch)
+                deleted += await self._unlink(batch)
                 batch.clear()
         if batch:
-            deleted += await self._client.unlink(*batch)
-        return int(deleted)
+            deleted += await self._unlink(batch)
+        return deleted
+
+    async def _unlink(self, keys: list[bytes]) -> int:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.unlink(key)
+            return sum(int(n) for n in await pipe.execute())
 
     async def try_lock(self, key: str, token: str, ttl_s: float) -> bool:
-        async with asyncio.timeout(self._timeout):
-            return bool(await self._client.set(key, token, nx=True, px=max(1, int(ttl_s * 1000))))
+        return bool(await self._client.set(key, token, nx=True, px=max(1, int(ttl_s * 1000))))
 
     async def unlock(self, key: str, token: str) -> None:
-        async with asyncio.timeout(self._timeout):
-            await self._client.eval(_RELEASE, 1, key, token)
+        await self._client.eval(_RELEASE, 1, key, token)
 
     @property
     def client(self) -> Any:
@@ -191,10 +188,7 @@ class RedisStore:
         return self._client
 
     async def aclose(self) -> None:
-        # redis-py's aclose(), not aiocache's close(): the latter calls the deprecated
-        # Redis.close() and warns with redis-py 5+.
-        await self._client.aclose()
-        await self._client.connection_pool.disconnect()
+        await self._client.aclose()  # and its pools
 
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -219,11 +213,10 @@ def _glob_matcher(pattern: str) -> Callable[[str], bool]:
 
 
 def open_store(url: str, *, max_entries: int, max_bytes: int, timeout_s: float) -> CacheStore:
-    """The store for a backend URI: `memory://` or `redis://` / `rediss://`."""
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
+    """The store for a backend URI: `memory://` or a Redis URL (docs/fleet.md)."""
+    if urlsplit(url).scheme == "memory":
         return MemoryStore(max_entries=max_entries, max_bytes=max_bytes)
-    if scheme in ("redis", "rediss"):
+    if is_redis_url(url):
         return RedisStore(url, timeout_s=timeout_s)
     raise ValueError(f"unknown cache backend {url!r} (use memory:// or redis://)")
 

@@ -387,6 +387,17 @@ class KeyStore(Section):
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: check_redis_url(v)))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_slot_on_a_cluster(cls, data: object) -> object:
+        # The store's MULTIs span its keys: on a Redis Cluster they share one hash tag, `{prefix}`
+        # (docs/fleet.md). Elsewhere the layout stays as it was, so keys minted before remain.
+        if isinstance(data, dict) and str(data.get("url", "")).startswith("redis+cluster"):
+            prefix = str(data.get("prefix", "asgi_llm"))
+            if "{" not in prefix:
+                data = {**data, "prefix": "{" + prefix + "}"}
+        return data
+
 
 # The endpoint names auth checks a role's `endpoints` against (request.ENDPOINTS' names, less
 # `messages`, which the exchange turns into a chat request, and the admin routes, which

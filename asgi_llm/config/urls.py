@@ -14,10 +14,13 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 _LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$")  # \w: letters of any script (IDN), digits, _
 HTTP_SCHEMES = ("http", "https")
-REDIS_SCHEMES = ("redis", "rediss", "unix")  # what redis-py's from_url accepts
-CACHE_SCHEMES = ("memory", "redis", "rediss")
-STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
-STORE_SCHEMES = ("memory", *REDIS_SCHEMES)  # a store whose Redis client is our own (redis_client)
+# One grammar for every Redis-backed feature (asgi_llm/redis_client.py reads it): one server,
+# TLS, a unix socket (`unix://` is redis-py's spelling, `redis+unix://` limits'), a cluster by
+# any of its nodes, a Sentinel-managed primary by its sentinels and service name.
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+cluster", "redis+sentinel")
+CACHE_SCHEMES = ("memory", *REDIS_SCHEMES)
+STORAGE_SCHEMES = ("memory", *REDIS_SCHEMES)
+STORE_SCHEMES = ("memory", *REDIS_SCHEMES)
 
 
 def _split(value: str, schemes: tuple[str, ...], kind: str) -> SplitResult:
@@ -89,49 +92,56 @@ def _check_db(parts: SplitResult) -> None:
 
 
 def check_redis_url(value: str, schemes: tuple[str, ...] = REDIS_SCHEMES) -> str:
-    """A Redis URL as redis-py reads it: `redis[s]://[user:password@]host[:port][/db]` or
-    `unix:///path/to/socket[?db=N]`."""
+    """A Redis URL of the one grammar (docs/fleet.md):
+    `redis[s]://[user:password@]host[:port][/db]`, `unix:///path` or `redis+unix:///path[?db=N]`,
+    `redis+cluster://[user:password@]h1:p1,h2:p2`,
+    `redis+sentinel://[user:password@]s1:p1,s2:p2/service[/db]`."""
     parts = _split(value, schemes, "a Redis")
-    if parts.scheme.lower() == "unix":
+    scheme = parts.scheme.lower()
+    if scheme in ("unix", "redis+unix"):
         if not parts.path:
-            raise ValueError("a unix:// URL needs the socket's path: unix:///path/to/redis.sock")
+            raise ValueError(f"a {scheme}:// URL needs the socket's path: {scheme}:///path/to/redis.sock")
         _check_db(parts._replace(path=""))
         return value
-    _check_netloc(parts.netloc)
-    _check_db(parts)
+    if scheme in ("redis", "rediss"):
+        _check_netloc(parts.netloc)
+        _check_db(parts)
+        return value
+    userinfo, at, nodes = parts.netloc.rpartition("@")
+    if not nodes.strip():
+        raise ValueError(f"a {scheme}:// URL needs at least one host:port")
+    for node in nodes.split(","):  # a comma-separated list of nodes, each with its port
+        _check_netloc(userinfo + at + node.strip(), default_port=False)
+    path = [segment for segment in parts.path.split("/") if segment]
+    if scheme == "redis+cluster":
+        if path or parse_qs(parts.query).get("db"):
+            raise ValueError("a Redis Cluster has only database 0: no /db in a redis+cluster:// URL")
+        return value
+    if not path or len(path) > 2:
+        raise ValueError("a redis+sentinel:// URL ends with the service: s1:26379,s2:26379/mymaster[/db]")
+    _check_db(parts._replace(path="/".join(path[1:])))
     return value
 
 
 def check_cache_backend(value: str) -> str:
-    """`memory://`, or a `redis://` / `rediss://` URL."""
+    """`memory://`, or a Redis URL."""
     parts = _split(value, CACHE_SCHEMES, "a cache backend")
-    return value if parts.scheme.lower() == "memory" else check_redis_url(value, ("redis", "rediss"))
+    return value if parts.scheme.lower() == "memory" else check_redis_url(value)
 
 
 def check_store_url(value: str) -> str:
-    """`memory://`, or a Redis URL as redis-py reads it (`redis://`, `rediss://`, `unix://`)."""
+    """`memory://`, or a Redis URL."""
     parts = _split(value, STORE_SCHEMES, "a memory:// or Redis")
     return value if parts.scheme.lower() == "memory" else check_redis_url(value)
 
 
 def check_storage_uri(value: str) -> str:
-    """A `limits` storage URI (an `async+` prefix allowed): `memory://`, `redis[s]://`,
-    `redis+unix:///socket`, `redis+cluster://h1:p1,h2:p2`, `redis+sentinel://h1:p1,h2:p2/service`.
-    `limits` wants a port on every host, the default one included."""
+    """`memory://` or a Redis URL, as `limits` spells its storages (an `async+` prefix, which
+    `limits` uses to pick its async storages, is accepted and means the same)."""
     plain = value[len("async+") :] if value.startswith("async+") else value
     parts = _split(plain, STORAGE_SCHEMES, "memory:// or a Redis `limits` storage")
-    scheme = parts.scheme.lower()
-    if scheme == "memory":
-        return value
-    if scheme == "redis+unix":
-        if not parts.path:
-            raise ValueError("a redis+unix:// URI needs the socket's path: redis+unix:///path/to/redis.sock")
-        return value
-    userinfo, at, nodes = parts.netloc.rpartition("@")
-    for node in nodes.split(","):  # cluster and sentinel: a comma-separated list of nodes
-        _check_netloc(userinfo + at + node.strip(), default_port=False)
-    if scheme in ("redis", "rediss"):
-        _check_db(parts)
+    if parts.scheme.lower() != "memory":
+        check_redis_url(plain)
     return value
 
 

@@ -148,6 +148,7 @@ class RedisReloadChannel:
 
     async def publish(self) -> bool:
         """Tell every replica to reload its file; False when Redis could not be reached."""
+        from asgi_llm.redis_channels import publish
         from asgi_llm.redis_client import errors
 
         settings = self.manager.current.reload
@@ -158,7 +159,7 @@ class RedisReloadChannel:
             self._publisher, self._publisher_url = self._client(settings.redis_url), settings.redis_url
         notice = orjson.dumps({"from": self.replica_id, "at": time.time()})
         try:
-            await self._publisher.publish(settings.channel, notice)
+            await publish(self._publisher, settings.channel, notice)
         except errors() as exc:
             log.warning("config reload notice not published (Redis: %s)", exc.__class__.__name__)
             return False
@@ -172,7 +173,7 @@ class RedisReloadChannel:
 
     # -- subscribing ------------------------------------------------------------------
     async def run(self) -> None:
-        from asgi_llm.redis_client import subscribe_forever
+        from asgi_llm.redis_channels import subscribe_forever
 
         async def catch_up(client: Any, reconnected: bool) -> None:
             if reconnected:  # notices sent while we were away are lost: catch up

@@ -1,22 +1,19 @@
-"""RedisStore: the fleet's counter store. The one module that imports the Redis client.
+"""RedisStore: the fleet's counter store.
 
-The connection comes from `limits`' async storage for the URI (`async+redis://`,
-`+cluster`, `+sentinel`, TLS, unix sockets: its URI parsing and client setup), on the
-redis-py implementation; the counting is our own two scripts (`scripts.py`), one round trip
-per admission and one per settlement.
+The client comes from `asgi_llm.redis_client` (one Redis, TLS, a unix socket, a Redis Cluster
+or a Sentinel-managed primary: the URI grammar `limits` uses for its storages); the counting
+is our own two scripts (`scripts.py`), one round trip per admission and one per settlement.
+Every key of a call carries the route key's hash tag, so on a cluster each script runs on
+the one node owning that slot, and a failover moves all of a fleet's counters together.
 
 Every call has a deadline (socket timeouts plus an asyncio one): a Redis that is down,
-blackholed or slow costs a request at most `timeout_s`, then `StoreUnavailable`.
+blackholed, slow or failing over costs a request at most `timeout_s`, then `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
-
-from limits.errors import ConfigurationError
-from limits.storage import storage_from_string
 
 from asgi_llm.errors import ConfigError
 from asgi_llm.ratelimit.scripts import ADMIT, SETTLE
@@ -28,16 +25,12 @@ from asgi_llm.ratelimit.store import (
     Strategy,
     WindowState,
 )
+from asgi_llm.redis_client import connect, errors
 
 _REASONS = {0: None, 1: "window", 2: "concurrency", 3: "budget"}
-# Connections per process. The pool waits for a free one (up to the call's deadline) instead
-# of failing: redis-py's default pool raises "Too many connections" under a burst.
+# Connections per process (per node on a cluster). The pool waits for a free one (up to the
+# call's deadline) instead of failing: redis-py's default pool raises under a burst.
 MAX_CONNECTIONS = 64
-
-
-def async_uri(uri: str) -> str:
-    """`limits` picks its async storages by an `async+` scheme; users write plain `redis://`."""
-    return uri if uri.startswith("async+") else "async+" + uri
 
 
 class RedisStore:
@@ -45,47 +38,27 @@ class RedisStore:
         self.uri = uri
         self.timeout_s = timeout_s
         self._route_key = route_key  # carries the prefix's hash tag: picks the cluster node
-        self._storage: Any = None
-        self._pool: Any = None
+        self._client: Any = None
         self._admit: Any = None
         self._settle: Any = None
         self.round_trips = 0  # script calls made (the benchmark reads it)
         self._failures: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 
     def _connect(self) -> None:
-        # Imported here: the redis client is an optional extra, needed only for fleets.
         try:
-            import redis.exceptions
-        except ImportError:
+            client = connect(self.uri, timeout=self.timeout_s, max_connections=MAX_CONNECTIONS)
+        except RuntimeError:
             raise ConfigError(
                 "a redis:// storage needs the redis client: pip install 'asgi-llm[redis]'",
                 field="limits.storage",
             ) from None
-        import redis.asyncio
-
-        self._failures = (redis.exceptions.RedisError, OSError, TimeoutError)
-        options: dict[str, Any] = {"socket_timeout": self.timeout_s, "socket_connect_timeout": self.timeout_s}
-        plain = self.uri.removeprefix("async+")
-        scheme = urlsplit(plain).scheme
-        if scheme in ("redis", "rediss", "redis+unix"):  # cluster and sentinel pool per node
-            self._pool = redis.asyncio.BlockingConnectionPool.from_url(
-                plain.replace("redis+unix", "unix", 1),
-                max_connections=MAX_CONNECTIONS,
-                timeout=self.timeout_s,
-                **options,
-            )
-            options["connection_pool"] = self._pool
-        try:
-            storage: Any = storage_from_string(async_uri(self.uri), implementation="redispy", **options)
-        except ConfigurationError as exc:
-            raise ConfigError(str(exc), field="limits.storage") from None
-        client = storage.bridge.get_connection()
-        self._storage = storage
+        self._failures = errors()
+        self._client = client
         self._admit = client.register_script(ADMIT)
         self._settle = client.register_script(SETTLE)
 
     async def _call(self, script_name: str, args: list[Any]) -> Any:
-        if self._storage is None:
+        if self._client is None:
             self._connect()
         script = self._admit if script_name == "admit" else self._settle
         self.round_trips += 1
@@ -96,11 +69,11 @@ class RedisStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
 
     async def ping(self) -> None:
-        if self._storage is None:
+        if self._client is None:
             self._connect()
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self._storage.bridge.get_connection().ping()
+                await self._client.ping()
         except self._failures as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
 
@@ -138,36 +111,26 @@ class RedisStore:
         await self._call("settle", args)
 
     async def budget_spend(self, key: str) -> dict[str, int]:
-        if self._storage is None:
+        if self._client is None:
             self._connect()
         try:
             async with asyncio.timeout(self.timeout_s):
-                raw = await self._storage.bridge.get_connection().hgetall(key)
+                raw = await self._client.hgetall(key)
         except self._failures as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
         return {_text(k): int(v) for k, v in raw.items()}
 
     async def aclose(self) -> None:
-        storage, self._storage = self._storage, None
-        if storage is None:
-            return
-        bridge = storage.bridge
-        for client in {
-            id(c): c
-            for c in (getattr(bridge, "storage", None), getattr(bridge, "storage_replica", None))
-            if c is not None
-        }.values():
+        client, self._client = self._client, None
+        if client is not None:
             try:
                 await client.aclose()
             except self._failures:
                 pass
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.disconnect()
 
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-__all__ = ["RedisStore", "async_uri"]
+__all__ = ["RedisStore"]

@@ -1,4 +1,4 @@
-"""The store a URL names: `memory://` or a Redis URL (`redis://`, `rediss://`, `unix://`)."""
+"""The store a URL names: `memory://` or a Redis URL (any topology: docs/fleet.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Each replica still counts failures itself; what the fleet shares is the decision. When a
 replica cools a deployment down it publishes `{"id", "until"}` (wall-clock end) on
-`<prefix>:cooldowns` and leaves `<prefix>:cool:<id>` to expire at that time; when a
+`{<prefix>}:cooldowns` and leaves `{<prefix>}:cool:<id>` to expire at that time (one hash
+tag: on a Redis Cluster the catch-up's MGET reads one slot, and the channel is sharded); when a
 deployment answers well again it publishes `until: 0` and deletes the key. Every replica
 listens and applies what the others decided, and on (re)connecting reads the keys of the
 deployments it knows, so a replica that starts late or lost Redis for a while catches up.
@@ -23,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.redis_channels import publish
+from asgi_llm.redis_client import slot_tag
 from asgi_llm.routing.health import CooldownTracker
 
 log = logging.getLogger("asgi_llm.routing")
@@ -80,7 +83,7 @@ class FleetCooldowns:
     # -- the background task -----------------------------------------------------------------
     async def run(self) -> None:
         """Subscribe and publish until cancelled; reconnects with backoff."""
-        from asgi_llm.redis_client import subscribe_forever
+        from asgi_llm.redis_channels import subscribe_forever
 
         await subscribe_forever(
             self._target,
@@ -101,14 +104,14 @@ class FleetCooldowns:
         if url is None:
             self._pending.clear()
             return None
-        return url, f"{prefix}:cooldowns"
+        return url, f"{slot_tag(prefix)}:cooldowns"
 
     async def _connected(self, client: Any, reconnected: bool) -> None:
-        self._live = (client, self._settings()[1])
+        self._live = (client, slot_tag(self._settings()[1]))
         await self._catch_up(*self._live)
 
     async def _flush_pending(self, client: Any) -> None:
-        await self._flush(client, self._settings()[1])
+        await self._flush(client, slot_tag(self._settings()[1]))
 
     async def _catch_up(self, client: Any, prefix: str) -> None:
         known = sorted(self._known())
@@ -138,7 +141,7 @@ class FleetCooldowns:
                 pipe.set(key, repr(until), px=left_ms)
             else:
                 pipe.delete(key)
-            pipe.publish(f"{prefix}:cooldowns", notice)
+            publish(pipe, f"{prefix}:cooldowns", notice, client=client)
             await pipe.execute()
 
     # -- what the others decided -------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis
 
-from asgi_llm.ratelimit.redis_store import RedisStore, async_uri
+from asgi_llm.ratelimit.redis_store import RedisStore
 from asgi_llm.ratelimit.store import (
     STRATEGIES,
     Admission,
@@ -35,9 +35,12 @@ def window(
     return Window(key(prefix, name), limit, expiry_s * 1000, cost, kind)  # type: ignore[arg-type]
 
 
-def test_async_scheme_is_added_for_limits():
-    assert async_uri("redis://h:6379/1") == "async+redis://h:6379/1"
-    assert async_uri("async+redis+cluster://h:1") == "async+redis+cluster://h:1"
+async def test_limits_async_spelling_names_the_same_redis(redis_url, prefix):
+    made = RedisStore("async+" + redis_url, route_key="{" + prefix + "}", timeout_s=5)
+    try:
+        await made.ping()
+    finally:
+        await made.aclose()
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -64,8 +64,10 @@ async def test_notices_for_unknown_deployments_or_garbage_are_ignored(redis_url)
     try:
         await asyncio.wait_for(fleet.subscribed.wait(), 3)
         for junk in (b"not json", b'{"from":"x","id":"zzz","until":9e18}', b'{"id":"a"}', b"x" * 5000):
-            await client.publish(f"{prefix}:cooldowns", junk)
-        await client.publish(f"{prefix}:cooldowns", b'{"from":"x","id":"b","until":%f}' % (time.time() + 30))
+            await client.publish(f"{{{prefix}}}:cooldowns", junk)
+        await client.publish(
+            f"{{{prefix}}}:cooldowns", b'{"from":"x","id":"b","until":%f}' % (time.time() + 30)
+        )
         await await_until(lambda: tracker.cooling("b"), timeout=3)
         assert not tracker.cooling("a") and "zzz" not in tracker._health
     finally:
