@@ -6,6 +6,7 @@ layer the ones it needs, then stacks the layers in the default order around Prov
     health: HealthRegistry          Auth, RateLimit, Cache write it; Metrics, ProviderApp read it
     cooldowns: CooldownTracker      Router writes it; Metrics reads it
     key_stores: KeyStores           Auth looks keys up; Admin mints and revokes
+    (Auth itself)                   Dashboard's sign-in checks credentials with it
     audits: AuditLogs               Auth and Admin write
     upstreams: UpstreamClients      ProviderApp
     watch: ConfigWatch              (the file watcher and the reload channel)
@@ -21,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asgi_llm.admin.deployments import DeploymentsView
 from asgi_llm.admin.middleware import AdminMiddleware
 from asgi_llm.auth.audit import AuditLogs
 from asgi_llm.auth.keys import KeyStores
@@ -30,6 +32,7 @@ from asgi_llm.config.default import default_config
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.config.watch import ConfigWatch
+from asgi_llm.dashboard.middleware import DashboardMiddleware
 from asgi_llm.health import HealthRegistry
 from asgi_llm.lifespan import run_lifespan
 from asgi_llm.metrics.middleware import MetricsMiddleware
@@ -113,6 +116,7 @@ class LLMApp:
         metrics: MetricsMiddleware,
         auth: AuthMiddleware,
         admin: AdminMiddleware,
+        dashboard: DashboardMiddleware | None = None,
         responses: ResponsesMiddleware,
         ratelimit: RateLimitMiddleware,
         cache: CacheMiddleware,
@@ -124,6 +128,7 @@ class LLMApp:
         self.metrics = metrics
         self.auth = auth
         self.admin = admin
+        self.dashboard = dashboard
         self.responses = responses
         self.ratelimit = ratelimit
         self.cache = cache
@@ -148,7 +153,7 @@ class LLMApp:
 def build_app(
     config: Config | ConfigManager | None = None, *, transport_factory: Any = None, span_exporter: Any = None
 ) -> LLMApp:
-    """Metrics, Auth, Admin, Responses, RateLimit, Cache, Router, then ProviderApp (outermost
+    """Metrics, Auth, Dashboard, Admin, Responses, RateLimit, Cache, Router, then ProviderApp (outermost
     first).
 
     Every layer is present whatever the config says, and does nothing while its section is
@@ -174,16 +179,25 @@ def build_app(
         limiter=ratelimit,
         key_stores=services.key_stores,
         audits=services.audits,
+        deployments=DeploymentsView(
+            cooldowns=services.cooldowns,
+            health=services.health,
+            latency=router.latency,
+            in_flight=lambda: metrics.in_flight,
+        ),
     )
+    dashboard = DashboardMiddleware(admin, config=manager)  # admin.ui; inside Auth (its docstring)
     auth = AuthMiddleware(
-        admin, config=manager, key_stores=services.key_stores, audits=services.audits, health=services.health
+        dashboard, config=manager, key_stores=services.key_stores, audits=services.audits, health=services.health
     )
+    dashboard.auth = auth  # its sign-in checks credentials with Auth's own code
     metrics = MetricsMiddleware(auth, config=manager, health=services.health, cooldowns=services.cooldowns)
     return LLMApp(
         services=services,
         metrics=metrics,
         auth=auth,
         admin=admin,
+        dashboard=dashboard,
         responses=responses,
         ratelimit=ratelimit,
         cache=cache,

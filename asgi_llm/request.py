@@ -25,6 +25,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "/admin/cache": ("admin.cache", "DELETE"),
     "/admin/usage": ("admin.usage", "GET"),
     "/admin/stats": ("admin.stats", "GET"),
+    "/admin/deployments": ("admin.deployments", "GET"),
     "/admin/keys": ("admin.keys", "POST"),
     "/admin/keys/revoke": ("admin.keys.revoke", "POST"),
 }

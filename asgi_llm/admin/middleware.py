@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from asgi_llm.admin.deployments import DeploymentsView
 from asgi_llm.auth.audit import AuditLog, AuditLogs, AuditUnavailable
 from asgi_llm.auth.keys import KeyRecord, KeyStores, RedisKeyStore
 from asgi_llm.auth.middleware import AuthMiddleware
@@ -48,7 +49,7 @@ class AdminMiddleware(LLMLayer):
     AuthMiddleware); `cache` purges and `limiter` reports usage. `build_app` hands in all four."""
 
     kind = "admin"
-    must_be_inside = ("auth",)
+    must_be_inside = ("auth", "dashboard")
 
     def __init__(
         self,
@@ -60,8 +61,10 @@ class AdminMiddleware(LLMLayer):
         limiter: UsageReporter | None = None,
         key_stores: KeyStores | None = None,
         audits: AuditLogs | None = None,
+        deployments: DeploymentsView | None = None,
     ) -> None:
         super().__init__(app, config=config)
+        self.deployments = deployments
         self.key_stores = key_stores or (auth.key_stores if auth is not None else None)
         self.audits = audits or (auth.audits if auth is not None else None)
         self.cache = cache
@@ -75,6 +78,7 @@ class AdminMiddleware(LLMLayer):
             "admin.cache": self._cache,
             "admin.usage": self._usage,
             "admin.stats": self._stats,
+            "admin.deployments": self._deployments,
             "admin.keys": self._keys,
             "admin.keys.revoke": self._keys_revoke,
         }
@@ -145,6 +149,11 @@ class AdminMiddleware(LLMLayer):
         model = (query.get("model") or [None])[0]
         removed = await self.cache.purge(namespace=namespace, model=model)
         return 200, {"purged": removed, "namespace": namespace, "model": model}
+
+    async def _deployments(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        if self.deployments is None:
+            return 404, {"error": _error("No deployments view is wired.", "not_configured")}
+        return 200, self.deployments.report(ctx.config)
 
     async def _stats(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         """Process health for operators and the soak test."""

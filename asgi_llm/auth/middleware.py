@@ -111,6 +111,11 @@ class AuthMiddleware(LLMLayer):
             audit.record(_event(ctx, scope, "allow", None))
         await self.app(scope, receive, send)
 
+    async def identify(self, ctx: LLMContext, scope: Scope) -> Principal:
+        """Who the credential in `scope`'s headers belongs to, found as for any request (the
+        dashboard's sign-in asks this too: one implementation). Raises a ProxyError."""
+        return await self._identify(ctx, scope)
+
     async def _identify(self, ctx: LLMContext, scope: Scope) -> Principal:
         if self.authenticate is not None:
             principal = await self.authenticate(scope)

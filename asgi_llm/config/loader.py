@@ -29,6 +29,7 @@ _SECRET_FIELDS = frozenset(
         "aws_secret_access_key",
         "aws_session_token",
         "headers",  # tracing.headers: the tracing backend's credentials
+        "ui_secret",
     }
 )
 

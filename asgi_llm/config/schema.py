@@ -674,6 +674,29 @@ class Server(Section):
     path_prefix: str = Field("", pattern=r"^(/[A-Za-z0-9_.\-]+)*$", max_length=128)
 
 
+class Admin(Section):
+    """The admin dashboard (docs/dashboard.md): off unless `ui: true`."""
+
+    ui: bool = False
+    ui_path: str = Field("/admin/ui", pattern=r"^(/[A-Za-z0-9_.\-]+)+$", max_length=128)
+    # Signs the dashboard's session cookies: every replica (and worker) of a fleet needs the
+    # same one ("${ASGI_LLM_UI_SECRET}"); without it each process makes its own at start.
+    ui_secret: str | None = Field(None, min_length=32, max_length=512)
+    ui_session_ttl_s: float = Field(3600.0, ge=60, le=7 * 86400)
+
+    @field_validator("ui_path")
+    @classmethod
+    def _check_ui_path(cls, value: str) -> str:
+        from asgi_llm.request import ENDPOINTS
+
+        if any(path == value or path.startswith(value + "/") for path in ENDPOINTS) or value in (
+            "/healthz",
+            "/readyz",
+        ):
+            raise ValueError(f"{value!r} would hide routes of the proxy")
+        return value
+
+
 class ConfigModel(Section):
     models: tuple[ModelConfig, ...] = ()
     routing: Routing = Routing()
@@ -685,6 +708,7 @@ class ConfigModel(Section):
     tracing: Tracing | None = None
     reload: Reload = Reload()
     server: Server = Server()
+    admin: Admin | None = None
 
     @model_validator(mode="after")
     def _check_names(self) -> ConfigModel:

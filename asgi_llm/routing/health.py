@@ -41,6 +41,11 @@ class CooldownTracker:
         health = self._health.get(deployment_id)
         return health is not None and health.cooling_until > self._clock()
 
+    def seconds_left(self, deployment_id: str) -> float:
+        """How long a deployment stays cooling (0 when it is not): for the admin view."""
+        health = self._health.get(deployment_id)
+        return 0.0 if health is None else max(0.0, health.cooling_until - self._clock())
+
     def split(self, deployments: Sequence[Deployment]) -> tuple[list[Deployment], list[Deployment]]:
         """(healthy, cooling) in the given order."""
         now = self._clock()

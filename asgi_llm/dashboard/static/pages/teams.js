@@ -1,0 +1,71 @@
+// Teams (tenants): create, edit budget, period, limits and models, delete. Every change goes
+// through the admin API (POST/PATCH/DELETE /admin/teams), which audits it.
+import { api } from "../api.js";
+import { fmt, h, mount, notice } from "../dom.js";
+import { field, formBody } from "../forms.js";
+import { sortableTable } from "../table.js";
+
+const NUMBERS = ["budget_usd", "rpm", "tpm"];
+
+export async function render(main, ctx) {
+  const { data } = await api.get("teams");
+  const status = h("div", { "data-status": "" });
+  const done = (text) => { mount(status, notice(text)); };
+  const failed = (err) => { mount(status, notice(err.message, "bad")); };
+  const editor = h("div");
+  const edit = (team) => {
+    const form = h("form", { class: "inline card", "data-edit-team": team.id, onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await api.patch("teams/" + encodeURIComponent(team.id), formBody(e.target, { numbers: NUMBERS, lists: ["models"] }));
+        await render(main, ctx);
+        main.querySelector("[data-status]").replaceChildren(notice(`Team ${team.id} updated.`));
+      } catch (err) { failed(err); }
+    } },
+    h("strong", {}, `Edit ${team.id}`),
+    field("budget_usd", "Budget (USD)", { value: team.budget_usd ?? "", type: "number", step: "any", min: 0 }),
+    periodSelect(team.budget_period),
+    field("rpm", "Requests/min", { value: team.rpm ?? "", type: "number", min: 0 }),
+    field("tpm", "Tokens/min", { value: team.tpm ?? "", type: "number", min: 0 }),
+    field("models", "Models (comma separated)", { value: (team.models || []).join(", ") }),
+    h("button", { type: "submit" }, "Save"),
+    h("button", { type: "button", class: "danger", "data-delete-team": team.id, onclick: async () => {
+      if (!window.confirm(`Delete team ${team.id}?`)) return;
+      try { await api.del("teams/" + encodeURIComponent(team.id)); await render(main, ctx); } catch (err) { failed(err); }
+    } }, "Delete"));
+    mount(editor, form);
+  };
+  const create = h("form", { class: "inline card", "data-create-team": "", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const body = formBody(e.target, { numbers: NUMBERS, lists: ["models"] });
+      await api.post("teams", body);
+      await render(main, ctx);
+      main.querySelector("[data-status]").replaceChildren(notice(`Team ${body.id} created.`));
+    } catch (err) { failed(err); }
+  } },
+  h("strong", {}, "New team"),
+  field("id", "Id", { required: true, pattern: "[A-Za-z0-9_.:\\-]+" }),
+  field("budget_usd", "Budget (USD)", { type: "number", step: "any", min: 0 }),
+  periodSelect("month"),
+  field("rpm", "Requests/min", { type: "number", min: 0 }),
+  field("tpm", "Tokens/min", { type: "number", min: 0 }),
+  field("models", "Models (comma separated)"),
+  h("button", { type: "submit" }, "Create"));
+  const columns = [
+    { key: "id", label: "Team" },
+    { key: "budget_usd", label: "Budget", num: true, show: (t) => (t.budget_usd === null || t.budget_usd === undefined ? "–" : fmt.usd(t.budget_usd)) },
+    { key: "budget_period", label: "Period" },
+    { key: "spent_usd", label: "Spent", num: true, show: (t) => (t.spent_usd === undefined ? "–" : fmt.usd(t.spent_usd)) },
+    { key: "rpm", label: "RPM", num: true },
+    { key: "tpm", label: "TPM", num: true },
+    { key: "models", label: "Models", show: (t) => (t.models && t.models.length ? t.models.join(", ") : "all") },
+  ];
+  mount(main, h("h1", {}, "Teams"), status, ctx.session?.tenant ? null : create, editor,
+    sortableTable(columns, data, { id: "teams", sortBy: "id", desc: false, onRow: edit }));
+}
+
+function periodSelect(current) {
+  return h("label", {}, "Period", h("select", { name: "budget_period" },
+    ["day", "week", "month", "total"].map((p) => h("option", { value: p, selected: p === (current || "month") }, p))));
+}
