@@ -138,8 +138,9 @@ class RequestTracer:
                     settings = ctx.config.tracing
                     attributes = request_attributes(ctx, settings is not None and settings.capture_content)
                     span.set_attributes(attributes)
-                    status = attributes.get("http.response.status_code", 0)
-                    if status >= 500 or ("error.type" in attributes and ctx.response_started):
+                    # A server span's error: a 5xx, or a stream cut after its 200 (a 4xx is the
+                    # client's, per the HTTP server conventions: error.type says it, not the status).
+                    if attributes.get("http.response.status_code", 0) >= 500 or ctx.stream_failure:
                         span.set_status(Status(StatusCode.ERROR))
                 if cancelled:
                     span.set_attribute("error.type", "cancelled")
