@@ -1,6 +1,7 @@
 """Gemini's wire format behind the OpenAI surface: `gemini` (Google AI Studio, an API key in
-`x-goog-api-key`) and `vertex` (Gemini on Vertex AI, an OAuth2 access token), which differ
-only in their URLs, their credentials and their embeddings API.
+`x-goog-api-key`) and Gemini on `vertex` (Vertex AI, an OAuth2 access token), which differ
+only in their URLs, their credentials and their embeddings API (vertex.py picks this one or
+Anthropic's for a Vertex deployment).
 
 Requests and answers are translated by asgi_llm/translate/gemini_*.py; /v1/messages and
 /v1/responses reach here as chat requests, so they work through the same translation.
@@ -146,24 +147,38 @@ class GeminiProvider:
         return google_error(status, body, headers, deployment)
 
 
-class VertexProvider(GeminiProvider):
-    """`vertex`: POST https://{location}-aiplatform.googleapis.com/v1/projects/{project}/
-    locations/{location}/publishers/google/models/{model}:generateContent. The access token
-    is added by the deployment's transport (providers/google_auth.py), or is `api_key`."""
+def vertex_publishers(deployment: Deployment) -> str:
+    """`https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/
+    {location}/publishers` (`aiplatform.googleapis.com` for `global`, the multi-region
+    `aiplatform.us.rep.googleapis.com` for `us` and `eu`); `base_url` replaces the host."""
+    location = deployment.location or ""
+    if deployment.base_url:
+        base = deployment.base_url
+    elif location == "global":
+        base = "https://aiplatform.googleapis.com"
+    elif location in ("us", "eu"):
+        base = f"https://aiplatform.{location}.rep.googleapis.com"
+    else:
+        base = f"https://{location}-aiplatform.googleapis.com"
+    project = quote(deployment.project or "", safe="")
+    return f"{base}/v1/projects/{project}/locations/{location}/publishers"
+
+
+def vertex_token(deployment: Deployment) -> dict[str, str]:
+    """An access token given as `api_key`; else the deployment's transport adds one."""
+    return {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
+
+
+class VertexGeminiProvider(GeminiProvider):
+    """Gemini on `vertex`: POST {publishers}/google/models/{model}:generateContent (see
+    `vertex_publishers`). The access token is added by the deployment's transport
+    (providers/google_auth.py), or is `api_key`."""
 
     def model_url(self, deployment: Deployment) -> str:
-        location = deployment.location or ""
-        base = deployment.base_url or (
-            "https://aiplatform.googleapis.com"
-            if location == "global"
-            else f"https://{location}-aiplatform.googleapis.com"
-        )
-        project = quote(deployment.project or "", safe="")
-        model = quote(deployment.model, safe="")
-        return f"{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
+        return f"{vertex_publishers(deployment)}/google/models/{quote(deployment.model, safe='')}"
 
     def auth_headers(self, deployment: Deployment) -> dict[str, str]:
-        return {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
+        return vertex_token(deployment)
 
     def embeddings(self, ctx: LLMContext, deployment: Deployment) -> tuple[str, dict[str, Any]]:
         return "predict", predict_request(ctx.payload)
@@ -215,4 +230,11 @@ def google_error(status: int, body: bytes, headers: ResponseHeaders, deployment:
     )
 
 
-__all__ = ["GeminiProvider", "GeminiStream", "VertexProvider", "google_error"]
+__all__ = [
+    "GeminiProvider",
+    "GeminiStream",
+    "VertexGeminiProvider",
+    "google_error",
+    "vertex_publishers",
+    "vertex_token",
+]

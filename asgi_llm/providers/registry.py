@@ -17,12 +17,13 @@ from asgi_llm.config.schema import Deployment
 from asgi_llm.providers.anthropic import AnthropicProvider
 from asgi_llm.providers.base import Provider
 from asgi_llm.providers.bedrock import BedrockProvider
-from asgi_llm.providers.gemini import GeminiProvider, VertexProvider
+from asgi_llm.providers.gemini import GeminiProvider
 from asgi_llm.providers.google_auth import vertex_transport
 from asgi_llm.providers.mock import MockTransport
 from asgi_llm.providers.openai import AzureProvider, OpenAIProvider
 from asgi_llm.providers.presets import PRESETS, PresetProvider
 from asgi_llm.providers.transport import UpstreamTransport
+from asgi_llm.providers.vertex import VertexProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ REGISTRY: dict[str, ProviderEntry] = {
     "azure": ProviderEntry(AzureProvider(native_responses=True)),
     "anthropic": ProviderEntry(AnthropicProvider()),
     "gemini": ProviderEntry(GeminiProvider()),
-    "vertex": ProviderEntry(VertexProvider(), wrap=vertex_transport),
+    "vertex": ProviderEntry(VertexProvider(), wrap=vertex_transport),  # Gemini, or Claude by name
     "bedrock": ProviderEntry(BedrockProvider()),  # SigV4 in build: signing covers the body
     "mock": ProviderEntry(_OPENAI, transport=MockTransport),  # an OpenAI server, in process
     **{name: ProviderEntry(PresetProvider(name)) for name in PRESETS},

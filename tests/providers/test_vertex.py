@@ -325,7 +325,7 @@ async def test_admin_config_shows_the_key_files_path_and_never_a_token(asgi_clie
 
 
 def test_the_default_endpoint_is_the_locations_own():
-    from asgi_llm.providers.gemini import VertexProvider
+    from asgi_llm.providers.gemini import VertexGeminiProvider as VertexProvider
 
     config = Config.from_dict(_vertex(project="p-123456", location="europe-west4", api_key="token"))
     deployment = config.models[0].deployments[0]
