@@ -10,6 +10,7 @@ layer the ones it needs, then stacks the layers in the default order around Prov
     audits: AuditLogs               Auth and Admin write
     upstreams: UpstreamClients      ProviderApp
     watch: ConfigWatch              (the file watcher and the reload channel)
+    ledger: Ledger                  Metrics hands it each finished request; Admin queries it
     tracer: RequestTracer | None    ProviderApp (attempt spans), TracingMiddleware (request spans)
 
 A layer built alone (mounted by a user) makes the defaults it was not given, so every layer
@@ -34,6 +35,7 @@ from asgi_llm.config.manager import ConfigManager, as_manager
 from asgi_llm.config.watch import ConfigWatch
 from asgi_llm.dashboard.middleware import DashboardMiddleware
 from asgi_llm.health import HealthRegistry
+from asgi_llm.ledger.service import Ledger
 from asgi_llm.lifespan import run_lifespan
 from asgi_llm.metrics.middleware import MetricsMiddleware
 from asgi_llm.providers.app import ProviderApp
@@ -60,6 +62,7 @@ class Services:
     audits: AuditLogs
     upstreams: UpstreamClients
     watch: ConfigWatch
+    ledger: Ledger
     tracer: RequestTracer | None = None  # when the config has `tracing:` at startup
 
     @classmethod
@@ -74,6 +77,7 @@ class Services:
             audits=AuditLogs(),
             upstreams=UpstreamClients(transport_factory),
             watch=ConfigWatch(configs),
+            ledger=Ledger(configs),
             tracer=_tracer(configs.current, span_exporter),
         )
 
@@ -81,10 +85,12 @@ class Services:
         if self.tracer is not None:
             self.tracer.start()
         await self.watch.startup()
+        await self.ledger.startup()
 
     async def shutdown(self) -> None:
         """After every layer's shutdown (the lifespan owner runs it last)."""
         await self.watch.shutdown()
+        await self.ledger.shutdown()  # writes what is still queued (bounded)
         await self.upstreams.aclose()
         await self.key_stores.aclose()
         self.audits.close()
@@ -179,6 +185,7 @@ def build_app(
         limiter=ratelimit,
         key_stores=services.key_stores,
         audits=services.audits,
+        ledger=services.ledger,
         deployments=DeploymentsView(
             cooldowns=services.cooldowns,
             health=services.health,
@@ -191,7 +198,14 @@ def build_app(
         dashboard, config=manager, key_stores=services.key_stores, audits=services.audits, health=services.health
     )
     dashboard.auth = auth  # its sign-in checks credentials with Auth's own code
-    metrics = MetricsMiddleware(auth, config=manager, health=services.health, cooldowns=services.cooldowns)
+    metrics = MetricsMiddleware(
+        auth,
+        config=manager,
+        health=services.health,
+        cooldowns=services.cooldowns,
+        listeners=(services.ledger,),
+    )
+    services.ledger.on_counts = metrics.ledger_counts
     return LLMApp(
         services=services,
         metrics=metrics,

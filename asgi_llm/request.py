@@ -24,6 +24,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "/admin/config/reload": ("admin.config.reload", "POST"),
     "/admin/cache": ("admin.cache", "DELETE"),
     "/admin/usage": ("admin.usage", "GET"),
+    "/admin/requests": ("admin.requests", "GET"),  # the ledger's request log
     "/admin/stats": ("admin.stats", "GET"),
     "/admin/deployments": ("admin.deployments", "GET"),
     "/admin/keys": ("admin.keys", "POST"),
@@ -108,6 +109,8 @@ def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
         if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] != "/":
             return None
         path = path[len(prefix) :]
+    if path.startswith(_LEDGER_REQUEST_PATH) and len(path) > len(_LEDGER_REQUEST_PATH):
+        return Route("admin.requests.get", "GET", path[len(_LEDGER_REQUEST_PATH) :])
     route = _ROUTES.get(path)
     if route is not None:
         return route
@@ -127,6 +130,7 @@ def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
 
 
 _RESPONSE_PATH = "/v1/responses/"
+_LEDGER_REQUEST_PATH = "/admin/requests/"  # GET /admin/requests/{request_id}
 
 
 def _response_route(rest: str, method: str) -> Route | None:

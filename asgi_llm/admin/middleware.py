@@ -10,12 +10,13 @@ import asyncio
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
 
 from asgi_llm.admin.deployments import DeploymentsView
+from asgi_llm.admin.usage import LedgerQueries, RawBody
 from asgi_llm.auth.audit import AuditLog, AuditLogs, AuditUnavailable
 from asgi_llm.auth.keys import KeyRecord, KeyStores, RedisKeyStore
 from asgi_llm.auth.middleware import AuthMiddleware
@@ -25,8 +26,11 @@ from asgi_llm.context import LLMContext, Principal
 from asgi_llm.errors import InvalidRequest, PermissionDenied, ProxyError, ServiceUnavailable, error_object
 from asgi_llm.exchange import LLMLayer
 from asgi_llm.redis_client import errors as redis_errors
-from asgi_llm.responses import send_json
+from asgi_llm.responses import send_json, send_response
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from asgi_llm.ledger.service import Ledger
 
 
 class CachePurger(Protocol):
@@ -61,6 +65,7 @@ class AdminMiddleware(LLMLayer):
         limiter: UsageReporter | None = None,
         key_stores: KeyStores | None = None,
         audits: AuditLogs | None = None,
+        ledger: Ledger | None = None,
         deployments: DeploymentsView | None = None,
     ) -> None:
         super().__init__(app, config=config)
@@ -69,6 +74,7 @@ class AdminMiddleware(LLMLayer):
         self.audits = audits or (auth.audits if auth is not None else None)
         self.cache = cache
         self.limiter = limiter
+        self.ledger = LedgerQueries(ledger)
         # Admin actions are audited even when `auth.audit_log` is not configured: to the
         # `asgi_llm.audit` logger (the configured log, when there is one, replaces it).
         self.default_audit = AuditLog(logger="asgi_llm.audit")
@@ -77,6 +83,8 @@ class AdminMiddleware(LLMLayer):
             "admin.config.reload": self._config_reload,
             "admin.cache": self._cache,
             "admin.usage": self._usage,
+            "admin.requests": self.ledger.requests,
+            "admin.requests.get": self.ledger.request,
             "admin.stats": self._stats,
             "admin.deployments": self._deployments,
             "admin.keys": self._keys,
@@ -99,6 +107,9 @@ class AdminMiddleware(LLMLayer):
             self._audit(ctx, scope, principal, name, "refused")
             raise
         self._audit(ctx, scope, principal, name, "done" if status < 400 else "failed")
+        if isinstance(body, RawBody):  # a CSV export
+            await send_response(send, status, body.body, body.content_type, body.headers)
+            return
         await send_json(send, status, orjson.dumps(body))
 
     def _audit(self, ctx: LLMContext, scope: Scope, principal: Principal, action: str, outcome: str) -> None:
@@ -162,6 +173,10 @@ class AdminMiddleware(LLMLayer):
         return 200, {"pid": os.getpid(), "tasks": len(tasks), "task_kinds": dict(kinds.most_common(8))}
 
     async def _usage(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        """With `group_by`, the ledger's usage (admin/usage.py); without, the limiter's report
+        (the windows and budgets in force now)."""
+        if b"group_by=" in scope.get("query_string", b""):
+            return await self.ledger.usage(ctx, scope, principal)
         if self.limiter is None:
             return 404, {"error": _error("No rate-limit layer is mounted.", "limits_not_configured")}
         return 200, await self.limiter.usage_report()

@@ -649,6 +649,28 @@ class Metrics(Section):
     max_label_values: int = Field(500, ge=1, le=100_000)
 
 
+class Ledger(Section):
+    """The usage ledger (docs/ledger.md): one record per request, written off the request path."""
+
+    url: str = "sqlite:///asgi-llm.db"  # or postgresql://user:password@host:5432/database
+    store_content: bool = False  # prompt and completion text too (redacted of credentials)
+    user_header: str = Field("x-llm-user", pattern=r"^[a-z0-9][a-z0-9\-_]*$", max_length=64)
+    queue_size: int = Field(10_000, ge=1, le=1_000_000)  # records waiting; past it, dropped
+    batch_size: int = Field(500, ge=1, le=10_000)
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    spill_max: int = Field(100_000, ge=0, le=10_000_000)  # records held while the database is down
+    retention_days: float | None = Field(None, gt=0)  # None: keep every record
+    drain_timeout_s: float = Field(5.0, ge=0, le=300)  # at shutdown, for what is still queued
+    timeout_s: float = Field(5.0, gt=0, le=120)  # per database operation
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        from asgi_llm.ledger.urls import check_ledger_url
+
+        return check_ledger_url(value)
+
+
 class Reload(Section):
     """Live config: the file watcher and the fleet's Redis reload channel (docs/configuration.md)."""
 
@@ -705,6 +727,7 @@ class ConfigModel(Section):
     cache: Cache | None = None
     responses: Responses = Responses()
     metrics: Metrics | None = None
+    ledger: Ledger | None = None
     tracing: Tracing | None = None
     reload: Reload = Reload()
     server: Server = Server()

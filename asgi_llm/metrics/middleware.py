@@ -26,6 +26,7 @@ from asgi_llm.context import LLMContext, get_context
 from asgi_llm.exchange import LLMLayer, run_exchange
 from asgi_llm.health import HealthRegistry
 from asgi_llm.metrics.exporter import Exporter, ProxyState
+from asgi_llm.metrics.finished import FinishedListener
 from asgi_llm.metrics.record import RecordBuilder
 from asgi_llm.request import match_endpoint, route_path
 from asgi_llm.responses import send_response
@@ -40,7 +41,9 @@ _ERROR_LOG_EVERY_S = 60.0
 
 class MetricsMiddleware(LLMLayer):
     """Records LLM requests for Prometheus (`metrics.prometheus`), StatsD (`metrics.statsd`)
-    and any `exporters` given here (these always receive, whatever the config says)."""
+    and any `exporters` given here (these always receive, whatever the config says); hands
+    each finished request's context to the "request finished" `listeners` (metrics/finished.py:
+    the ledger, the tracer) that want its config snapshot."""
 
     kind = "metrics"
 
@@ -53,6 +56,7 @@ class MetricsMiddleware(LLMLayer):
         registry: Any = None,
         health: HealthRegistry | None = None,
         cooldowns: CooldownTracker | None = None,
+        listeners: Iterable[FinishedListener] = (),
     ) -> None:
         """`health` and `cooldowns` feed the gauges (backends in fallback, deployments cooling
         down): `build_app` hands in the ones the other layers write; built alone, the layer
@@ -61,6 +65,7 @@ class MetricsMiddleware(LLMLayer):
         self.health = health if health is not None else HealthRegistry()
         self.cooldowns = cooldowns
         self.custom: tuple[Exporter, ...] = tuple(exporters)
+        self.listeners: tuple[FinishedListener, ...] = tuple(listeners)
         self._registry = registry
         self._prometheus: Any = None  # made the first time a snapshot asks for it
         self._statsd: dict[tuple[Any, ...], Any] = {}
@@ -79,6 +84,18 @@ class MetricsMiddleware(LLMLayer):
         except Exception:  # fail open: a sink that cannot be built is no reason to fail
             self._failed("setup", None)
             return self.custom
+
+    def finished_listeners(self, config: Config) -> tuple[FinishedListener, ...]:
+        """The listeners that want this snapshot's requests (asked once per snapshot)."""
+        if not self.listeners:
+            return ()
+        try:
+            return config.derive(
+                self._key + ".listeners", lambda c: tuple(x for x in self.listeners if x.enabled(c))
+            )
+        except Exception:  # fail open, as for exporters
+            self._failed("setup", None)
+            return ()
 
     def _build_exporters(self, config: Config) -> tuple[Exporter, ...]:
         settings = config.metrics
@@ -136,7 +153,9 @@ class MetricsMiddleware(LLMLayer):
             endpoint = match_endpoint(scope, config.server.path_prefix)
             if endpoint is not None:
                 exporters = self.exporters(config)
-                if exporters:  # we run the exchange: record after it, status and error final
+                listeners = self.finished_listeners(config)
+                active = bool(exporters or listeners)
+                if active:  # we run the exchange: record after it, status and error final
                     self._started(exporters)
                 try:
                     await run_exchange(
@@ -149,9 +168,9 @@ class MetricsMiddleware(LLMLayer):
                         self.request_ids.for_scope(scope),
                     )
                 finally:
-                    ctx = get_context(scope) if exporters else None
+                    ctx = get_context(scope) if active else None
                     if ctx is not None:
-                        self._finished(exporters, ctx, None)
+                        self._finished(exporters, listeners, scope, ctx, None)
                 return
         await super().__call__(scope, receive, send)
 
@@ -162,7 +181,8 @@ class MetricsMiddleware(LLMLayer):
         # Another layer runs the exchange (we are mounted further in): it renders the error
         # only after we return, so catch it here on its way out.
         exporters = self.exporters(ctx.config)
-        if not exporters:
+        listeners = self.finished_listeners(ctx.config)
+        if not exporters and not listeners:
             await self.app(scope, receive, send)
             return
         self._started(exporters)
@@ -173,7 +193,7 @@ class MetricsMiddleware(LLMLayer):
             error = exc
             raise
         finally:
-            self._finished(exporters, ctx, error)
+            self._finished(exporters, listeners, scope, ctx, error)
 
     def _started(self, exporters: tuple[Exporter, ...]) -> None:
         self.in_flight += 1
@@ -186,7 +206,12 @@ class MetricsMiddleware(LLMLayer):
                     self._failed("request_started", exporter)
 
     def _finished(
-        self, exporters: tuple[Exporter, ...], ctx: LLMContext, error: BaseException | None
+        self,
+        exporters: tuple[Exporter, ...],
+        listeners: tuple[FinishedListener, ...],
+        scope: Scope,
+        ctx: LLMContext,
+        error: BaseException | None,
     ) -> None:
         self.in_flight -= 1
         try:
@@ -204,6 +229,18 @@ class MetricsMiddleware(LLMLayer):
                 exporter.record(record)
             except Exception:
                 self._failed("record", exporter)
+        for listener in listeners:
+            try:
+                listener.finished(scope, ctx, record)
+            except Exception:
+                self._failed("finished", listener)
+
+    def ledger_counts(self, written: int, dropped: int) -> None:
+        """Ledger records written and dropped since the last call (the ledger's writer calls
+        this): counted when Prometheus is configured."""
+        settings = self.configs.current.metrics
+        if settings is not None and settings.prometheus is not None:
+            self.prometheus.ledger_counts(written, dropped)
 
     def _failed(self, what: str, exporter: Any) -> None:
         self.failures += 1

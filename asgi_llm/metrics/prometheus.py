@@ -142,6 +142,14 @@ class PrometheusExporter(BaseExporter):
         self.dropped = Counter(
             f"{p}_telemetry_dropped", "Telemetry that could not be sent or recorded.", ("sink",), registry=r
         )
+        self.ledger_written = Counter(
+            f"{p}_ledger_written", "Ledger records written to the database.", registry=r
+        )
+        self.ledger_dropped = Counter(
+            f"{p}_ledger_dropped",
+            "Ledger records dropped: the queue was full, or the database was down past the spill.",
+            registry=r,
+        )
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._in_flight = self.in_flight
         for result in ("ok", "failed"):
@@ -214,6 +222,12 @@ class PrometheusExporter(BaseExporter):
 
     def telemetry_dropped(self, sink: str, count: int = 1) -> None:
         self.dropped.labels(sink).inc(count)
+
+    def ledger_counts(self, written: int, dropped: int) -> None:
+        if written:
+            self.ledger_written.inc(written)
+        if dropped:
+            self.ledger_dropped.inc(dropped)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition (and its content type) of this process, or of all workers'."""

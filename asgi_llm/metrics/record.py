@@ -126,10 +126,7 @@ class RecordBuilder:
             status_class = "disconnected" if ctx.disconnected else NONE
 
         entry = ctx.entry
-        asked = ctx.model
-        if asked is None:  # refused while the request was checked: the body may still say
-            asked = ctx.payload.get("model")
-            asked = asked if isinstance(asked, str) else None
+        asked = asked_model(ctx)
         if entry is None and asked is not None and ctx.model is None:
             # Refused while the request was checked (the exchange resolves only a valid one):
             # the body may still name a served model.
@@ -176,9 +173,19 @@ class RecordBuilder:
         )
 
 
+def asked_model(ctx: LLMContext) -> str | None:
+    """The model name the client wrote: the parsed one, else (refused while the request was
+    checked) whatever string the body holds."""
+    asked = ctx.model
+    if asked is None:
+        asked = ctx.payload.get("model")
+        asked = asked if isinstance(asked, str) else None
+    return asked
+
+
 def as_dict(record: RequestRecord) -> dict[str, Any]:
     """The record as a plain dict (for log-pipeline exporters)."""
     return dataclasses.asdict(record)
 
 
-__all__ = ["LabelGuard", "RecordBuilder", "RequestRecord", "as_dict"]
+__all__ = ["LabelGuard", "RecordBuilder", "RequestRecord", "as_dict", "asked_model"]

@@ -1,0 +1,14 @@
+"""The usage ledger: one record per finished LLM request (and one per upstream attempt in
+it), written off the request path to SQLite or PostgreSQL and queried by the admin API.
+
+    record.py      LedgerRecord / AttemptRecord, read once off the finished context
+    writer.py      the bounded queue, batches, spill and retries (the "request finished" listener)
+    service.py     the Ledger service: config, store, writer, queries (in `Services`)
+    store.py       the LedgerStore protocol and the queries' shapes
+    sql.py         the SQL both backends share
+    sqlite.py      the embedded default (stdlib sqlite3 in a worker thread)
+    postgres.py    PostgreSQL through asyncpg (extra `postgres`)
+    migrations.py  versioned schema, applied at startup and by `asgi-llm migrate`
+
+docs/ledger.md says what is recorded, how to query it and how it fails.
+"""

@@ -1,0 +1,113 @@
+"""PostgresStore: the ledger of a fleet, on PostgreSQL through asyncpg (extra `postgres`).
+
+The one module that imports asyncpg. A small pool (writes are batched: one connection is
+busy at a time in steady state; the others serve the admin queries). Every operation has
+the configured timeout; a database that cannot be reached raises, and the writer keeps the
+batch for later (writer.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from asgi_llm.ledger import sql
+from asgi_llm.ledger.migrations import ADVISORY_LOCK_ID, LATEST, statements, version_table
+from asgi_llm.ledger.record import LedgerRecord
+from asgi_llm.ledger.store import Cursor, Filters, GroupBy
+
+POOL_MAX = 4
+_INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
+_INSERT_ATTEMPT = sql.numbered(sql.INSERT_ATTEMPT)
+_SELECT_ATTEMPTS = sql.numbered(sql.SELECT_ATTEMPTS)
+_PRUNE = tuple(sql.numbered(statement) for statement in sql.PRUNE)
+
+
+def _asyncpg() -> Any:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - the schema accepts the URL; the extra is missing
+        raise RuntimeError(
+            "ledger.url is a postgresql:// URL but asyncpg is not installed: pip install 'asgi-llm[postgres]'"
+        ) from None
+    return asyncpg
+
+
+class PostgresStore:
+    dialect: sql.Dialect = "postgresql"
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        self._url = url  # never logged: it may hold a password
+        self.timeout_s = timeout_s
+        self._pool: Any = None
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            asyncpg = _asyncpg()
+            self._pool = await asyncpg.create_pool(
+                self._url,
+                min_size=1,
+                max_size=POOL_MAX,
+                timeout=self.timeout_s,
+                command_timeout=self.timeout_s,
+            )
+        return self._pool
+
+    async def migrate(self) -> int:
+        pool = await self._get_pool()
+        async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
+            # Replicas starting at once queue here; each then finds what the first applied.
+            await conn.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
+            await conn.execute(version_table("postgresql"))
+            current = await conn.fetchval("SELECT MAX(version) FROM ledger_schema_version") or 0
+            for version in range(current + 1, LATEST + 1):
+                for statement in statements("postgresql", version):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO ledger_schema_version (version, applied_at) VALUES ($1, $2)",
+                    version,
+                    time.time(),
+                )
+        return max(int(current), LATEST)
+
+    async def write(self, records: Sequence[LedgerRecord]) -> None:
+        pool = await self._get_pool()
+        rows = [sql.request_row(r) for r in records]
+        attempts = sql.attempt_rows(records)
+        async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
+            await conn.executemany(_INSERT_REQUEST, rows)
+            if attempts:
+                await conn.executemany(_INSERT_ATTEMPT, attempts)
+
+    async def _select(self, query: str, params: Sequence[Any]) -> list[Any]:
+        pool = await self._get_pool()
+        return list(await pool.fetch(query, *params, timeout=self.timeout_s))
+
+    async def usage(self, group_by: GroupBy, filters: Filters) -> list[dict[str, Any]]:
+        query, params = sql.usage_query("postgresql", group_by, filters)
+        return [sql.usage_row(tuple(row)) for row in await self._select(query, params)]
+
+    async def requests(
+        self, filters: Filters, limit: int, before: Cursor | None, *, content: bool = False
+    ) -> list[dict[str, Any]]:
+        query, params = sql.requests_query("postgresql", filters, limit, before, content=content)
+        return [sql.request_dict(tuple(row)) for row in await self._select(query, params)]
+
+    async def attempts(self, record_id: str) -> list[dict[str, Any]]:
+        return [sql.attempt_dict(tuple(row)) for row in await self._select(_SELECT_ATTEMPTS, (record_id,))]
+
+    async def prune(self, before: float) -> int:
+        pool = await self._get_pool()
+        async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
+            await conn.execute(_PRUNE[0], before)
+            status = await conn.execute(_PRUNE[1], before)  # "DELETE <n>"
+        return int(status.rpartition(" ")[2] or 0)
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+
+__all__ = ["PostgresStore"]
