@@ -30,7 +30,8 @@ export const fmt = {
   usd: (n) => "$" + (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 4 }),
   pct: (n) => (n === null || n === undefined || Number.isNaN(n) ? "–" : (n * 100).toFixed(1) + "%"),
   ms: (n) => (n === null || n === undefined ? "–" : Math.round(n).toLocaleString("en-US") + " ms"),
-  time: (t) => (t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : "–"),
+  // epoch seconds or an ISO 8601 string, shown as UTC to the second
+  time: (t) => (t ? (typeof t === "number" ? new Date(t * 1000).toISOString() : String(t)).replace("T", " ").slice(0, 19) : "–"),
 };
 
 export function tile(label, value, id) {

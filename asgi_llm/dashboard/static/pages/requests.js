@@ -19,7 +19,7 @@ export async function render(main, ctx) {
   filters.from ? h("input", { type: "hidden", name: "from", value: filters.from }) : null,
   filters.to ? h("input", { type: "hidden", name: "to", value: filters.to }) : null,
   h("button", { type: "submit" }, "Filter"),
-  h("a", { href: api.url("requests", { ...filters, format: "csv", limit: 10000 }), download: "requests.csv" }, "CSV"));
+  h("a", { href: api.url("requests", { ...filters, format: "csv", limit: 1000 }), download: "requests.csv" }, "CSV"));
   const tbody = h("div");
   const more = h("button", { type: "button", class: "secondary hidden", "data-more": "" }, "Older");
   let rows = [];
@@ -49,7 +49,7 @@ export async function render(main, ctx) {
 
 async function renderOne(main, { arg }) {
   const record = await api.get("requests/" + encodeURIComponent(arg));
-  const { attempts = [], ...fields } = record.data ?? record;
+  const { attempt_log: attempts = [], ...fields } = record;
   const columns = Object.keys(attempts[0] || { n: 0 }).map((k) => ({ key: k, label: k, nosort: true }));
   mount(main,
     h("h1", {}, "Request ", h("code", {}, fields.request_id ?? arg)),

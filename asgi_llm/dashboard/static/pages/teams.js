@@ -67,5 +67,5 @@ export async function render(main, ctx) {
 
 function periodSelect(current) {
   return h("label", {}, "Period", h("select", { name: "budget_period" },
-    ["day", "week", "month", "total"].map((p) => h("option", { value: p, selected: p === (current || "month") }, p))));
+    ["day", "week", "month"].map((p) => h("option", { value: p, selected: p === (current || "month") }, p))));
 }
