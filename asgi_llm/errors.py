@@ -14,6 +14,7 @@
     └── UpstreamError                502 upstream_error; carries deployment, retryable, retry_after
         ├── UpstreamTimeout          504 timeout
         └── UpstreamStatus           the upstream's own 4xx/5xx, passed on in our shape
+                                     (its 401/403: 502 upstream_auth_failed, see there)
 
 An error is an exception with its HTTP facts attached, so each layer raises and exactly one
 place (the request exchange) renders it, whatever order the layers are stacked in.
@@ -182,7 +183,14 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamStatus(UpstreamError):
-    """The upstream answered with an error status; 4xx other than 408/429 is final."""
+    """The upstream answered with an error status; 4xx other than 401/403/408/429 is final.
+
+    A 401 or 403 refuses the credentials the proxy holds for the deployment (a key revoked, an
+    AWS signature or a Vertex token refused, a model the account may not use), not the
+    client's: it is the deployment's failure, retried on the next one, and never shown as a
+    401 or 403 (which would tell the client its own key is wrong). It is a 502
+    `upstream_error` with code `upstream_auth_failed` and the provider's message.
+    """
 
     type = "upstream_error"
     code = "upstream_error"
@@ -197,11 +205,21 @@ class UpstreamStatus(UpstreamError):
         error_type: str | None = None,
         error_code: str | None = None,
     ) -> None:
-        retryable = status >= 500 or status in (408, 429)
+        retryable = status >= 500 or status in (401, 403, 408, 429)
+        refused = status in (401, 403)
+        if refused:
+            said = f"HTTP {status}" + (f" {error_code}" if error_code else "")
+            message = f"The upstream refused the proxy's credentials for this deployment ({said}): {message}"
         super().__init__(
-            message, deployment=deployment, retryable=retryable, retry_after=retry_after, status=status
+            message,
+            deployment=deployment,
+            retryable=retryable,
+            retry_after=retry_after,
+            status=502 if refused else status,
         )
-        if status == 429:
+        if refused:
+            self.code = "upstream_auth_failed"
+        elif status == 429:
             self.type, self.code = "rate_limit_error", error_code or "rate_limit_exceeded"
             if retry_after is not None:
                 self.headers.append(retry_after_header(retry_after))

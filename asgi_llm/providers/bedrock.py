@@ -41,7 +41,8 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 # Bedrock's exception names (x-amzn-errortype) -> (status for the client, error type). Throttling
 # and a model not ready are 429s, so the router tries another deployment; a model's own
 # failure (424) is a 502 and its timeout (408) a 504, retried too; a quota exhausted is a
-# rate limit of this deployment. AWS's signature and key refusals (403) are passed on.
+# rate limit of this deployment. AWS's signature and key refusals (403) refuse the
+# deployment's credentials: retried elsewhere, 502 upstream_auth_failed (errors.UpstreamStatus).
 _ERRORS: dict[str, tuple[int | None, str | None]] = {
     "ThrottlingException": (429, None),
     "ModelNotReadyException": (429, None),
@@ -53,11 +54,11 @@ _ERRORS: dict[str, tuple[int | None, str | None]] = {
     "ModelTimeoutException": (504, None),
     "ValidationException": (None, "invalid_request_error"),
     "ResourceNotFoundException": (None, "invalid_request_error"),
-    "AccessDeniedException": (None, "permission_error"),
-    "UnrecognizedClientException": (None, "permission_error"),
-    "InvalidSignatureException": (None, "permission_error"),
-    "IncompleteSignatureException": (None, "permission_error"),
-    "ExpiredTokenException": (None, "permission_error"),
+    "AccessDeniedException": (403, None),
+    "UnrecognizedClientException": (403, None),
+    "InvalidSignatureException": (403, None),
+    "IncompleteSignatureException": (403, None),
+    "ExpiredTokenException": (403, None),
 }
 
 

@@ -192,6 +192,18 @@ class VertexGeminiProvider(GeminiProvider):
         )
 
 
+# google.rpc.ErrorInfo reasons that refuse the deployment's key, which Google answers as 400
+# INVALID_ARGUMENT: read as the 401 they mean (errors.UpstreamStatus: the proxy's credentials).
+_KEY_REFUSED = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+
+
+def _refuses_key(error: dict[str, Any]) -> bool:
+    return any(
+        isinstance(detail, dict) and detail.get("reason") in _KEY_REFUSED
+        for detail in error.get("details") or ()
+    )
+
+
 def _retry_delay(error: dict[str, Any]) -> float | None:
     """google.rpc.RetryInfo's `retryDelay` ("17s", "0.5s") from an error's details."""
     for detail in error.get("details") or ():
@@ -203,7 +215,9 @@ def _retry_delay(error: dict[str, Any]) -> float | None:
 
 def google_error(status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment) -> UpstreamError:
     """`{"error": {"code", "message", "status", "details"}}` (or a list holding one) as an
-    UpstreamStatus: 429 and every 5xx are retryable, a 4xx is passed on with its message."""
+    UpstreamStatus: 429 and every 5xx are retryable, a 4xx is passed on with its message but
+    for a refused key (401, 403, or a 400 whose ErrorInfo says API_KEY_INVALID or
+    API_KEY_EXPIRED): the deployment's failure, retried elsewhere."""
     message, google_status = f"The upstream answered HTTP {status}.", None
     retry_after = parse_retry_after(headers.get("retry-after"))
     try:
@@ -220,6 +234,8 @@ def google_error(status: int, body: bytes, headers: ResponseHeaders, deployment:
             google_status = error["status"].lower()
         if retry_after is None:
             retry_after = _retry_delay(error)
+        if status == 400 and _refuses_key(error):
+            status = 401
     return UpstreamStatus(
         status,
         scrub(_GOOGLE_SECRETS.sub("***", message), deployment),

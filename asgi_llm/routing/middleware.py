@@ -40,6 +40,7 @@ from asgi_llm.routing.strategies import STRATEGIES, RoutingState
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 BACKOFF_BASE_S = 0.025
+AUTH_FAILED = "upstream_auth_failed"  # the upstream refused the deployment's own credentials
 BACKOFF_MAX_S = 0.25
 
 
@@ -226,6 +227,8 @@ class RouterMiddleware(LLMLayer):
     ) -> bool:
         routing = ctx.config.routing
         previous = next((e for e in reversed(errors) if e.deployment == deployment.id), None)
+        if previous is not None and previous.code == AUTH_FAILED:
+            return False  # refused credentials do not mend within a request
         if previous is not None:
             # Coming back to a deployment that already failed this request: wait a little.
             delay = self.rng.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** len(errors)))
@@ -254,6 +257,8 @@ class RouterMiddleware(LLMLayer):
             if ctx.response_started or not exc.retryable:
                 raise
             retry_after = exc.retry_after if isinstance(exc, UpstreamStatus) and exc.status == 429 else None
+            if exc.code == AUTH_FAILED:  # the deployment's credentials: cool it down at once
+                retry_after = routing.cooldown.seconds
             cooled = self.cooldowns.failure(deployment.id, routing.cooldown, retry_after)
             if cooled is not None:
                 self.events.cooldown_entered(deployment.id, cooled)

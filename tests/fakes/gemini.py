@@ -153,10 +153,17 @@ def _pieces(text: str, count: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def error_body(status: int, message: str, retry_delay: str | None = None) -> bytes:
+def error_body(status: int, message: str, retry_delay: str | None = None, reason: str | None = None) -> bytes:
     error: dict[str, Any] = {"code": status, "message": message, "status": STATUSES.get(status, "UNKNOWN")}
     if retry_delay is not None:
         error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
+    if reason is not None:  # google.rpc.ErrorInfo, as Google says why a key is refused
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "googleapis.com",
+        }
+        error["details"] = [info]
     return _dumps({"error": error})
 
 
@@ -227,11 +234,11 @@ class FakeGemini(FakeUpstream):
         match = _PATH.match(rec.path)
         return (match["model"], match["method"]) if match else None
 
-    def _authorize(self, rec: RecordedRequest) -> tuple[int, str] | None:
+    def _authorize(self, rec: RecordedRequest) -> tuple[int, str] | tuple[int, str, str] | None:
         if "key" in parse_qs(rec.query):
             return 400, "the API key went in the query string, where access logs keep it"
         if rec.headers.get("x-goog-api-key") != self.api_key:
-            return 400, "API key not valid. Please pass a valid API key."
+            return 400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
         return None
 
     async def _respond(self, rec: RecordedRequest, send: Send, abort: asyncio.Event) -> None:
@@ -272,10 +279,16 @@ class FakeGemini(FakeUpstream):
     async def _special(self, rec: RecordedRequest, send: Send) -> bool:
         return False  # the token endpoint, on Vertex
 
-    async def _refuse(self, rec: RecordedRequest, send: Send, status: int, message: str) -> None:
+    async def _refuse(
+        self, rec: RecordedRequest, send: Send, status: int, message: str, reason: str | None = None
+    ) -> None:
         self.refused.append((rec, message))
         await self._reply(
-            rec, send, status, error_body(status, message), {"content-type": "application/json"}
+            rec,
+            send,
+            status,
+            error_body(status, message, reason=reason),
+            {"content-type": "application/json"},
         )
 
     # -- validation ------------------------------------------------------------------

@@ -79,6 +79,19 @@ def proxy(fakes, tmp_path_factory):
             },
             {"name": "wrong-region", "deployments": [bedrock("eu-b", aws, region="eu-west-1")]},
             {
+                "name": "bad-key-or-gpt",
+                "deployments": [
+                    bedrock("bad-key-b", aws, aws_secret_access_key="not-" + SECRET_ACCESS_KEY),
+                    {
+                        "id": "gpt-after-bad-key",
+                        "provider": "openai-compatible",
+                        "model": "gpt-up",
+                        "base_url": gpt.base_url,
+                        "api_key": "sk-upstream-secret-gpt",
+                    },
+                ],
+            },
+            {
                 "name": "session",
                 "deployments": [
                     bedrock(
@@ -363,19 +376,34 @@ def test_a_validation_error_is_passed_on_with_bedrock_message(sdk, fakes):
 
 
 def test_a_signature_for_another_region_or_out_of_time_is_refused_as_aws_refuses_it(sdk, fakes):
+    """AWS's 403 refuses the proxy's signature, not the client's key: a 502
+    `upstream_auth_failed` with AWS's message (errors.UpstreamStatus), never a 403."""
     aws = fakes[0]
-    with pytest.raises(openai.PermissionDeniedError) as caught:
+    with pytest.raises(openai.InternalServerError) as caught:
         sdk.chat.completions.create(model="wrong-region", messages=USER)
+    assert caught.value.status_code == 502 and caught.value.body["code"] == "upstream_auth_failed"
     assert "scoped to a valid region" in caught.value.body["message"]
     aws.clock_offset_s = 400  # the proxy's clock is 6 2/3 minutes behind AWS's
-    with pytest.raises(openai.PermissionDeniedError) as caught:
+    with pytest.raises(openai.InternalServerError) as caught:
         sdk.chat.completions.create(model="claude", messages=USER)
-    assert caught.value.body["message"].startswith("Signature expired")
-    assert caught.value.body["code"] == "InvalidSignatureException"
+    assert "(HTTP 403 InvalidSignatureException): Signature expired" in caught.value.body["message"]
+    assert caught.value.body["type"] == "upstream_error"
+    # One attempt each although retries is 1: refused credentials are not tried again.
     assert aws.refused == ["InvalidSignatureException", "InvalidSignatureException"]
     assert not find_secrets(str(caught.value.body)) and ACCESS_KEY_ID not in str(caught.value.body)
     aws.clock_offset_s = 240  # within 5 minutes: accepted
     assert sdk.chat.completions.create(model="claude", messages=USER).choices[0].message.content
+
+
+def test_a_deployment_whose_key_aws_refuses_fails_over_and_cools_down(sdk, fakes):
+    aws, gpt = fakes
+    raw = sdk.chat.completions.with_raw_response.create(model="bad-key-or-gpt", messages=USER)
+    assert raw.headers["x-llm-deployment"] == "gpt-after-bad-key" and raw.headers["x-llm-attempts"] == "2"
+    assert aws.refused == ["InvalidSignatureException"]
+    # Cooled down at once: the next request goes to the fallback without trying it again.
+    raw = sdk.chat.completions.with_raw_response.create(model="bad-key-or-gpt", messages=USER, stream=True)
+    assert raw.headers["x-llm-deployment"] == "gpt-after-bad-key" and raw.headers["x-llm-attempts"] == "1"
+    assert len(aws.requests) == 1 and len(gpt.requests) == 2
 
 
 def test_session_credentials_and_credentials_from_the_environment(sdk, fakes):
@@ -524,18 +552,21 @@ def _bedrock_error(status: int, name: str, message: str, **headers: str):
         (408, "ModelTimeoutException", True, 504, "upstream_error"),
         (400, "ValidationException", False, 400, "invalid_request_error"),
         (404, "ResourceNotFoundException", False, 404, "invalid_request_error"),
-        (403, "AccessDeniedException", False, 403, "permission_error"),
-        (403, "UnrecognizedClientException", False, 403, "permission_error"),
+        (403, "AccessDeniedException", True, 502, "upstream_error"),
+        (403, "UnrecognizedClientException", True, 502, "upstream_error"),
+        (403, "ExpiredTokenException", True, 502, "upstream_error"),
     ],
 )
 def test_bedrock_errors_map_by_exception_name(status, name, retryable, client_status, error_type):
     error = _bedrock_error(status, name, "Bedrock says no.", **{"retry-after": "2"})
     assert (error.retryable, error.status, error.type) == (retryable, client_status, error_type)
-    assert error.message == "Bedrock says no."
+    assert error.message.endswith("Bedrock says no.")
     if client_status == 429:
         assert error.code == "rate_limit_exceeded" and error.retry_after == 2
     elif client_status < 500:
-        assert error.code == name
+        assert error.code == name and error.message == "Bedrock says no."
+    elif status == 403:  # the deployment's credentials refused: never a 403 to the client
+        assert error.code == "upstream_auth_failed" and f"(HTTP 403 {name})" in error.message
 
 
 def test_credentials_in_a_bedrock_message_never_reach_the_client():

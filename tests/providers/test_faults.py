@@ -176,7 +176,7 @@ async def test_upstream_error_text_echoing_the_provider_key_is_scrubbed(asgi_cli
     )
     client = asgi_client({"models": [{"name": "m", "deployments": [direct(up)]}]})
     response = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER})
-    assert response.status_code == 401
+    assert_error_shape(response, 502, "upstream_auth_failed")  # the proxy's key, not the client's
     assert "sk-upstream-secret-1" not in response.text and "abcdef123456" not in response.text
     assert "Incorrect API key provided" in response.text
 
