@@ -40,8 +40,8 @@ from asgi_llm.routing.strategies import STRATEGIES, RoutingState
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 BACKOFF_BASE_S = 0.025
-AUTH_FAILED = "upstream_auth_failed"  # the upstream refused the deployment's own credentials
 BACKOFF_MAX_S = 0.25
+AUTH_FAILED = "upstream_auth_failed"  # the upstream refused the deployment's own credentials
 
 
 def final_error(errors: list[UpstreamError], retry_after_cap: float | None = None) -> UpstreamError:
