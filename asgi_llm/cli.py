@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds streams may run on after SIGTERM before they are ended",
     )
+    migrate = commands.add_parser("migrate", help="bring the ledger's database schema up to date")
+    migrate.add_argument("--config", help=f"config file (default: ${CONFIG_ENV})")
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("path")
     key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
@@ -121,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.command == "migrate":
+        from asgi_llm.ledger.service import migrate_command
+
+        return migrate_command(config)
     _print_warnings(config, config.source)
     if config.auth is None and not _is_loopback(args.host) and not args.allow_unauthenticated:
         print(

@@ -15,12 +15,17 @@ MAX_CREDENTIAL_BYTES = 8192
 _VISIBLE_ASCII = re.compile(rb"[\x21-\x7e]+")
 _HEADERS = (b"authorization", b"api-key", b"x-api-key")
 _QUERY_NAMES = frozenset({"api_key", "api-key", "key", "apikey", "access_token", "token"})
+# The ledger's query routes filter on a key *id* named `key` (the contract's `?key=`); the
+# value is never read as a credential, so there `key` is a filter like any other.
+_KEY_FILTER_PATHS = ("/admin/usage", "/admin/requests")
+_FILTER_QUERY_NAMES = _QUERY_NAMES - {"key"}
 
 
 def extract_credential(scope: Scope) -> str:
     query = scope.get("query_string", b"")
+    refused = _FILTER_QUERY_NAMES if scope.get("path", "").endswith(_KEY_FILTER_PATHS) else _QUERY_NAMES
     if query and any(
-        name.lower() in _QUERY_NAMES for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        name.lower() in refused for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     ):
         raise AuthenticationFailed("Credentials in the URL are not accepted; send them in a header.")
     found: dict[bytes, list[bytes]] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 
 from asgi_llm.config.loader import Config
@@ -23,6 +24,7 @@ from asgi_llm.ledger.store import LedgerStore
 from asgi_llm.ledger.urls import parse_ledger_url
 from asgi_llm.ledger.writer import LedgerWriter
 from asgi_llm.metrics.record import RequestRecord
+from asgi_llm.redact import redact_url_passwords
 from asgi_llm.types import Scope
 
 log = logging.getLogger("asgi_llm.ledger")
@@ -133,4 +135,28 @@ class Ledger:
             await store.aclose()
 
 
-__all__ = ["Ledger", "open_store"]
+def migrate_command(config: Config) -> int:
+    """`asgi-llm migrate`: apply the ledger's pending migrations; the exit status."""
+    settings = config.ledger
+    if settings is None:
+        print(f"error: {config.source}: no ledger: section, nothing to migrate", file=sys.stderr)
+        return 1
+    where = redact_url_passwords(settings.url)
+
+    async def run() -> int:
+        store = open_store(settings)
+        try:
+            return await asyncio.wait_for(store.migrate(), settings.timeout_s * 6)
+        finally:
+            await store.aclose()
+
+    try:
+        version = asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001 - reported, never with the URL's password
+        print(f"error: {where}: {type(exc).__name__}: {redact_url_passwords(str(exc))}", file=sys.stderr)
+        return 1
+    print(f"ok: {where}: ledger schema at version {version}")
+    return 0
+
+
+__all__ = ["Ledger", "migrate_command", "open_store"]
