@@ -207,3 +207,38 @@ def test_a_ui_path_over_a_proxy_route_is_refused():
             Config.from_dict(document(ui={"ui": True, "ui_path": path}))
     with pytest.raises(ConfigError, match="ui_secret"):
         Config.from_dict(document(ui={"ui": True, "ui_secret": "short"}))
+
+
+async def test_mounted_in_a_users_app_the_cookie_names_the_mount_path(asgi_client, stack):
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    client = asgi_client(app=Starlette(routes=[Mount("/gateway", app=stack)]))
+    response = await client.post(f"/gateway{UI}/signin", data={"credential": ROOT_KEY})
+    assert response.status_code == 303 and response.headers["location"] == f"/gateway{UI}/"
+    assert all(f"Path=/gateway{UI};" in line for line in cookie_lines(response).values())
+    page = await client.get(f"/gateway{UI}/")
+    assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+    assert (await client.get(f"/gateway{UI}/api/deployments")).json()["data"][0]["id"] == "m1-d"
+
+
+@pytest.mark.parametrize("order", ["outside auth", "inside admin"])
+async def test_a_misplaced_dashboard_fails_at_startup(order):
+    from asgi_llm import AuthMiddleware, ProviderApp
+    from asgi_llm.admin.middleware import AdminMiddleware
+    from asgi_llm.dashboard import DashboardMiddleware
+    from asgi_llm.lifespan import lifespan
+
+    config = Config.from_dict(document())
+    provider = ProviderApp(config=config)
+    if order == "outside auth":
+        app = DashboardMiddleware(
+            AuthMiddleware(AdminMiddleware(provider, config=config), config=config), config=config
+        )
+    else:
+        app = AuthMiddleware(
+            AdminMiddleware(DashboardMiddleware(provider, config=config), config=config), config=config
+        )
+    with pytest.raises(RuntimeError, match="DashboardMiddleware"):
+        async with lifespan(app):
+            pass
