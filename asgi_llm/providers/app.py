@@ -33,7 +33,7 @@ from asgi_llm.translate.count_tokens import estimate_input_tokens
 from asgi_llm.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from asgi_llm.tracing.tracer import AttemptTrace, RequestTracer
+    from asgi_llm.providers.observe import AttemptObserver, ObservedAttempt
 
 log = logging.getLogger("asgi_llm.providers")
 
@@ -67,7 +67,7 @@ class ProviderApp(LLMLayer):
         transport_factory: Any = None,
         clients: UpstreamClients | None = None,
         health: HealthRegistry | None = None,
-        tracer: RequestTracer | None = None,
+        tracer: AttemptObserver | None = None,
     ) -> None:
         """`clients` (the upstream pools) and `health` (what /readyz reports as degraded) are
         given by `build_app`; built alone, the app makes its own (`transport_factory` then
@@ -200,7 +200,7 @@ class ProviderApp(LLMLayer):
         return orjson.dumps(_model_object(entry.name))
 
     async def attempt(
-        self, ctx: LLMContext, deployment: Deployment, send: Send, traced: AttemptTrace | None = None
+        self, ctx: LLMContext, deployment: Deployment, send: Send, traced: ObservedAttempt | None = None
     ) -> None:
         provider = provider_for(deployment.provider)
         # Per attempt: what the last one learnt never reaches this one's client.
