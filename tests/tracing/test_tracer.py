@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode
 
 from asgi_llm import Config, build_app
 from tests.conftest import find_secrets, mock_model, run_lifespan_shutdown
+from tests.fakes.bedrock import ACCESS_KEY_ID, SECRET_ACCESS_KEY, FakeBedrock
 from tests.fakes.upstream import Behavior, FakeUpstream
 from tests.tracing.conftest import (
     CLIENT_SPAN,
@@ -333,3 +334,34 @@ async def test_shutdown_exports_what_is_queued(upstream):
     assert exporter.get_finished_spans() == ()
     await run_lifespan_shutdown(app)
     await await_until(lambda: len(exporter.get_finished_spans()) == 2, timeout=5)
+
+
+async def test_a_signed_bedrock_request_carries_the_traceparent_and_still_verifies(traced):
+    # The deployment's transport signs what it is handed (SigV4): the traceparent is added
+    # before it, so the fake's signature check, which refuses any tampering, passes.
+    with FakeBedrock("traced-aws") as aws:
+        deployment = {
+            "id": "b",
+            "provider": "bedrock",
+            "model": "anthropic.claude-3-haiku-20240307-v1:0",
+            "region": "us-east-1",
+            "base_url": aws.base_url,
+            "aws_access_key_id": ACCESS_KEY_ID,
+            "aws_secret_access_key": SECRET_ACCESS_KEY,
+        }
+        spans, client = traced(
+            {
+                "models": [{"name": "claude", "deployments": [deployment]}],
+                "tracing": {"otlp_endpoint": "http://127.0.0.1:9"},
+            }
+        )
+        response = await client.post(
+            "/v1/chat/completions", json={**CHAT, "model": "claude"}, headers={"traceparent": TRACEPARENT}
+        )
+        assert response.status_code == 200, response.text
+        attempt = spans.one("CLIENT")
+        (request,) = [r for r in aws.requests if r.method == "POST"]
+        assert (
+            ids(request.headers["traceparent"]) == f"00-{CLIENT_TRACE}-{hex_id(attempt.context.span_id, 16)}"
+        )
+        assert attributes(attempt)["gen_ai.provider.name"] == "aws.bedrock"
