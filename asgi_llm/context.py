@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from asgi_llm.types import Headers, Scope
 
 if TYPE_CHECKING:
+    from asgi_llm.auth.quotas import Quota
     from asgi_llm.config.catalog import ModelEntry
     from asgi_llm.config.loader import Config
     from asgi_llm.config.schema import Deployment
@@ -34,13 +35,23 @@ class Principal:
     admin: bool = False
     models: tuple[str, ...] = ("*",)  # glob patterns the principal may use
     endpoints: tuple[str, ...] = ("*",)
+    # Set at run time (docs/teams.md): the key's and the team's own allow-lists, each of which
+    # a model must match too, and the limits the limiter counts for them.
+    allow_lists: tuple[tuple[str, ...], ...] = ()
+    quotas: tuple[Quota, ...] = ()
 
     def may_use(self, entry: ModelEntry) -> bool:
-        """Whether a served model is in the allow-list (its name or any alias matches)."""
-        if "*" in self.models:
-            return True
+        """Whether a served model is in the allow-list (its name or any alias matches), and
+        in every runtime allow-list."""
         names = (entry.name, *entry.aliases)
-        return any(fnmatchcase(name, pattern) for pattern in self.models for name in names)
+        if "*" not in self.models and not any(
+            fnmatchcase(name, pattern) for pattern in self.models for name in names
+        ):
+            return False
+        return all(
+            any(fnmatchcase(name, pattern) for pattern in allowed for name in names)
+            for allowed in self.allow_lists
+        )
 
     def may_call(self, endpoint: str) -> bool:
         return "*" in self.endpoints or endpoint in self.endpoints

@@ -174,7 +174,7 @@ async def run_exchange(
                 code="method_not_allowed",
                 headers=[(b"allow", method.encode())],
             )
-        if method == "POST":
+        if method in ("POST", "PATCH"):  # PATCH: the admin API's partial updates
             check_content_type(scope)
             try:
                 async with asyncio.timeout(config.server.body_timeout_s):

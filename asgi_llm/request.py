@@ -113,10 +113,12 @@ def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
         return Route("admin.requests.get", "GET", path[len(_LEDGER_REQUEST_PATH) :])
     route = _ROUTES.get(path)
     if route is not None:
-        return route
+        if route.method == scope["method"] or not path.startswith("/admin/"):
+            return route
+        return _admin_route(path, scope["method"]) or route
     if not path.startswith("/v1/"):
         if path.startswith("/admin"):
-            return None
+            return _admin_route(path, scope["method"])
         path = "/v1" + path
         route = _ROUTES.get(path)
         if route is not None:
@@ -147,6 +149,41 @@ def _response_route(rest: str, method: str) -> Route | None:
         return Route("responses.input_items", "GET", response_id)
     if action == "cancel":
         return Route("responses.cancel", "POST", response_id)
+    return None
+
+
+# Admin routes whose method picks the action (the path alone is in ENDPOINTS for one method),
+# and those that name a team or a key in the path (docs/teams.md).
+ADMIN_METHODS: dict[tuple[str, str], str] = {
+    ("/admin/keys", "GET"): "admin.keys.list",
+    ("/admin/teams", "GET"): "admin.teams.list",
+    ("/admin/teams", "POST"): "admin.teams.create",
+}
+_TEAM_PATH, _KEY_PATH = "/admin/teams/", "/admin/keys/"
+_TEAM_ACTIONS = {"GET": "admin.teams.get", "PATCH": "admin.teams.update", "DELETE": "admin.teams.delete"}
+
+
+def _admin_route(path: str, method: str) -> Route | None:
+    """`/admin/teams` (GET, POST), `/admin/teams/{id}` (GET, PATCH, DELETE), `GET /admin/keys`,
+    `DELETE /admin/keys/{id}`, `POST /admin/keys/{id}/rotate`. A team id never holds a slash;
+    a key id may (the rotate route is matched by its end)."""
+    name = ADMIN_METHODS.get((path, method))
+    if name is not None:
+        return Route(name, method)
+    if path.startswith(_TEAM_PATH):
+        team = path[len(_TEAM_PATH) :]
+        if not team or "/" in team:
+            return None
+        if method not in _TEAM_ACTIONS:
+            method = "GET"  # any other method: 405, allow GET
+        return Route(_TEAM_ACTIONS[method], method, team)
+    if path.startswith(_KEY_PATH) and len(path) > len(_KEY_PATH):
+        key = path[len(_KEY_PATH) :]
+        if key.endswith("/rotate") and len(key) > len("/rotate"):
+            return Route("admin.keys.rotate", "POST", key.removesuffix("/rotate"))
+        return Route("admin.keys.delete", "DELETE", key)
+    if path == "/admin/teams":
+        return Route("admin.teams.list", "GET")  # any other method: 405, allow GET
     return None
 
 
@@ -417,6 +454,7 @@ def validate(endpoint: str, payload: dict[str, Any]) -> ParsedRequest:
 
 
 __all__ = [
+    "ADMIN_METHODS",
     "ENDPOINTS",
     "INFERENCE",
     "ROUTED",

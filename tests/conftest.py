@@ -66,10 +66,16 @@ def no_secrets_in_logs() -> Any:
 
 async def scan_response(response: httpx2.Response) -> None:
     """Response headers and body carry no key material (THREATS I1, K6). The one answer that
-    hands out a key on purpose, a minted key (POST /admin/keys), is scanned without it."""
+    hands out a key on purpose, a minted or rotated key (POST /admin/keys, POST
+    /admin/keys/{id}/rotate), is scanned without it."""
     await response.aread()
     body = response.text
-    if response.request.url.path.endswith("/admin/keys") and response.status_code == 201:
+    path = response.request.url.path
+    if (
+        path.endswith(("/admin/keys", "/rotate"))
+        and path.startswith("/admin/keys")
+        and response.status_code == 201
+    ):
         body = json.dumps({k: v for k, v in response.json().items() if k != "key"})
     headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
     leaked = find_secrets(headers) + find_secrets(body)

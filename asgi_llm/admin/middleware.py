@@ -1,4 +1,4 @@
-"""AdminMiddleware: config view and reload, cache purge, usage, fleet keys.
+"""AdminMiddleware: config view and reload, cache purge, usage, fleet keys and teams.
 
 Placed just inside AuthMiddleware, which has already required an admin role. Every admin
 action is audited before it is done; if the audit log cannot be written, it is refused.
@@ -16,16 +16,17 @@ from urllib.parse import parse_qs
 import orjson
 
 from asgi_llm.admin.deployments import DeploymentsView
+from asgi_llm.admin.keys import KeyActions, check_grants
+from asgi_llm.admin.teams import TeamActions
 from asgi_llm.admin.usage import LedgerQueries, RawBody
 from asgi_llm.auth.audit import AuditLog, AuditLogs, AuditUnavailable
-from asgi_llm.auth.keys import KeyRecord, KeyStores, RedisKeyStore
+from asgi_llm.auth.keys import KeyStores, RedisKeyStore
 from asgi_llm.auth.middleware import AuthMiddleware
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
 from asgi_llm.errors import InvalidRequest, PermissionDenied, ProxyError, ServiceUnavailable, error_object
 from asgi_llm.exchange import LLMLayer
-from asgi_llm.redis_client import errors as redis_errors
 from asgi_llm.responses import send_json, send_response
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
@@ -87,9 +88,10 @@ class AdminMiddleware(LLMLayer):
             "admin.requests.get": self.ledger.request,
             "admin.stats": self._stats,
             "admin.deployments": self._deployments,
-            "admin.keys": self._keys,
-            "admin.keys.revoke": self._keys_revoke,
         }
+        # Keys and teams at run time (admin/keys.py, admin/teams.py), in the key store.
+        self._actions.update(KeyActions(self._store).actions())
+        self._actions.update(TeamActions(self._store).actions())
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         action = self._actions.get(ctx.endpoint)
@@ -126,6 +128,8 @@ class AdminMiddleware(LLMLayer):
         target = _target(ctx, scope)
         if target:
             event["target"] = target
+        if scope["method"] in ("POST", "PATCH") and ctx.endpoint.startswith(("admin.keys", "admin.teams")):
+            event["fields"] = sorted(ctx.payload)[:16]  # what a change sets (names, never values)
         try:
             (audit or self.default_audit).record(event, required=True)
         except AuditUnavailable:
@@ -181,49 +185,6 @@ class AdminMiddleware(LLMLayer):
             return 404, {"error": _error("No rate-limit layer is mounted.", "limits_not_configured")}
         return 200, await self.limiter.usage_report()
 
-    async def _keys(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
-        store = self._store(ctx)
-        payload = ctx.payload
-        key_id, roles, tenant = payload.get("id"), payload.get("roles", []), payload.get("tenant")
-        if not isinstance(key_id, str) or not key_id or len(key_id) > 128:
-            raise InvalidRequest("'id' must be a non-empty string.", param="id")
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise InvalidRequest("'roles' must be an array of role names.", param="roles")
-        if tenant is not None and not isinstance(tenant, str):
-            raise InvalidRequest("'tenant' must be a string.", param="tenant")
-        self._check_grants(ctx.config, principal, roles)
-        if principal.tenant is not None:  # a tenant's admin mints keys of its own tenant only
-            if tenant not in (None, principal.tenant):
-                raise PermissionDenied(
-                    "You can mint keys for your own tenant only.", code="grant_not_allowed"
-                )
-            tenant = principal.tenant
-        try:
-            key = await store.create(key_id, tuple(roles), tenant)
-        except ValueError as exc:
-            return 409, {"error": _error(str(exc), "key_exists")}
-        except redis_errors() as exc:
-            raise _store_down() from exc
-        return 201, {"id": key_id, "key": key, "roles": roles, "tenant": tenant}
-
-    async def _keys_revoke(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
-        key_id = ctx.payload.get("id")
-        if not isinstance(key_id, str) or not key_id or len(key_id) > 128:
-            raise InvalidRequest("'id' must be a non-empty string.", param="id")
-        store = self._store(ctx)
-        try:
-            target = _config_record(ctx.config, key_id) or await store.record_for(key_id)
-            if target is not None:  # nobody revokes a key that holds more than they do
-                self._check_grants(ctx.config, principal, list(target.roles))
-                if principal.tenant is not None and target.tenant != principal.tenant:
-                    raise PermissionDenied(
-                        "You can revoke keys of your own tenant only.", code="grant_not_allowed"
-                    )
-            await store.revoke(key_id)
-        except redis_errors() as exc:
-            raise _store_down() from exc
-        return 200, {"revoked": key_id}
-
     def _store(self, ctx: LLMContext) -> RedisKeyStore:
         store = self.key_stores.for_config(ctx.config) if self.key_stores is not None else None
         if store is None:
@@ -232,41 +193,15 @@ class AdminMiddleware(LLMLayer):
             )
         return store
 
-    @staticmethod
-    def _check_grants(config: Config, principal: Principal, roles: list[str]) -> None:
-        """A principal can never mint a key that holds more than it holds itself."""
-        defined = config.auth.roles if config.auth else {}
-        for name in roles:
-            role = defined.get(name)
-            if role is None:
-                raise InvalidRequest(f"Unknown role {name!r}.", param="roles")
-            wider = (
-                (role.admin and not principal.admin)
-                or ("*" not in principal.models and not set(role.models) <= set(principal.models))
-                or ("*" not in principal.endpoints and not set(role.endpoints) <= set(principal.endpoints))
-            )
-            if wider:
-                raise PermissionDenied(f"Role {name!r} grants more than you hold.", code="grant_not_allowed")
-
-
-def _config_record(config: Config, key_id: str) -> KeyRecord | None:
-    for key in config.auth.api_keys if config.auth else ():
-        if key.id == key_id:
-            return KeyRecord(key.id, key.key_sha256, key.roles, key.tenant)
-    return None
-
-
-def _store_down() -> ServiceUnavailable:
-    return ServiceUnavailable(
-        "The key store is unavailable; try again shortly.", code="dependency_unavailable", retry_after=1
-    )
+    _check_grants = staticmethod(check_grants)
 
 
 def _target(ctx: LLMContext, scope: Scope) -> str | None:
     """What an admin action acts on, for the audit line: a key id or a purge's scope."""
-    if ctx.endpoint in ("admin.keys", "admin.keys.revoke"):
-        key_id = ctx.payload.get("id") if isinstance(ctx.payload, dict) else None
-        return f"key:{key_id[:128]}" if isinstance(key_id, str) and key_id else None
+    if ctx.endpoint.startswith(("admin.keys", "admin.teams")):
+        named = ctx.model if ctx.model is not None else ctx.payload.get("id")
+        kind = "team" if ctx.endpoint.startswith("admin.teams") else "key"
+        return f"{kind}:{named[:128]}" if isinstance(named, str) and named else None
     if ctx.endpoint == "admin.cache":
         return scope.get("query_string", b"").decode("latin-1")[:256] or "all"
     return None

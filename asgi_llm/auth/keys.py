@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -15,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.auth.quotas import Quota, Settings
+from asgi_llm.auth.teams import TeamStore
 from asgi_llm.breaker import Breaker
 from asgi_llm.config.loader import Config
 from asgi_llm.config.schema import Auth, KeyStore
@@ -33,6 +34,31 @@ class KeyRecord:
     digest: str
     roles: tuple[str, ...]
     tenant: str | None
+    # A store key's own settings (docs/teams.md), and until when it works: its expiry, or the
+    # end of the grace period of a secret replaced by a rotation (`rotated`).
+    settings: Settings | None = None
+    expires_at: float | None = None
+    rotated: bool = False
+    quota: Quota | None = None  # what the limiter counts for this key, from `settings`
+
+    def refusal(self, now: float) -> str | None:
+        """Why the key no longer works (`key_expired`, `key_rotated`), or None."""
+        if self.expires_at is None or now < self.expires_at:
+            return None
+        return "key_rotated" if self.rotated else "key_expired"
+
+    def to_json(self) -> bytes:
+        """The stored form (never the secret; the digest is the hash field it is stored at)."""
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "roles": list(self.roles),
+                "tenant": self.tenant,
+                "settings": self.settings.to_json() if self.settings is not None else None,
+                "expires_at": self.expires_at,
+                "rotated": self.rotated,
+            }
+        )
 
 
 class ConfigKeys:
@@ -106,8 +132,9 @@ class RedisKeyStore:
     """Keys shared by a fleet. A revoked key is refused by every replica within `cache_ttl_s`.
 
     Layout: hash `<prefix>:keys` digest -> record JSON; hash `<prefix>:key_ids` id -> digest;
-    set `<prefix>:revoked` of ids (config keys can be revoked too). Lookups are by digest:
-    no key pattern is ever built from client input.
+    set `<prefix>:revoked` of ids (config keys can be revoked too); what the admin API adds
+    (listing, rotation, teams) is in auth/key_registry.py and auth/teams.py. Lookups are by
+    digest: no key pattern is ever built from client input.
 
     Redis down: a store key gets 503 (only the store can vouch for it). A config key is who
     the config says; the store only knows whether it was revoked. With `on_unavailable: open`
@@ -122,6 +149,7 @@ class RedisKeyStore:
         self._revoked = f"{settings.prefix}:revoked"
         self._cache = _TTLCache(settings.cache_ttl_s)
         self._revoked_seen: dict[str, bool] = {}  # config key id -> the store's last answer
+        self._teams: TeamStore | None = None
         on_down, on_up = _outage_logs(settings.on_unavailable)
         # While down, one lookup per pause tries Redis; the others answer 503 at once.
         self._outage = Breaker(pause_s=RETRY_S, single_probe=True, on_down=on_down, on_up=on_up)
@@ -133,6 +161,8 @@ class RedisKeyStore:
         return self._client
 
     async def aclose(self) -> None:
+        if self._teams is not None:
+            await self._teams.aclose()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -146,7 +176,7 @@ class RedisKeyStore:
         """For /readyz: Redis answers. Asks it (PING) when it has not been heard for RETRY_S."""
         if time.monotonic() - self._outage.checked_at >= RETRY_S:
             with contextlib.suppress(ServiceUnavailable):
-                await self._redis(lambda client: client.ping())
+                await self.call(lambda client: client.ping())
         return not self.degraded
 
     def cached(self, digest: str) -> KeyRecord | None:
@@ -162,13 +192,13 @@ class RedisKeyStore:
             return config_record if config_record is not None and value else value
         if config_record is not None:
             return await self._unless_revoked(config_record, cache_key)
-        record = self._decode(await self._redis(lambda client: client.hget(self._keys, digest)), digest)
+        record = self._decode(await self.call(lambda client: client.hget(self._keys, digest)), digest)
         self._cache.put(cache_key, record)
         return record
 
     async def _unless_revoked(self, record: KeyRecord, cache_key: str) -> KeyRecord | None:
         try:
-            revoked = bool(await self._redis(lambda client: client.sismember(self._revoked, record.id)))
+            revoked = bool(await self.call(lambda client: client.sismember(self._revoked, record.id)))
         except ServiceUnavailable:
             if self.settings.on_unavailable == "closed":
                 raise
@@ -177,7 +207,7 @@ class RedisKeyStore:
         self._cache.put(cache_key, not revoked)
         return None if revoked else record
 
-    async def _redis(self, command: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def call(self, command: Callable[[Any], Awaitable[Any]]) -> Any:
         """One lookup command; 503 at once while Redis is down and not due for another try,
         so a blackholed Redis costs one socket timeout per RETRY_S, not one per request."""
         if not self._outage.allows():
@@ -192,47 +222,43 @@ class RedisKeyStore:
 
     @staticmethod
     def _decode(raw: bytes | None, digest: str) -> KeyRecord | None:
-        if raw is None:
-            return None
-        try:
-            data = orjson.loads(raw)
-            return KeyRecord(str(data["id"]), digest, tuple(map(str, data["roles"])), data.get("tenant"))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return None  # a foreign or corrupt entry grants nothing
+        return decode_record(raw, digest)
 
-    async def record_for(self, key_id: str) -> KeyRecord | None:
-        """The stored record of a key id (admin checks before a revocation)."""
-        digest = await self.client.hget(self._ids, key_id)
-        if digest is None:
-            return None
-        digest = digest.decode() if isinstance(digest, bytes) else str(digest)
-        return self._decode(await self.client.hget(self._keys, digest), digest)
+    def forget(self, key_id: str, *, revoked: bool = False) -> None:
+        """A key changed here (revoked, rotated): this replica stops serving its old record
+        at once; the others within `cache_ttl_s`."""
+        self._cache.clear()
+        if revoked:
+            self._revoked_seen[key_id] = True
 
-    async def create(self, key_id: str, roles: tuple[str, ...], tenant: str | None) -> str:
-        """Mint a key; the clear key is returned once and never stored."""
-        key = "sk-" + secrets.token_urlsafe(32)
-        digest = hash_key(key)
-        record = orjson.dumps({"id": key_id, "roles": list(roles), "tenant": tenant})
-        created = await self.client.hsetnx(self._ids, key_id, digest)
-        if not created:
-            raise ValueError(f"a key with id {key_id!r} exists")
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys, digest, record)
-            pipe.srem(self._revoked, key_id)
-            await pipe.execute()
-        return key
+    @property
+    def teams(self) -> TeamStore:
+        """The teams kept in this store (asgi_llm/auth/teams.py), one per store."""
+        if self._teams is None:
+            self._teams = TeamStore(self)
+        return self._teams
 
-    async def revoke(self, key_id: str) -> bool:
-        digest = await self.client.hget(self._ids, key_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(self._revoked, key_id)
-            if digest is not None:
-                pipe.hdel(self._keys, digest)
-                pipe.hdel(self._ids, key_id)
-            await pipe.execute()
-        self._cache.clear()  # this replica stops at once; others within cache_ttl_s
-        self._revoked_seen[key_id] = True
-        return True
+
+def decode_record(raw: bytes | None, digest: str) -> KeyRecord | None:
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+        key_id = str(data["id"])
+        settings = Settings.from_json(data["settings"]) if data.get("settings") else None
+        expires_at = data.get("expires_at")
+        return KeyRecord(
+            key_id,
+            digest,
+            tuple(map(str, data["roles"])),
+            data.get("tenant"),
+            settings,
+            float(expires_at) if expires_at is not None else None,
+            data.get("rotated") is True,
+            settings.quota("key", key_id) if settings is not None else None,
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # a foreign or corrupt entry grants nothing
 
 
 class KeyStores:

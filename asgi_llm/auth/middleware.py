@@ -18,6 +18,7 @@ from asgi_llm.auth.introspection import Introspector
 from asgi_llm.auth.jwt import JWTVerifier, looks_like_jwt
 from asgi_llm.auth.keys import ConfigKeys, KeyRecord, KeyStores, RedisKeyStore, hash_key
 from asgi_llm.auth.roles import RoleBook, roles_from_claim
+from asgi_llm.auth.runtime import apply_team, key_principal
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
@@ -99,6 +100,9 @@ class AuthMiddleware(LLMLayer):
         audit = self.audit_log(ctx.config)
         try:
             principal = await self._identify(ctx, scope)
+            store = self.key_store(ctx.config)
+            if store is not None and principal.tenant is not None:
+                await apply_team(principal, store.teams)
             ctx.principal = principal
             self._authorize(ctx, principal)
         except ProxyError as exc:
@@ -160,7 +164,7 @@ class AuthMiddleware(LLMLayer):
         if record is None and claims is None:
             record, claims = await self._check_remotely(ctx, scope, store, introspector, token, digest)
         if record is not None:
-            return state.roles.principal(record.id, tenant=record.tenant, roles=record.roles, kind="api_key")
+            return key_principal(state.roles, record, time.time())
         assert spec is not None and claims is not None
         return self._from_claims(
             state, claims, spec.subject_claim, spec.roles_claim, spec.tenant_claim, "introspection"

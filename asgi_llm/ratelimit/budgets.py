@@ -39,7 +39,13 @@ def period_bounds(period: str, now_s: float) -> tuple[str, int]:
 
 
 def budget_key(prefix: str, budget: Budget, label: str) -> str:
-    return f"{prefix}:budget:{budget.per}:{budget.period}:{label}"
+    return counter_key(prefix, budget.per, budget.period, label)
+
+
+def counter_key(prefix: str, per: str, period: str, label: str) -> str:
+    """The hash of one scope's spend in one period: a config budget and a team's or key's
+    own budget of the same scope and period count in the same one (ratelimit/quotas.py)."""
+    return f"{prefix}:budget:{per}:{period}:{label}"
 
 
 def to_micros(usd: float) -> int:
@@ -47,4 +53,4 @@ def to_micros(usd: float) -> int:
     return math.ceil(usd * MICROS - 1e-9) if usd > 0 else 0
 
 
-__all__ = ["MICROS", "budget_key", "period_bounds", "to_micros"]
+__all__ = ["MICROS", "budget_key", "counter_key", "period_bounds", "to_micros"]

@@ -18,6 +18,7 @@ from asgi_llm.config.schema import Budget, Limits
 from asgi_llm.context import Principal
 from asgi_llm.ratelimit.budgets import budget_key, period_bounds, to_micros
 from asgi_llm.ratelimit.identity import IPNetwork, key_part, parse_networks, subject
+from asgi_llm.ratelimit.quotas import MINUTE_MS, add_quota_budgets, quota_windows
 from asgi_llm.ratelimit.store import Admission, BudgetHold, Slot, Strategy, Window
 
 LEASE_MARGIN_S = 60.0
@@ -130,9 +131,9 @@ def build_checks(
 ) -> Checks:
     """Every check one request must pass. `model_names`: the resolved name, then aliases."""
     memo = (
-        (principal.id, principal.tenant, address, model_names)
+        (principal.id, principal.tenant, address, model_names, principal.quotas)
         if principal is not None
-        else (None, None, address, model_names)
+        else (None, None, address, model_names, ())
     )
     template = plan.templates.get(memo)
     if template is None:
@@ -154,6 +155,8 @@ def build_checks(
             admission.budgets.append(
                 BudgetHold(budget_key(plan.prefix, budget, label), who, to_micros(budget.usd), ends)
             )
+    if principal is not None and principal.quotas:
+        add_quota_budgets(admission.budgets, plan.prefix, principal.quotas, now_s)
     return Checks(admission, template.rates)
 
 
@@ -188,6 +191,9 @@ def _template(
             if key not in seen:
                 seen.add(key)
                 slots.append(Slot(key, rule.concurrency, plan.lease_ms))
+    if principal is not None and principal.quotas:
+        for key, amount, kind in quota_windows(plan.prefix, principal.quotas):
+            windows.append((key, Rate(amount, MINUTE_MS, f"{amount} per 1 minute"), kind))
     return _Template(tuple(windows), tuple(slots), tuple(rate for _, rate, _ in windows))
 
 

@@ -82,3 +82,40 @@ def attacker_key():
 
 def bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
+
+
+TENANT_ADMIN = "sk-team-a-admin-0123456789"
+
+
+def teams_config(redis_url: str, prefix: str, **auth: Any) -> dict[str, Any]:
+    """auth_config with a key store and a limits storage in Redis (db 3) under `prefix`, a
+    priced model (8 tokens at 10,000 USD per million: 0.08 USD a request) and an admin of
+    tenant team-a (`TENANT_ADMIN`) beside the tenant-less root."""
+    from tests.ratelimit.conftest import priced_mock
+
+    config = auth_config(key_store={"url": f"{redis_url}/3", "prefix": prefix, "cache_ttl_s": 1}, **auth)
+    config["models"].append(priced_mock("priced", input_per_mtok=10_000, output_per_mtok=10_000))
+    config["auth"]["roles"]["user"]["models"].append("priced")
+    config["auth"]["roles"]["ops"] = {"models": ["*"], "endpoints": ["*"], "admin": True}
+    config["auth"]["api_keys"].append(
+        {"id": "team-a-admin", "key_sha256": hash_key(TENANT_ADMIN), "roles": ["ops"], "tenant": "team-a"}
+    )
+    config["limits"] = {"storage": f"{redis_url}/3", "key_prefix": prefix, "timeout_s": 5}
+    return config
+
+
+@pytest.fixture
+def store_prefix(redis_available):
+    """(Redis URL, a key prefix of this test's own); its keys are deleted afterwards (the key
+    store's `<prefix>:*` and the limiter's `{<prefix>}:*`)."""
+    import uuid
+
+    import redis
+
+    prefix = f"teams-{uuid.uuid4().hex[:12]}"
+    yield redis_available, prefix
+    client = redis.Redis.from_url(f"{redis_available}/3")
+    for pattern in (f"{prefix}:*", "{" + prefix + "}*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+    client.close()
