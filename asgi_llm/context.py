@@ -213,6 +213,7 @@ class LLMContext:
     attempt_log: list[Attempt] = field(default_factory=list)  # one per upstream attempt
     cache_status: str | None = None  # hit | miss | bypass
     cache_kind: str | None = None  # exact | semantic
+    cache_stage: str | None = None  # what decided a semantic lookup (cache/semantic.py STAGES)
     # The answering attempt's usage: from the upstream, or, for a stream that ended before
     # saying it, what was delivered (accounting.delivered_usage); None if it never said.
     usage: Usage | None = None

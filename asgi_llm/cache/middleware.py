@@ -222,14 +222,17 @@ class CacheMiddleware(LLMLayer):
         semantic = self._semantic
         if semantic is None or not call.settings.semantic.enabled:
             return False
-        match = await semantic.lookup(call.ctx, call.key, call.directives.threshold)
-        if match is None:
+        decision = await semantic.lookup(call.ctx, call.key, call.directives.threshold)
+        if decision is None:
             return False
-        other_key, other_where, similarity = match
-        found = await self._get(call.store, other_where, other_key)
+        call.ctx.cache_stage = decision.stage
+        if decision.key is None:
+            return False
+        found = await self._get(call.store, decision.where, decision.key)
         if found is None:
             return False
-        await self._serve(call.ctx, found, "semantic", similarity, send)
+        call.ctx.add_header(b"x-cache-stage", decision.stage.encode())
+        await self._serve(call.ctx, found, "semantic", decision.similarity, send)
         return True
 
     async def _get(self, store: CacheStore, where: str, key: CacheKey) -> Entry | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,13 +22,14 @@ from asgi_llm.cache.embedder import BatchingEmbedder, Embedder, load_embedder
 from asgi_llm.cache.guards import features, veto
 from asgi_llm.cache.index import IndexItem, VectorIndex, make_index
 from asgi_llm.cache.keys import CacheKey, digest_of, request_params, short_digest
+from asgi_llm.config.catalog import normalize_model_name
 from asgi_llm.context import LLMContext
 from asgi_llm.redis_client import is_redis_url
 
 if TYPE_CHECKING:
     from asgi_llm.cache.store import CacheStore
     from asgi_llm.cache.sync import FleetSync
-    from asgi_llm.config.schema import Cache
+    from asgi_llm.config.schema import Cache, Semantic
 
 log = logging.getLogger("asgi_llm.cache")
 CANDIDATES = 4
@@ -66,6 +68,43 @@ def semantic_parts(endpoint: str, payload: dict[str, Any]) -> tuple[str, dict[st
 
 def context_hash(key: CacheKey, rest: dict[str, Any]) -> str:
     return digest_of("semantic/v1", key.namespace, key.model, key.endpoint, request_params(rest))
+
+
+# The stage that decided (x-cache-stage, and a metric label: a fixed set).
+COSINE = "cosine"  # a hit: close enough, and no guard objected
+BELOW = "threshold"  # a miss: nothing of the context close enough
+GUARD = "guard"  # a miss: close enough, but a guard vetoed every such candidate
+STAGES = (COSINE, BELOW, GUARD)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    stage: str
+    similarity: float | None  # of the best candidate of the context (None: none at all)
+    threshold: float  # the one in force for this request
+    key: CacheKey | None = None  # a hit: the stored question's key and storage key
+    where: str = ""
+
+    @property
+    def hit(self) -> bool:
+        return self.key is not None
+
+
+def threshold_for(settings: Semantic, ctx: LLMContext, asked: float | None) -> float:
+    """The request's x-cache-threshold or the default, but never under the floor configured
+    for its model (name or alias) or its tenant (`semantic.thresholds`)."""
+    limit = asked if asked is not None else settings.threshold
+    floors = settings.thresholds
+    entry = ctx.requested
+    if floors.models and entry is not None:
+        names = {normalize_model_name(n) for n in (entry.name, *entry.aliases)}
+        for name, floor in floors.models.items():
+            if normalize_model_name(name) in names:
+                limit = max(limit, floor)
+    tenant = ctx.principal.tenant if ctx.principal is not None else None
+    if tenant is not None and tenant in floors.tenants:
+        limit = max(limit, floors.tenants[tenant])
+    return limit
 
 
 class SemanticTier:
@@ -112,11 +151,10 @@ class SemanticTier:
             log.warning("embedding failed (%s): semantic tier bypassed", exc.__class__.__name__)
             return None
 
-    async def lookup(
-        self, ctx: LLMContext, key: CacheKey, threshold: float | None
-    ) -> tuple[CacheKey, str, float] | None:
-        """The best stored question of the same context that is close enough and that the
-        guards allow: (its key, its storage key, the similarity)."""
+    async def lookup(self, ctx: LLMContext, key: CacheKey, threshold: float | None) -> Decision | None:
+        """What the tier decided about this request: a hit on the best stored question of the
+        same context that is close enough and that the guards allow, or a miss and the stage
+        that made it one. None when the tier does not apply (nothing to embed)."""
         parts = semantic_parts(key.endpoint, ctx.payload)
         if parts is None:
             return None
@@ -124,18 +162,23 @@ class SemanticTier:
         vector = await self._vector(text)
         if vector is None:
             return None
-        limit = threshold if threshold is not None else self.settings.threshold
+        limit = threshold_for(self.settings, ctx, threshold)
         asked = features(text)
+        best: float | None = None
+        stage = BELOW
         for item, score in self.index.search(context_hash(key, rest), vector, CANDIDATES):
+            best = score if best is None else best
             if score < limit:
                 break
             if self.settings.guards:
                 reason = veto(asked, item.features)
                 if reason is not None:
                     self.vetoes[reason] = self.vetoes.get(reason, 0) + 1
+                    stage = GUARD
                     continue
-            return CacheKey(key.namespace, key.model, item.endpoint, item.digest), item.id, score
-        return None
+            found = CacheKey(key.namespace, key.model, item.endpoint, item.digest)
+            return Decision(COSINE, score, limit, found, item.id)
+        return Decision(stage, best, limit)
 
     async def add(self, ctx: LLMContext, key: CacheKey, where: str, ttl_s: float) -> None:
         parts = semantic_parts(key.endpoint, ctx.payload)
@@ -212,4 +255,12 @@ async def build_semantic_tier(
     return SemanticTier(settings, front, index, sync)
 
 
-__all__ = ["SemanticTier", "build_semantic_tier", "context_hash", "semantic_parts"]
+__all__ = [
+    "STAGES",
+    "Decision",
+    "SemanticTier",
+    "build_semantic_tier",
+    "context_hash",
+    "semantic_parts",
+    "threshold_for",
+]

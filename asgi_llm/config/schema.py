@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import socket
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -522,12 +522,24 @@ class Limits(Section):
         return value
 
 
+SemanticThreshold = Annotated[float, Field(ge=0.5, le=1)]
+
+
+class SemanticThresholds(Section):
+    """Stricter semantic thresholds for some models (names or aliases) and tenants: a floor
+    that neither the default nor a request's x-cache-threshold goes under."""
+
+    models: dict[str, SemanticThreshold] = {}
+    tenants: dict[str, SemanticThreshold] = {}
+
+
 class Semantic(Section):
     """The semantic tier (extra `semantic`): off unless enabled. See docs/caching.md."""
 
     enabled: bool = False
     threshold: float = Field(0.9, gt=0, le=1)
-    model: str = "all-MiniLM-L6-v2"
+    thresholds: SemanticThresholds = SemanticThresholds()
+    model: str = "all-MiniLM-L6-v2"  # one of cache/models.py KNOWN (its package installed)
     model_path: str | None = None  # a local sentence-transformers dir; default: the packaged model
     backend: Literal["onnx", "torch"] = "onnx"  # same vectors; onnx is ~4x faster on CPU
     onnx_cache_dir: str | None = None  # where the exported graph is kept (~/.cache/asgi-llm)
@@ -538,6 +550,16 @@ class Semantic(Section):
     batch_window_ms: float = Field(0.0, ge=0, le=100)  # 0: batch whatever queued meanwhile
     max_batch: int = Field(32, ge=1, le=512)
     threads: int = Field(1, ge=1, le=64)  # torch threads: 1 keeps p99 low on small boxes
+
+    @model_validator(mode="after")
+    def _check_model(self) -> Semantic:
+        if self.enabled:  # cheap: looks for the package or directory, imports nothing
+            from asgi_llm.cache.models import problem
+
+            found = problem(self.model, self.model_path)
+            if found is not None:
+                raise FieldError(("model_path" if self.model_path else "model",), found)
+        return self
 
 
 class Cache(Section):
@@ -771,4 +793,9 @@ class ConfigModel(Section):
             ]:
                 if normalize_model_name(name) not in names:
                     raise FieldError(loc, f"unknown model {name!r}")
+        if self.cache is not None:
+            for name in self.cache.semantic.thresholds.models:
+                if normalize_model_name(name) not in names:
+                    field = ("cache", "semantic", "thresholds", "models", name)
+                    raise FieldError(field, f"unknown model {name!r}")
         return self

@@ -106,6 +106,12 @@ class PrometheusExporter(BaseExporter):
         self.cache_hits = Counter(
             f"{p}_cache_hits", "Answers served from the cache.", ("model", "kind"), registry=r
         )
+        self.cache_semantic = Counter(
+            f"{p}_cache_semantic_decisions",
+            "Semantic cache lookups by the stage that decided: cosine (a hit), threshold or guard (misses).",
+            ("model", "stage"),
+            registry=r,
+        )
         self.rejections = Counter(
             f"{p}_ratelimit_rejections",
             "Requests refused by the proxy's rate limits or budgets.",
@@ -192,6 +198,8 @@ class PrometheusExporter(BaseExporter):
                 self.rejections.labels(model, request.error_code or "none").inc()
         if request.cache == "hit" and request.cache_kind is not None:
             self.cache_hits.labels(model, request.cache_kind).inc()
+        if request.cache_stage is not None:
+            self.cache_semantic.labels(model, request.cache_stage).inc()
         if request.attempts > 1:
             self.failovers.labels(model).inc(request.attempts - 1)
         if request.fallback_from is not None:

@@ -60,6 +60,11 @@ class LabelGuard:
         return value
 
 
+# The stages a semantic cache lookup can end at (cache/semantic.py STAGES; a test keeps the
+# two equal): spelt here so that metrics never import the semantic tier (numpy, models).
+SEMANTIC_STAGES = frozenset(("cosine", "threshold", "guard"))
+
+
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3 µs more
 class RequestRecord:
     endpoint: str  # chat | completions | embeddings | models | admin.*
@@ -69,6 +74,7 @@ class RequestRecord:
     status_class: str  # 2xx | 3xx | 4xx | 5xx | disconnected | none
     cache: str  # hit | miss | bypass | none
     cache_kind: str | None  # exact | semantic, on hits
+    cache_stage: str | None  # what decided a semantic lookup, hit or miss (cache.semantic.STAGES)
     stream: bool
     error_type: str | None
     error_code: str | None
@@ -153,6 +159,7 @@ class RecordBuilder:
             status_class=status_class,
             cache=ctx.cache_status if ctx.cache_status in ("hit", "miss", "bypass") else NONE,
             cache_kind=ctx.cache_kind if ctx.cache_kind in ("exact", "semantic") else None,
+            cache_stage=ctx.cache_stage if ctx.cache_stage in SEMANTIC_STAGES else None,
             stream=ctx.stream,
             error_type=error_type,
             error_code=error_code,

@@ -184,6 +184,10 @@ class StatsDExporter(BaseExporter):
                 )
         if request.cache == "hit" and request.cache_kind is not None:
             lines.append(f"{p}.cache.hits:1|c" + self._suffix(("model", "kind"), (model, request.cache_kind)))
+        if request.cache_stage is not None:
+            lines.append(
+                f"{p}.cache.semantic:1|c" + self._suffix(("model", "stage"), (model, request.cache_stage))
+            )
         if request.attempts > 1:
             lines.append(f"{p}.failovers:{request.attempts - 1}|c" + self._suffix(("model",), (model,)))
         if request.fallback_from is not None:

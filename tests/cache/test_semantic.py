@@ -46,9 +46,10 @@ class BagOfWords:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
-def semantic_app(upstream, embedder=None, *, auth=False, threshold=0.8, **cache):
+def semantic_app(upstream, embedder=None, *, auth=False, threshold=0.8, semantic=None, top=None, **cache):
+    settings = {"enabled": True, "threshold": threshold, **(semantic or {})}
     config = Config.from_dict(
-        cache_config(upstream, auth=auth, **cache, semantic={"enabled": True, "threshold": threshold})
+        {**cache_config(upstream, auth=auth, **cache, semantic=settings), **(top or {})}
     )
     settings = config.cache
     embedder = embedder or BagOfWords()
