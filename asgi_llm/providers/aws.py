@@ -1,4 +1,5 @@
-"""AWS's side of `provider: bedrock`: credentials, SigV4 signing and event-stream framing.
+"""AWS's side of `provider: bedrock`: static credentials, SigV4 signing and event-stream
+framing (aws_chain.py: the rest of AWS's credential chain, and the transport that signs).
 
 The one module that imports botocore (extra `bedrock`), and only inside functions, when a
 Bedrock deployment is first used: a stack without one never loads it. botocore is AWS's own
@@ -38,9 +39,10 @@ class AwsCredentials:
     session_token: str | None = field(default=None, repr=False)
 
 
-def credentials_for(deployment: Deployment, environ: Mapping[str, str]) -> AwsCredentials:
+def static_credentials(deployment: Deployment, environ: Mapping[str, str]) -> AwsCredentials | None:
     """The deployment's own keys, else the standard environment variables (read per request,
-    so rotated session credentials are picked up)."""
+    so rotated session credentials are picked up); None when neither has them (then
+    aws_chain.py asks the rest of AWS's default chain)."""
     if deployment.aws_access_key_id and deployment.aws_secret_access_key:
         return AwsCredentials(
             deployment.aws_access_key_id, deployment.aws_secret_access_key, deployment.aws_session_token
@@ -48,6 +50,14 @@ def credentials_for(deployment: Deployment, environ: Mapping[str, str]) -> AwsCr
     key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
     if key_id and secret:
         return AwsCredentials(key_id, secret, environ.get("AWS_SESSION_TOKEN") or None)
+    return None
+
+
+def credentials_for(deployment: Deployment, environ: Mapping[str, str]) -> AwsCredentials:
+    """`static_credentials`, or an error saying what to set."""
+    found = static_credentials(deployment, environ)
+    if found is not None:
+        return found
     raise AwsConfigError(
         f"deployment {deployment.id!r} has no AWS credentials: set aws_access_key_id and "
         "aws_secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
@@ -165,4 +175,5 @@ __all__ = [
     "region_for",
     "scrub_credentials",
     "sign",
+    "static_credentials",
 ]

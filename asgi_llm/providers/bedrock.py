@@ -2,9 +2,10 @@
 
 Chat goes out as Converse (`POST /model/{id}/converse`) or ConverseStream
 (`/converse-stream`, answered in binary event-stream frames), embeddings as InvokeModel of a
-Titan or Cohere model (`/model/{id}/invoke`); every request is SigV4-signed in `build`, since
-the signature covers the body and the time. The translations are pure (translate/bedrock*.py);
-signing and framing are botocore's (aws.py).
+Titan or Cohere model (`/model/{id}/invoke`); every request is SigV4-signed by the
+deployment's transport just before it is sent (aws_chain.py: the signature covers the body and
+the time, and credentials from AWS's chain are fetched off the request path). The translations
+are pure (translate/bedrock*.py); signing and framing are botocore's (aws.py).
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from asgi_llm.providers.aws import (
     AwsCredentials,
     EventStreamDecoder,
     EventStreamError,
-    credentials_for,
     region_for,
     scrub_credentials,
-    sign,
+    static_credentials,
 )
 from asgi_llm.providers.base import bad_response, parse_retry_after, scrub, usage_from
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
@@ -120,16 +120,17 @@ class BedrockProvider:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = environ
 
-    def _signing(self, deployment: Deployment) -> tuple[AwsCredentials, str]:
+    def _region(self, deployment: Deployment) -> str:
         environ = os.environ if self._environ is None else self._environ
         try:
-            return credentials_for(deployment, environ), region_for(deployment, environ)
+            return region_for(deployment, environ)
         except AwsConfigError as exc:
             # This deployment cannot be called; another may: the router moves on.
             raise UpstreamError(str(exc), deployment=deployment.id, code="upstream_misconfigured") from None
 
     def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
-        credentials, region = self._signing(deployment)
+        """The request unsigned: the deployment's transport signs it (aws_chain.py)."""
+        region = self._region(deployment)
         base = deployment.base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
         # ':' stays as it is and '/' (an ARN's) is %2F: both go over the wire unchanged by
         # every HTTP client, so the path signed is the path sent.
@@ -154,7 +155,7 @@ class BedrockProvider:
                 f"Bedrock deployments serve chat completions and embeddings, not {ctx.endpoint}.",
                 code="unsupported_endpoint",
             )
-        return sign(UpstreamRequest("POST", url, headers, orjson.dumps(body)), credentials, region)
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
     def read_response(self, ctx: LLMContext, deployment: Deployment, body: bytes) -> bytes:
         try:
@@ -185,11 +186,7 @@ class BedrockProvider:
         self, status: int, body: bytes, headers: ResponseHeaders, deployment: Deployment
     ) -> UpstreamError:
         environ = os.environ if self._environ is None else self._environ
-        try:
-            credentials: AwsCredentials | None = credentials_for(deployment, environ)
-        except AwsConfigError:
-            credentials = None
-        return bedrock_error(status, body, headers, deployment, credentials)
+        return bedrock_error(status, body, headers, deployment, static_credentials(deployment, environ))
 
 
 def bedrock_error(

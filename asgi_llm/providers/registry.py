@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from asgi_llm.config.schema import Deployment
 from asgi_llm.providers.anthropic import AnthropicProvider
+from asgi_llm.providers.aws_chain import bedrock_transport
 from asgi_llm.providers.base import Provider
 from asgi_llm.providers.bedrock import BedrockProvider
 from asgi_llm.providers.gemini import GeminiProvider
@@ -45,7 +46,7 @@ REGISTRY: dict[str, ProviderEntry] = {
     "anthropic": ProviderEntry(AnthropicProvider()),
     "gemini": ProviderEntry(GeminiProvider()),
     "vertex": ProviderEntry(VertexProvider(), wrap=vertex_transport),  # Gemini, or Claude by name
-    "bedrock": ProviderEntry(BedrockProvider()),  # SigV4 in build: signing covers the body
+    "bedrock": ProviderEntry(BedrockProvider(), wrap=bedrock_transport),  # SigV4 just before sending
     "mock": ProviderEntry(_OPENAI, transport=MockTransport),  # an OpenAI server, in process
     **{name: ProviderEntry(PresetProvider(name)) for name in PRESETS},
 }

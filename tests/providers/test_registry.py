@@ -39,8 +39,9 @@ def test_only_the_mock_brings_its_own_transport():
     assert entry_for("openai-compatible").wire is provider_for("mock")  # one chat-only wire
 
 
-def test_only_vertex_wraps_the_pool_it_is_given():
-    assert {name for name, entry in REGISTRY.items() if entry.wrap is not None} == {"vertex"}
+def test_only_vertex_and_bedrock_wrap_the_pool_they_are_given():
+    # Vertex AI adds an access token, Bedrock a SigV4 signature with credentials from AWS's chain.
+    assert {name for name, entry in REGISTRY.items() if entry.wrap is not None} == {"vertex", "bedrock"}
 
 
 def test_every_preset_is_the_openai_wire_with_its_own_quirks():
