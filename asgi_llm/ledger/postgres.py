@@ -8,6 +8,7 @@ batch for later (writer.py).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +48,7 @@ class PostgresStore:
             asyncpg = _asyncpg()
             self._pool = await asyncpg.create_pool(
                 self._url,
-                min_size=1,
+                min_size=0,  # no floor to restore while the database is down
                 max_size=POOL_MAX,
                 timeout=self.timeout_s,
                 command_timeout=self.timeout_s,
@@ -105,9 +106,14 @@ class PostgresStore:
         return int(status.rpartition(" ")[2] or 0)
 
     async def aclose(self) -> None:
+        """Close gracefully within the timeout, else cut the connections (a stalled database
+        must not hold a shutdown)."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), self.timeout_s)
+            except Exception:  # noqa: BLE001 - timed out or broken: cut what is left
+                pool.terminate()
 
 
 __all__ = ["PostgresStore"]
