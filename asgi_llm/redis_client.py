@@ -179,10 +179,18 @@ def _classes() -> tuple[type[Any], type[Any], type[Any]]:
                 return await super().execute_command(*args, **options)
 
     class BoundedCluster(RedisCluster):  # type: ignore[misc]
+        """A command waits for one of `max_connections` slots (redis-py's cluster pools raise
+        MaxConnectionsError when a node's pool is exhausted instead of waiting, as the single
+        server's BlockingConnectionPool does), within the same deadline."""
+
         deadline_s = DEFAULT_TIMEOUT_S
 
+        def __init__(self, *args: Any, max_connections: int = MAX_CONNECTIONS, **kwargs: Any) -> None:
+            super().__init__(*args, max_connections=max_connections, **kwargs)
+            self.in_flight = asyncio.Semaphore(max_connections)
+
         async def execute_command(self, *args: Any, **options: Any) -> Any:
-            async with asyncio.timeout(self.deadline_s):
+            async with asyncio.timeout(self.deadline_s), self.in_flight:
                 return await super().execute_command(*args, **options)
 
     class SentinelManaged(BoundedRedis):
