@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -186,14 +187,15 @@ class AttemptTrace:
         return _TracedTransport(inner, self)
 
     def outgoing(self, request: UpstreamRequest) -> UpstreamRequest:
+        span = self.span
         headers = dict(request.headers)
-        self.propagator.inject(headers, context=trace.set_span_in_context(self.span))
-        if self.span.is_recording():
+        self.propagator.inject(headers, context=trace.set_span_in_context(span))
+        if span.is_recording():
             address, port = _server(request.url)
             if address:  # the mock provider has no URL
-                self.span.set_attribute("server.address", address)
+                span.set_attribute("server.address", address)
                 if port is not None:
-                    self.span.set_attribute("server.port", port)
+                    span.set_attribute("server.port", port)
         return dataclasses.replace(request, headers=headers)
 
 
@@ -215,6 +217,7 @@ class _TracedTransport:
         pass
 
 
+@functools.lru_cache(maxsize=1024)  # a deployment's URL is parsed once
 def _server(url: str) -> tuple[str, int | None]:
     parts = urlsplit(url)
     port = parts.port
