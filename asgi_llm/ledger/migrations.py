@@ -10,14 +10,25 @@ add the next one.
 
 from __future__ import annotations
 
+from asgi_llm.ledger import rollup
 from asgi_llm.ledger.sql import Dialect
 
 # Any constant: the advisory lock every asgi-llm process takes to migrate one database.
 ADVISORY_LOCK_ID = 0x61736769_6C6C6D  # "asgillm"
 
 _TYPES: dict[Dialect, dict[str, str]] = {
-    "sqlite": {"float": "REAL", "bigint": "INTEGER", "int": "INTEGER"},
-    "postgresql": {"float": "DOUBLE PRECISION", "bigint": "BIGINT", "int": "INTEGER"},
+    "sqlite": {
+        "float": "REAL",
+        "bigint": "INTEGER",
+        "int": "INTEGER",
+        "hour_of_ts": rollup.HOUR_OF_TS["sqlite"],
+    },
+    "postgresql": {
+        "float": "DOUBLE PRECISION",
+        "bigint": "BIGINT",
+        "int": "INTEGER",
+        "hour_of_ts": rollup.HOUR_OF_TS["postgresql"],
+    },
 }
 
 SCHEMA_VERSION_TABLE = (
@@ -82,7 +93,8 @@ _V1 = [
     "CREATE INDEX IF NOT EXISTS ledger_attempts_ts ON ledger_attempts (ts)",
 ]
 
-MIGRATIONS: tuple[list[str], ...] = (_V1,)  # version n is MIGRATIONS[n - 1]
+# Version 2: the hourly rollup the usage queries read (ledger/rollup.py).
+MIGRATIONS: tuple[list[str], ...] = (_V1, rollup.MIGRATION)  # version n is MIGRATIONS[n - 1]
 LATEST = len(MIGRATIONS)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from asgi_llm.ledger import sql
+from asgi_llm.ledger import rollup, sql
 from asgi_llm.ledger.migrations import ADVISORY_LOCK_ID, LATEST, statements, version_table
 from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Cursor, Filters, GroupBy
@@ -23,6 +23,8 @@ _INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
 _INSERT_ATTEMPT = sql.numbered(sql.INSERT_ATTEMPT)
 _SELECT_ATTEMPTS = sql.numbered(sql.SELECT_ATTEMPTS)
 _PRUNE = tuple(sql.numbered(statement) for statement in sql.PRUNE)
+_UPSERT_HOURLY = sql.numbered(rollup.UPSERT)
+_PRUNE_HOURLY = sql.numbered(rollup.PRUNE)
 
 
 def _asyncpg() -> Any:
@@ -77,17 +79,21 @@ class PostgresStore:
         rows = [sql.request_row(r) for r in records]
         attempts = sql.attempt_rows(records)
         async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
+            ids = [r.id for r in records]
+            stored = {row[0] for row in await conn.fetch(rollup.existing_ids("postgresql", len(ids)), ids)}
             await conn.executemany(_INSERT_REQUEST, rows)
             if attempts:
                 await conn.executemany(_INSERT_ATTEMPT, attempts)
+            hourly = rollup.hourly_rows(records, stored)
+            if hourly:
+                await conn.executemany(_UPSERT_HOURLY, hourly)
 
     async def _select(self, query: str, params: Sequence[Any]) -> list[Any]:
         pool = await self._get_pool()
         return list(await pool.fetch(query, *params, timeout=self.timeout_s))
 
     async def usage(self, group_by: GroupBy, filters: Filters) -> list[dict[str, Any]]:
-        query, params = sql.usage_query("postgresql", group_by, filters)
-        return [sql.usage_row(tuple(row)) for row in await self._select(query, params)]
+        return await rollup.usage(self._select, "postgresql", group_by, filters)
 
     async def requests(
         self, filters: Filters, limit: int, before: Cursor | None, *, content: bool = False
@@ -102,6 +108,7 @@ class PostgresStore:
         pool = await self._get_pool()
         async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
             await conn.execute(_PRUNE[0], before)
+            await conn.execute(_PRUNE_HOURLY, before)
             status = await conn.execute(_PRUNE[1], before)  # "DELETE <n>"
         return int(status.rpartition(" ")[2] or 0)
 

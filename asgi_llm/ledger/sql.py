@@ -83,7 +83,7 @@ PRUNE = (
     "DELETE FROM ledger_requests WHERE ts < ?",
 )
 
-_BUCKETS: dict[Dialect, dict[str, str]] = {
+BUCKETS: dict[Dialect, dict[str, str]] = {
     "sqlite": {
         "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
         "hour": "strftime('%Y-%m-%dT%H:00Z', ts, 'unixepoch')",
@@ -93,7 +93,7 @@ _BUCKETS: dict[Dialect, dict[str, str]] = {
         "hour": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:00\"Z\"')",
     },
 }
-_GROUP_COLUMNS = {"key": "key_id", "tenant": "tenant", "model": "model", "deployment": "deployment"}
+GROUP_COLUMNS = {"key": "key_id", "tenant": "tenant", "model": "model", "deployment": "deployment"}
 _FILTER_COLUMNS = (
     ("key", "key_id"),
     ("tenant", "tenant"),
@@ -189,7 +189,7 @@ def where(filters: Filters) -> tuple[str, list[Any]]:
 
 def usage_query(dialect: Dialect, group_by: str, filters: Filters) -> tuple[str, list[Any]]:
     bucket = group_by in ("day", "hour")
-    expr = _BUCKETS[dialect][group_by] if bucket else _GROUP_COLUMNS[group_by]
+    expr = BUCKETS[dialect][group_by] if bucket else GROUP_COLUMNS[group_by]
     clause, params = where(filters)
     sql = (
         f"SELECT COALESCE({expr}, '') AS grp, COUNT(*) AS requests,"

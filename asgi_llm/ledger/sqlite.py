@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from asgi_llm.ledger import sql
+from asgi_llm.ledger import rollup, sql
 from asgi_llm.ledger.migrations import LATEST, statements, version_table
 from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Cursor, Filters, GroupBy
@@ -68,9 +68,14 @@ class SQLiteStore:
         attempts = sql.attempt_rows(records)
 
         def work(conn: sqlite3.Connection) -> None:
+            stored: set[str] = set()
+            for start in range(0, len(records), 500):  # within SQLite's variable limit
+                ids = [r.id for r in records[start : start + 500]]
+                stored.update(row[0] for row in conn.execute(rollup.existing_ids("sqlite", len(ids)), ids))
             conn.executemany(sql.INSERT_REQUEST, rows)
             if attempts:
                 conn.executemany(sql.INSERT_ATTEMPT, attempts)
+            conn.executemany(rollup.UPSERT, rollup.hourly_rows(records, stored))
 
         await self._run(_in_transaction(work))
 
@@ -78,8 +83,7 @@ class SQLiteStore:
         return await self._run(lambda conn: conn.execute(query, tuple(params)).fetchall())
 
     async def usage(self, group_by: GroupBy, filters: Filters) -> list[dict[str, Any]]:
-        query, params = sql.usage_query("sqlite", group_by, filters)
-        return [sql.usage_row(row) for row in await self._select(query, params)]
+        return await rollup.usage(self._select, "sqlite", group_by, filters)
 
     async def requests(
         self, filters: Filters, limit: int, before: Cursor | None, *, content: bool = False
@@ -93,6 +97,7 @@ class SQLiteStore:
     async def prune(self, before: float) -> int:
         def work(conn: sqlite3.Connection) -> int:
             conn.execute(sql.PRUNE[0], (before,))
+            conn.execute(rollup.PRUNE, (before,))
             return conn.execute(sql.PRUNE[1], (before,)).rowcount
 
         return await self._run(_in_transaction(work))
