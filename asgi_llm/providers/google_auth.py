@@ -1,9 +1,6 @@
-"""Vertex AI's credentials: an OAuth2 access token from a service-account key (RFC 7523's JWT
-bearer grant, signed RS256 with joserfc), and the transport that puts it on every request.
-
-The key file is read when the deployment's transport is made (its first request), never at
-import or config load; the private key stays in memory and never reaches a log, an error
-or a metric. The grant goes to the key file's `token_uri`, through the deployment's own pool.
+"""Vertex AI's access tokens, from a credentials file's grant (google_credentials.py: a
+service account's signed JWT, or a user's refresh token), and the transport that puts one on
+every request. The grant goes to the file's `token_uri`, through the deployment's own pool.
 
 A token is reused until it goes stale (5 minutes before it expires, or a quarter of its
 lifetime for short ones); a stale one is still sent while one background task fetches the
@@ -23,12 +20,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
 from asgi_llm.config.schema import Deployment
-from asgi_llm.config.urls import check_http_url
 from asgi_llm.errors import UpstreamError
+from asgi_llm.providers.google_credentials import (
+    CredentialsError,
+    GoogleCredentials,
+    ServiceAccount,
+    assertion,
+    load_credentials,
+    load_service_account,
+)
 from asgi_llm.providers.transport import (
     TransportError,
     UpstreamRequest,
@@ -38,73 +40,9 @@ from asgi_llm.providers.transport import (
 
 log = logging.getLogger("asgi_llm.providers")
 
-SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
-ASSERTION_LIFETIME_S = 3600  # the longest Google accepts
 FETCH_TIMEOUT_S = 30.0
 RETRY_AFTER_FAILURE_S = 5.0  # a failed background refresh is not retried on every request
 MAX_TOKEN_ANSWER = 64 * 1024
-
-
-class CredentialsError(Exception):
-    """The key file cannot be used, or the token endpoint refused the grant. The message
-    never holds key material: it is safe to log."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceAccount:
-    email: str
-    token_uri: str
-    key_id: str | None
-    key: RSAKey = dataclasses.field(repr=False)
-
-
-def load_service_account(path: str) -> ServiceAccount:
-    """A service-account key file (`gcloud iam service-accounts keys create`)."""
-    try:
-        with open(path, "rb") as file:
-            data = orjson.loads(file.read(1 << 20))
-    except OSError as exc:
-        raise CredentialsError(f"cannot read the credentials file ({exc.__class__.__name__})") from None
-    except orjson.JSONDecodeError:
-        raise CredentialsError("the credentials file is not JSON") from None
-    if not isinstance(data, dict) or data.get("type") != "service_account":
-        kind = data.get("type") if isinstance(data, dict) else None
-        raise CredentialsError(f"the credentials file is not a service-account key (type {str(kind)[:40]!r})")
-    email, pem = data.get("client_email"), data.get("private_key")
-    if not isinstance(email, str) or not isinstance(pem, str):
-        raise CredentialsError("the credentials file lacks client_email or private_key")
-    token_uri = data.get("token_uri") or DEFAULT_TOKEN_URI
-    try:
-        check_http_url(token_uri)
-    except ValueError:
-        raise CredentialsError("the credentials file's token_uri is not an http(s) URL") from None
-    try:
-        key = RSAKey.import_key(pem)
-    except Exception:  # noqa: BLE001 - whatever the reason, its text may quote the key
-        raise CredentialsError("the credentials file's private_key is not an RSA private key") from None
-    if not key.is_private:
-        raise CredentialsError("the credentials file's private_key is not an RSA private key")
-    key_id = data.get("private_key_id")
-    return ServiceAccount(email, token_uri, key_id if isinstance(key_id, str) else None, key)
-
-
-def assertion(account: ServiceAccount, now: float) -> str:
-    """The signed JWT the grant presents: this account asks its token endpoint for a
-    cloud-platform token."""
-    header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
-    if account.key_id:
-        header["kid"] = account.key_id
-    issued = int(now)
-    claims = {
-        "iss": account.email,
-        "scope": SCOPE,
-        "aud": account.token_uri,
-        "iat": issued,
-        "exp": issued + ASSERTION_LIFETIME_S,
-    }
-    return jwt.encode(header, claims, account.key, algorithms=["RS256"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +58,7 @@ class AccessTokens:
 
     def __init__(
         self,
-        account: ServiceAccount,
+        account: GoogleCredentials,
         send: Callable[[UpstreamRequest], Any],
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -166,13 +104,13 @@ class AccessTokens:
             self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
             log.warning(
                 "vertex: access token refresh for %s failed: %s",
-                self.account.email,
+                self.account.label,
                 task.exception(),
             )
 
     async def _grant(self) -> str:
         started = self._clock()
-        form = urlencode({"grant_type": GRANT_TYPE, "assertion": assertion(self.account, self._wall())})
+        form = urlencode(self.account.form(self._wall()))
         request = UpstreamRequest(
             "POST",
             self.account.token_uri,
@@ -214,7 +152,7 @@ class AccessTokens:
             stale_at=started + lifetime - min(300.0, lifetime / 4),
             expires_at=started + lifetime - min(30.0, lifetime / 10),
         )
-        log.debug("vertex: access token for %s fetched, valid %ss", self.account.email, lifetime)
+        log.debug("vertex: access token for %s fetched, valid %ss", self.account.label, lifetime)
         return value
 
     async def aclose(self) -> None:
@@ -234,7 +172,7 @@ class VertexTransport:
         self._tokens: AccessTokens | None = None
 
     def _open(self) -> AccessTokens:
-        account = load_service_account(self.deployment.credentials or "")
+        account = load_credentials(self.deployment.credentials or "")
         self._tokens = AccessTokens(account, self.inner.send)
         return self._tokens
 
@@ -251,6 +189,9 @@ class VertexTransport:
 
     def _send(self, request: UpstreamRequest, token: str) -> Any:
         headers = {**request.headers, "authorization": f"Bearer {token}"}
+        quota = self._tokens.account.quota_project if self._tokens is not None else None
+        if quota:  # a user's credentials name the project their calls are billed to
+            headers["x-goog-user-project"] = quota
         return self.inner.send(dataclasses.replace(request, headers=headers))
 
     async def _token(self) -> tuple[AccessTokens, str]:
@@ -282,6 +223,7 @@ __all__ = [
     "ServiceAccount",
     "VertexTransport",
     "assertion",
+    "load_credentials",
     "load_service_account",
     "vertex_transport",
 ]

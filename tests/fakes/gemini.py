@@ -536,6 +536,7 @@ def _event(data: dict[str, Any]) -> bytes:
 class IssuedToken:
     value: str
     expires_at: float  # time.time()
+    quota_project: str | None = None  # a user's token: calls must name this project
 
 
 class FakeVertex(FakeGemini):
@@ -561,6 +562,8 @@ class FakeVertex(FakeGemini):
         self.grants: list[dict[str, Any]] = []  # claims of every grant it accepted
         self.grant_delay_s = 0.0
         self._token_lock = threading.Lock()
+        # authorized_user clients: client id -> (client secret, refresh token, quota project)
+        self.users: dict[str, tuple[str, str, str | None]] = {}
 
     @property
     def token_uri(self) -> str:
@@ -583,6 +586,25 @@ class FakeVertex(FakeGemini):
                 }
             )
         )
+        return path
+
+    def authorized_user_file(self, directory: Path, *, quota_project: str | None = None) -> Path:
+        """A user's application-default credentials (`gcloud auth application-default
+        login`) this fake's token endpoint honours, with its token_uri pointing here."""
+        client_id = f"{os.urandom(6).hex()}.apps.googleusercontent.com"
+        secret, refresh = "GOCSPX-" + os.urandom(12).hex(), "1//0" + os.urandom(24).hex()
+        self.users[client_id] = (secret, refresh, quota_project)
+        info = {
+            "type": "authorized_user",
+            "client_id": client_id,
+            "client_secret": secret,
+            "refresh_token": refresh,
+            "token_uri": self.token_uri,
+        }
+        if quota_project is not None:
+            info["quota_project_id"] = quota_project
+        path = directory / f"adc-{client_id[:12]}.json"
+        path.write_text(json.dumps(info))
         return path
 
     def expire_tokens(self) -> None:
@@ -611,6 +633,8 @@ class FakeVertex(FakeGemini):
                 "Request had invalid authentication credentials. Expected OAuth 2 access token, "
                 "login cookie or other valid authentication credential."
             )
+        if token.quota_project is not None and rec.headers.get("x-goog-user-project") != token.quota_project:
+            return 403, "Your application is authenticating by using local Application Default Credentials."
         return None
 
     async def _special(self, rec: RecordedRequest, send: Send) -> bool:
@@ -627,8 +651,9 @@ class FakeVertex(FakeGemini):
             await self._reply(rec, send, 400, body, headers)
             return True
         value = "ya29.fake-" + os.urandom(24).hex()
+        quota = self.users[claims["client_id"]][2] if "client_id" in claims else None
         with self._token_lock:
-            self.tokens[value] = IssuedToken(value, time.time() + self.token_lifetime_s)
+            self.tokens[value] = IssuedToken(value, time.time() + self.token_lifetime_s, quota)
             self.grants.append(claims)
         answer = {"access_token": value, "expires_in": self.token_lifetime_s, "token_type": "Bearer"}
         await self._reply(rec, send, 200, _dumps(answer), headers)
@@ -640,6 +665,15 @@ class FakeVertex(FakeGemini):
         ):
             raise Invalid("the grant is a form POST")
         form = parse_qs(rec.body.decode())
+        if form.get("grant_type") == ["refresh_token"]:
+            client = (form.get("client_id") or [""])[0]
+            known = self.users.get(client)
+            if known is None or [form.get("client_secret"), form.get("refresh_token")] != [
+                [known[0]],
+                [known[1]],
+            ]:
+                raise Invalid("Bad Request: the client or refresh token is not valid.")
+            return {"client_id": client}
         if form.get("grant_type") != [_GRANT] or len(form.get("assertion", [])) != 1:
             raise Invalid("Invalid grant_type or no assertion.")
         try:

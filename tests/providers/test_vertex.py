@@ -409,3 +409,30 @@ def test_the_key_files_contents_in_place_of_its_path_are_refused_without_echoing
         Config.from_dict(_vertex(project="p", location="us-central1", credentials=content))
     assert "credentials: must be the path of the key file, not its contents" in str(caught.value)
     assert "PRIVATE" not in str(caught.value) and "client_email" not in str(caught.value)
+
+
+async def test_a_users_application_default_credentials(asgi_client, fake, tmp_path):
+    """`authorized_user` credentials (gcloud auth application-default login): the refresh-token
+    grant at the file's token_uri, the quota project named on every call."""
+    user = fake.authorized_user_file(tmp_path, quota_project="billing-project")
+    revoked = fake.authorized_user_file(tmp_path)
+    revoked_client = orjson.loads(revoked.read_bytes())
+    del fake.users[revoked_client["client_id"]]  # its refresh token no longer works
+    config = {
+        "models": [
+            {"name": "u", "deployments": [vertex_deployment("user-adc", fake, user)]},
+            {"name": "r", "deployments": [vertex_deployment("revoked-adc", fake, revoked)]},
+        ],
+        "routing": {"retries": 0},
+    }
+    client = asgi_client(config)
+    for _ in range(2):
+        response = await client.post("/v1/chat/completions", json={"model": "u", "messages": USER})
+        assert response.status_code == 200, response.text
+    [grant] = fake.grants  # one refresh-token grant, its token reused
+    assert grant == {"client_id": orjson.loads(user.read_bytes())["client_id"]}
+    assert fake.requests[-1].headers["x-goog-user-project"] == "billing-project"
+    response = await client.post("/v1/chat/completions", json={"model": "r", "messages": USER})
+    assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_auth_failed"
+    assert revoked_client["refresh_token"] not in response.text
+    assert revoked_client["client_secret"] not in response.text
