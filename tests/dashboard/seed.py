@@ -29,6 +29,7 @@ def records(count: int, *, now: float | None = None, days: float = 6.0, seed: in
         tokens_in, tokens_out = rng.randint(10, 2000), 0 if failed else rng.randint(1, 800)
         cost = 0.0 if failed or hit else round(tokens_in * 1e-6 + tokens_out * 3e-6, 8)
         latency = rng.uniform(20, 900)
+        stream = not hit and rng.random() < 0.3
         out.append(
             LedgerRecord(
                 id=f"seed-{seed}-{n}",
@@ -47,7 +48,7 @@ def records(count: int, *, now: float | None = None, days: float = 6.0, seed: in
                 attempts=1,
                 cache="hit" if hit else "miss",
                 cache_kind="exact" if hit else None,
-                stream=False,
+                stream=stream,
                 input_tokens=tokens_in,
                 output_tokens=tokens_out,
                 cached_tokens=0,
@@ -58,7 +59,7 @@ def records(count: int, *, now: float | None = None, days: float = 6.0, seed: in
                 saved_usd=round(tokens_in * 1e-6 + tokens_out * 3e-6, 8) if hit else 0.0,
                 latency_ms=latency,
                 upstream_ms=None if hit else latency * 0.9,
-                ttft_ms=None,
+                ttft_ms=latency * 0.3 if stream and not failed else None,
                 client_gone=False,
                 tags={},
                 prompt=None,

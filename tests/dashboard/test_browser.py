@@ -108,7 +108,7 @@ def test_overview_matches_the_ledger_and_drills_down(browser, proxy, shots):
 
     for route, selector, name in [
         ("usage/model", "table[data-table=usage]", "models-usage"),
-        ("deployments", "table[data-table=deployments] tbody tr", "deployments"),
+        ("deployments", "table[data-table=deployments] .badge.bad:has-text('bad_gateway')", "deployments"),
         ("config", "pre[data-config]", "config"),
     ]:
         page.goto(f"{proxy.root_url}/admin/ui/#/{route}")
