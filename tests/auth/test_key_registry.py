@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx2
 
@@ -29,10 +30,15 @@ def audit_reasons(path) -> list[str | None]:
     ]
 
 
-def test_a_rotated_key_works_through_its_grace_period_then_is_refused(store_prefix, tmp_path):
-    url, prefix = store_prefix
+def audited_server(store_prefix, tmp_path) -> tuple[ProxyServer, Path]:
+    """A real `asgi-llm serve` of teams_config, and its audit log's path."""
     audit = tmp_path / "audit.jsonl"
-    with ProxyServer(teams_config(url, prefix, audit_log={"path": str(audit)}), tmp_path) as server:
+    return ProxyServer(teams_config(*store_prefix, audit_log={"path": str(audit)}), tmp_path), audit
+
+
+def test_a_rotated_key_works_through_its_grace_period_then_is_refused(store_prefix, tmp_path):
+    server, audit = audited_server(store_prefix, tmp_path)
+    with server:
         chat = server.base_url + "/chat/completions"
         minted = httpx2.post(
             server.root_url + "/admin/keys", headers=ROOT, json={"id": "svc", "roles": ["user"]}
@@ -75,9 +81,8 @@ def test_a_rotated_key_works_through_its_grace_period_then_is_refused(store_pref
 
 
 def test_an_expired_key_is_refused(store_prefix, tmp_path):
-    url, prefix = store_prefix
-    audit = tmp_path / "audit.jsonl"
-    with ProxyServer(teams_config(url, prefix, audit_log={"path": str(audit)}), tmp_path) as server:
+    server, audit = audited_server(store_prefix, tmp_path)
+    with server:
         chat = server.base_url + "/chat/completions"
         minted = httpx2.post(
             server.root_url + "/admin/keys",
