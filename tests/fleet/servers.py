@@ -147,6 +147,19 @@ class RedisClusterSet(_Processes):
 
         wait(ok, timeout, "cluster_state:ok on every node")
 
+    def wait_recovered(self, timeout: float = 20) -> None:
+        """Healthy, and every primary has its replica again."""
+        self.wait_healthy(timeout)
+
+        def paired() -> bool:
+            node = redis.Redis(port=next(iter(self.procs)), socket_timeout=1)
+            try:
+                return all(len(entry) >= 4 for entry in node.cluster("slots"))
+            finally:
+                node.close()
+
+        wait(paired, timeout, "a replica for every primary")
+
     def primary_of(self, key: str) -> int:
         """The port of the primary serving `key`'s slot."""
         node = redis.Redis(port=next(iter(self.procs)), socket_timeout=1)
@@ -220,6 +233,10 @@ class RedisSentinelSet(_Processes):
             finally:
                 sentinel.close()
         return True
+
+    def wait_recovered(self, timeout: float = 20) -> None:
+        """The sentinels see one primary and two replicas again."""
+        wait(self._replicas_known, timeout, "the sentinels to see both replicas")
 
     @property
     def url(self) -> str:
