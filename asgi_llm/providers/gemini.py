@@ -54,8 +54,12 @@ class GeminiStream:
     def __init__(self, ctx: LLMContext, deployment: Deployment) -> None:
         self.ctx = ctx
         self.done = False
+        n = ctx.payload.get("n")
         self._translator = GeminiToChatStream(
-            created=int(time.time()), model=deployment.model, include_usage=ctx.include_usage
+            created=int(time.time()),
+            model=deployment.model,
+            include_usage=ctx.include_usage,
+            candidates=n if type(n) is int and n > 1 else 1,
         )
         self._counted = 0
 

@@ -34,6 +34,7 @@ _CARRIED = frozenset(
         "response_format",
         "reasoning_effort",
         "stream",
+        "n",
     }
 )
 _DROPPED = frozenset(
@@ -50,6 +51,7 @@ _DROPPED = frozenset(
 _NEUTRAL: dict[str, tuple[Any, ...]] = {**CHAT_NEUTRAL, "parallel_tool_calls": (None, True)}
 # What Google's own OpenAI-compatible endpoint gives each effort, as a thinking budget.
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
+MAX_CANDIDATES = 8  # Gemini's candidateCount
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 
 
@@ -86,6 +88,11 @@ def chat_to_gemini(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _generation_config(payload: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
+    n = payload.get("n")
+    if n is not None and n != 1:
+        if type(n) is not int or not 1 <= n <= MAX_CANDIDATES:
+            raise invalid("n", f"must be at most {MAX_CANDIDATES} for Gemini (its candidateCount)")
+        config["candidateCount"] = n
     limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
     if limit is not None:
         config["maxOutputTokens"] = limit

@@ -102,6 +102,13 @@ def read_parts(parts: Any, response_id: str | None, first_call: int = 0) -> tupl
     return "".join(texts), calls
 
 
+def _choice(index: int, text: str, calls: list[dict[str, Any]], finish: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
+    return {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
+
+
 def completion_id(response: dict[str, Any]) -> str:
     ident = response.get("responseId")
     return f"chatcmpl-{ident}" if isinstance(ident, str) and ident else "chatcmpl-gemini"
@@ -114,25 +121,31 @@ def gemini_to_completion(response: dict[str, Any], *, model: str, created: int) 
     if candidates is not None and not isinstance(candidates, list):
         raise ValueError("candidates is not a list")
     response_id = response.get("responseId") if isinstance(response.get("responseId"), str) else None
+    choices: list[dict[str, Any]] = []
     if candidates:
-        candidate = candidates[0]
-        if not isinstance(candidate, dict):
-            raise ValueError("a candidate is not an object")
-        text, calls = read_parts((candidate.get("content") or {}).get("parts"), response_id)
-        finish = finish_reason(candidate.get("finishReason"), called=bool(calls))
+        # One choice per candidate (`n` asked for candidateCount), in their index's order; call
+        # ids are numbered across them, so each is unique in the answer.
+        calls_so_far = 0
+        for position, candidate in enumerate(candidates):
+            if not isinstance(candidate, dict):
+                raise ValueError("a candidate is not an object")
+            parts = (candidate.get("content") or {}).get("parts")
+            text, calls = read_parts(parts, response_id, calls_so_far)
+            calls_so_far += len(calls)
+            index = candidate.get("index", position)
+            finish = finish_reason(candidate.get("finishReason"), called=bool(calls))
+            choices.append(_choice(index if type(index) is int else position, text, calls, finish))
+        choices.sort(key=lambda choice: choice["index"])
     elif isinstance(response.get("promptFeedback"), dict) and response["promptFeedback"].get("blockReason"):
-        text, calls, finish = "", [], "content_filter"
+        choices.append(_choice(0, "", [], "content_filter"))
     else:
         raise ValueError("no candidates")
-    message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
-    if calls:
-        message["tool_calls"] = calls
     completion: dict[str, Any] = {
         "id": completion_id(response),
         "object": "chat.completion",
         "created": created,
         "model": response.get("modelVersion") if isinstance(response.get("modelVersion"), str) else model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "choices": choices,
     }
     usage = openai_usage(response.get("usageMetadata"))
     if usage is not None:

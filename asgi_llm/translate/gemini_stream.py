@@ -1,9 +1,11 @@
 """Gemini's `streamGenerateContent?alt=sse` -> OpenAI chat.completion.chunk SSE, incrementally.
 
 Each Gemini event is a whole `GenerateContentResponse` holding the next piece of text or
-whole function calls (never partial arguments). The stream has no end marker of its own:
-the event with a `finishReason` is the last, and carries the final usage, so it ends the
-translated stream with the finish chunk, the usage chunk when asked for, and `[DONE]`.
+whole function calls (never partial arguments), of one candidate or several (`n` asks for
+candidateCount: each candidate is the choice of its index). The stream has no end marker of
+its own: a candidate's event with a `finishReason` is its last, and when every candidate has
+finished, the usage that event carries is final: the translated stream ends with the usage
+chunk when asked for, and `[DONE]`.
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ class GeminiToChatStream:
         "_head",
         "_role_sent",
         "_calls",
+        "_candidate_calls",
+        "_candidates",
+        "_finished",
         "_metadata",
         "_response_id",
     )
 
-    def __init__(self, *, created: int, model: str, include_usage: bool) -> None:
+    def __init__(self, *, created: int, model: str, include_usage: bool, candidates: int = 1) -> None:
         self.done = False
         self.usage: tuple[int, int, int, int] | None = None
         self.finish_reason: str | None = None
@@ -63,8 +68,11 @@ class GeminiToChatStream:
             "created": created,
             "model": model,
         }
-        self._role_sent = False
-        self._calls = 0  # tool calls emitted so far (their OpenAI index)
+        self._role_sent: set[int] = set()  # choices whose first delta went out
+        self._calls = 0  # tool calls emitted so far, all candidates (their ids' numbering)
+        self._candidate_calls: dict[int, int] = {}  # per choice: its tool calls' OpenAI index
+        self._candidates = candidates
+        self._finished: set[int] = set()
         self._metadata: Any = None
         self._response_id: str | None = None
 
@@ -101,35 +109,54 @@ class GeminiToChatStream:
             self._metadata = response["usageMetadata"]  # running totals: the last one counts
             self.usage = usage_numbers(self._metadata)
         candidates = response.get("candidates") or []
-        candidate = candidates[0] if candidates else None
-        if isinstance(candidate, dict):
+        for position, candidate in enumerate(candidates):
+            if not isinstance(candidate, dict):
+                continue
+            index = candidate.get("index", position)
+            index = index if type(index) is int and 0 <= index < self._candidates else position
+            if index in self._finished:
+                continue
             text, calls = read_parts(
                 (candidate.get("content") or {}).get("parts"), self._response_id, self._calls
             )
             if text:
-                self._emit(out, {"content": text})
+                self._emit(out, {"content": text}, index=index)
             if calls:
-                deltas = [{"index": self._calls + i, **call} for i, call in enumerate(calls)]
+                first = self._candidate_calls.get(index, 0)
+                deltas = [{"index": first + i, **call} for i, call in enumerate(calls)]
                 self._calls += len(calls)
-                self._emit(out, {"tool_calls": deltas})
+                self._candidate_calls[index] = first + len(calls)
+                self._emit(out, {"tool_calls": deltas}, index=index)
             if candidate.get("finishReason"):
-                self._finish(out, finish_reason(candidate["finishReason"], called=self._calls > 0))
-        elif isinstance(response.get("promptFeedback"), dict) and response["promptFeedback"].get(
-            "blockReason"
+                called = self._candidate_calls.get(index, 0) > 0
+                self._finish(out, finish_reason(candidate["finishReason"], called=called), index)
+        if (
+            not candidates
+            and isinstance(response.get("promptFeedback"), dict)
+            and response["promptFeedback"].get("blockReason")
         ):
-            self._finish(out, "content_filter")
+            for index in range(self._candidates):
+                self._finish(out, "content_filter", index)
 
-    def _emit(self, out: list[bytes], delta: dict[str, Any], finish: str | None = None) -> None:
-        if not self._role_sent:
-            self._role_sent = True
+    def _emit(
+        self, out: list[bytes], delta: dict[str, Any], finish: str | None = None, *, index: int
+    ) -> None:
+        if index not in self._role_sent:
+            self._role_sent.add(index)
             delta = {"role": "assistant", **delta}
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         out.append(encode_event(orjson.dumps({**self._head, "choices": [choice]})))
         self.chunks += 1
 
-    def _finish(self, out: list[bytes], reason: str) -> None:
-        self.finish_reason = reason
-        self._emit(out, {}, reason)
+    def _finish(self, out: list[bytes], reason: str, index: int) -> None:
+        if index in self._finished:
+            return
+        self._finished.add(index)
+        if index == 0 or self.finish_reason is None:
+            self.finish_reason = reason  # the first choice's, as the usage record keeps one
+        self._emit(out, {}, reason, index=index)
+        if len(self._finished) < self._candidates:
+            return
         usage = openai_usage(self._metadata)
         if self._include_usage and usage is not None:
             out.append(encode_event(orjson.dumps({**self._head, "choices": [], "usage": usage})))

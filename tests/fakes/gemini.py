@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import os
 import re
@@ -455,6 +456,15 @@ class FakeGemini(FakeUpstream):
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         candidate["finishReason"] = reply.finish_reason
         response["candidates"] = [candidate]
+        count = generation.get("candidateCount", 1)
+        if count > 1:  # each further candidate says which it is; Google counts all their tokens
+            for i in range(1, count):
+                more = [{**p, "text": f"{p['text']} (candidate {i})"} if "text" in p else p for p in parts]
+                response["candidates"].append(
+                    {**candidate, "content": {"role": "model", "parts": more}, "index": i}
+                )
+            usage["candidatesTokenCount"] = reply.candidates_tokens * count
+            usage["totalTokenCount"] = prompt + reply.candidates_tokens * count + reply.thoughts_tokens
         return response
 
     def _embeddings(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -501,14 +511,24 @@ class FakeGemini(FakeUpstream):
 
 def stream_events(response: dict[str, Any], chunks: int = 3) -> list[bytes]:
     """A whole response as Gemini streams it with alt=sse: the text in pieces (usage so far
-    on each), the function calls whole, and the finish reason with the final usage on the
-    last event; CRLF line ends, as Google sends them."""
+    on each), the function calls whole, and the finish reason on each candidate's last event,
+    the final usage on the very last; several candidates' events interleaved; CRLF line ends,
+    as Google sends them."""
     head = {k: v for k, v in response.items() if k in ("modelVersion", "responseId")}
     usage = response["usageMetadata"]
     running = {"promptTokenCount": usage["promptTokenCount"], "totalTokenCount": usage["promptTokenCount"]}
     if "candidates" not in response:
         return [_event({**response})]
-    candidate = response["candidates"][0]
+    streams = [_candidate_events(candidate, chunks) for candidate in response["candidates"]]
+    order = [event for round_ in itertools.zip_longest(*streams) for event in round_ if event is not None]
+    return [
+        _event({**head, "candidates": [out], "usageMetadata": usage if i == len(order) - 1 else running})
+        for i, out in enumerate(order)
+    ]
+
+
+def _candidate_events(candidate: dict[str, Any], chunks: int) -> list[dict[str, Any]]:
+    """One candidate's streamed pieces, its finishReason on the last."""
     parts = candidate["content"]["parts"]
     texts = [p for p in parts if "text" in p and not p.get("thought")]
     calls = [p for p in parts if "functionCall" in p]
@@ -520,11 +540,13 @@ def stream_events(response: dict[str, Any], chunks: int = 3) -> list[bytes]:
         groups.append(calls)
     events = []
     for i, group in enumerate(groups or [[{"text": ""}]]):
-        last = i == len(groups or [0]) - 1
-        out: dict[str, Any] = {"content": {"role": "model", "parts": group}, "index": 0}
-        if last:
+        out: dict[str, Any] = {
+            "content": {"role": "model", "parts": group},
+            "index": candidate.get("index", 0),
+        }
+        if i == len(groups or [0]) - 1:
             out["finishReason"] = candidate["finishReason"]
-        events.append(_event({**head, "candidates": [out], "usageMetadata": usage if last else running}))
+        events.append(out)
     return events
 
 

@@ -349,12 +349,38 @@ def test_a_schema_gemini_cannot_carry_is_refused_naming_where(sdk, fakes):
     assert fakes[0].requests == []
 
 
-@pytest.mark.parametrize("field, value", [("n", 2), ("logprobs", True), ("parallel_tool_calls", False)])
+@pytest.mark.parametrize("field, value", [("logprobs", True), ("parallel_tool_calls", False)])
 def test_a_field_gemini_lacks_is_refused_before_the_call(sdk, fakes, field, value):
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="gemini", messages=USER, tools=[WEATHER], extra_body={field: value})
     assert (caught.value.body["param"], caught.value.body["code"]) == (field, "unsupported_parameter")
     assert fakes[0].requests == []
+
+
+def test_n_choices_are_gemini_candidates_streamed_or_not(sdk, fakes):
+    completion = sdk.chat.completions.create(model="gemini", messages=USER, n=3)
+    assert [c.message.content for c in completion.choices] == [
+        "Hello from the fake Gemini.",
+        "Hello from the fake Gemini. (candidate 1)",
+        "Hello from the fake Gemini. (candidate 2)",
+    ]
+    assert fakes[0].requests[-1].json["generationConfig"] == {"candidateCount": 3}
+    assert completion.usage.completion_tokens == 21  # Google counts every candidate's tokens
+    chunks = list(
+        sdk.chat.completions.create(
+            model="gemini", messages=USER, n=2, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    texts = ["", ""]
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts == ["Hello from the fake Gemini.", "Hello from the fake Gemini. (candidate 1)"]
+    finishes = [(c.index, c.finish_reason) for chunk in chunks for c in chunk.choices if c.finish_reason]
+    assert sorted(finishes) == [(0, "stop"), (1, "stop")] and chunks[-1].usage.completion_tokens == 14
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model="gemini", messages=USER, n=9)
+    assert caught.value.body["param"] == "n"
 
 
 def test_safety_blocks_end_with_content_filter(sdk, fakes):

@@ -48,9 +48,11 @@ def sse(events: list[dict[str, Any]]) -> bytes:
 
 
 def translate_stream(
-    events: list[dict[str, Any]], include_usage: bool, *, step: int = 1
+    events: list[dict[str, Any]], include_usage: bool, *, step: int = 1, candidates: int = 1
 ) -> tuple[list[Any], Any]:
-    translator = GeminiToChatStream(created=CREATED, model="gemini-fixture", include_usage=include_usage)
+    translator = GeminiToChatStream(
+        created=CREATED, model="gemini-fixture", include_usage=include_usage, candidates=candidates
+    )
     raw = sse(events)
     out = b"".join(translator.feed(raw[i : i + step]) for i in range(0, len(raw), step))
     chunks = [piece.removeprefix("data: ") for piece in out.decode().split("\n\n") if piece]
@@ -75,7 +77,9 @@ def test_golden_answer(name):
 @pytest.mark.parametrize("name", names("stream"))
 def test_golden_stream_however_the_bytes_are_cut(name, step):
     fixture = load(name)
-    chunks, translator = translate_stream(fixture["input"], fixture["include_usage"], step=step)
+    chunks, translator = translate_stream(
+        fixture["input"], fixture["include_usage"], step=step, candidates=fixture.get("n", 1)
+    )
     assert chunks == fixture["expected"], fixture["description"]
     assert translator.done and list(translator.usage or ()) == (fixture["usage"] or [])
 
@@ -110,7 +114,6 @@ def chat(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
@@ -125,6 +128,14 @@ def test_fields_gemini_lacks_are_refused_by_name(fields, param):
     with pytest.raises(InvalidRequest) as caught:
         chat_to_gemini(chat(**fields))
     assert (caught.value.param, caught.value.code) == (param, "unsupported_parameter")
+
+
+def test_n_is_gemini_candidate_count_up_to_eight():
+    assert chat_to_gemini(chat(n=3))["generationConfig"] == {"candidateCount": 3}
+    assert "generationConfig" not in chat_to_gemini(chat(n=1))
+    with pytest.raises(InvalidRequest) as caught:
+        chat_to_gemini(chat(n=9))
+    assert (caught.value.param, caught.value.code) == ("n", "invalid_value")
 
 
 @pytest.mark.parametrize(
