@@ -33,7 +33,7 @@ FACT_CAPABILITIES = frozenset({"vision", "tools", "reasoning"})
 # Our own servers (no per-token price to expect) and the offline mock.
 UNPRICED_PROVIDERS = frozenset({"mock", "ollama", "vllm", "lmstudio"})
 
-_OWN_TABLE = ("openai", "anthropic", "gemini", "bedrock", "groq", "mistral", "deepseek")
+_OWN_TABLE: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "groq", "mistral", "deepseek")
 _OWN_TABLE += ("together", "fireworks", "xai", "cerebras")
 _TABLES: dict[str, tuple[str, ...]] = {
     **{name: (name,) for name in _OWN_TABLE},
