@@ -120,6 +120,12 @@ class AuthMiddleware(LLMLayer):
         dashboard's sign-in asks this too: one implementation). Raises a ProxyError."""
         return await self._identify(ctx, scope)
 
+    def record_decision(self, ctx: LLMContext, scope: Scope, outcome: str, reason: str | None) -> None:
+        """The audit line of an auth decision made outside `handle` (the dashboard's sign-in)."""
+        audit = self.audit_log(ctx.config)
+        if audit is not None:
+            audit.record(_event(ctx, scope, outcome, reason))
+
     async def _identify(self, ctx: LLMContext, scope: Scope) -> Principal:
         if self.authenticate is not None:
             principal = await self.authenticate(scope)

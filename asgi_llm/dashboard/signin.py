@@ -4,8 +4,6 @@ like any other."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from asgi_llm.auth.middleware import AuthMiddleware
 from asgi_llm.config.loader import Config
 from asgi_llm.context import LLMContext, Principal
@@ -28,37 +26,19 @@ async def sign_in(
     headers = [(name, value) for name, value in scope["headers"] if name not in _CREDENTIAL_HEADERS]
     probe = {**scope, "headers": [*headers, (b"authorization", b"Bearer " + credential)], "query_string": b""}
     ctx = LLMContext(request_id=request_id, config=config, endpoint=ENDPOINT)
-    audit = auth.audit_log(config)
     try:
         principal = await auth.identify(ctx, probe)
+        ctx.principal = principal
         if not principal.admin:
             raise PermissionDenied("The dashboard needs an admin role.", code="endpoint_not_allowed")
     except ProxyError as exc:
-        if audit is not None:
-            audit.record(_event(ctx, scope, None, "deny", getattr(exc, "reason", None) or exc.code))
+        auth.record_decision(ctx, scope, "deny", getattr(exc, "reason", None) or exc.code)
         raise
-    if audit is not None:
-        audit.record(_event(ctx, scope, principal, "allow", None))
+    auth.record_decision(ctx, scope, "allow", None)
     return principal
 
 
 _CREDENTIAL_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key", b"cookie"})
-
-
-def _event(
-    ctx: LLMContext, scope: Scope, principal: Principal | None, outcome: str, reason: str | None
-) -> dict[str, Any]:
-    return {
-        "request_id": ctx.request_id,
-        "principal": principal.id if principal else None,
-        "tenant": principal.tenant if principal else None,
-        "kind": principal.kind if principal else None,
-        "method": scope["method"],
-        "path": scope["path"],
-        "endpoint": ENDPOINT,
-        "outcome": outcome,
-        "reason": reason,
-    }
 
 
 __all__ = ["sign_in"]

@@ -25,19 +25,7 @@ from asgi_llm.ledger.store import Filters
 
 HOUR = 3600
 DIMENSIONS = ("tenant", "key_id", "model", "deployment")
-SUMS = (
-    "requests",
-    "errors",
-    "cache_hits",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "saved_usd",
-    "latency_ms_sum",
-)
+SUMS = (*sql.USAGE_FIELDS[1:-1], "latency_ms_sum")  # the usage fields, less the mean: its sum
 _KEY = ("hour", *DIMENSIONS)
 
 _FLOATS = frozenset({"cost_usd", "saved_usd", "latency_ms_sum"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -242,3 +243,19 @@ async def test_a_misplaced_dashboard_fails_at_startup(order):
     with pytest.raises(RuntimeError, match="DashboardMiddleware"):
         async with lifespan(app):
             pass
+
+
+async def test_sign_ins_are_audited_without_the_credential(asgi_client, tmp_path):
+    config = document()
+    config["auth"]["audit_log"] = {"path": str(tmp_path / "audit.jsonl")}
+    client = asgi_client(config)
+    await client.post(f"{UI}/signin", data={"credential": USER_KEY})
+    await signed_in(client)
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    signins = [line for line in lines if line["endpoint"] == "admin.ui.signin"]
+    assert [(s["principal"], s["outcome"], s["reason"]) for s in signins] == [
+        ("user", "deny", "endpoint_not_allowed"),
+        ("root", "allow", None),
+    ]
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert ROOT_KEY not in text and USER_KEY not in text
