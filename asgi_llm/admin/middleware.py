@@ -45,6 +45,8 @@ class UsageReporter(Protocol):
 
     async def usage_report(self) -> dict[str, Any]: ...
 
+    async def tenant_spend(self, period: str) -> dict[str, float] | None: ...
+
 
 Action = Callable[[LLMContext, Scope, Principal], Awaitable[tuple[int, Any]]]
 
@@ -91,7 +93,7 @@ class AdminMiddleware(LLMLayer):
         }
         # Keys and teams at run time (admin/keys.py, admin/teams.py), in the key store.
         self._actions.update(KeyActions(self._store).actions())
-        self._actions.update(TeamActions(self._store).actions())
+        self._actions.update(TeamActions(self._store, limiter).actions())
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         action = self._actions.get(ctx.endpoint)

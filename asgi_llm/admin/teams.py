@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,7 +21,7 @@ from asgi_llm.auth.quotas import SETTING_FIELDS, Settings, parse_settings
 from asgi_llm.auth.teams import Team, TeamExists, TeamStore
 from asgi_llm.config.loader import Config
 from asgi_llm.context import LLMContext, Principal
-from asgi_llm.errors import InvalidRequest, PermissionDenied
+from asgi_llm.errors import InvalidRequest, PermissionDenied, ServiceUnavailable
 from asgi_llm.types import Scope
 
 TEAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,63}")
@@ -50,9 +50,19 @@ def _metadata(value: Any) -> dict[str, Any]:
     return value
 
 
+class SpendReader(Protocol):
+    """Where a team's spend is counted (RateLimitMiddleware is one)."""
+
+    async def tenant_spend(self, period: str) -> dict[str, float] | None: ...
+
+
 class TeamActions:
-    def __init__(self, store_for: StoreFor) -> None:
+    """The team routes. With a `spend` reader, a team shows `spent_usd` in its current period
+    whenever a budget counts it (its own, or the config's per-tenant one of that period)."""
+
+    def __init__(self, store_for: StoreFor, spend: SpendReader | None = None) -> None:
         self._store_for = store_for
+        self._spend = spend
 
     def actions(self) -> dict[str, Action]:
         return {
@@ -81,20 +91,20 @@ class TeamActions:
                 team = await teams.create(Team(team_id, settings, metadata, now, now))
             except TeamExists as exc:
                 raise InvalidRequest(str(exc), status=409, code="team_exists") from None
-        return 201, team.public()
+        return 201, (await self._shown(ctx.config, [team]))[0]
 
     async def listing(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         with store_errors():
             found = await self._teams(ctx).all()
         if principal.tenant is not None:
             found = [team for team in found if team.id == principal.tenant]
-        return 200, {"data": [team.public() for team in found]}
+        return 200, {"data": await self._shown(ctx.config, found)}
 
     async def get(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         team_id = self._visible(principal, ctx.model)
         with store_errors():
             team = await self._teams(ctx).get(team_id)
-        return 200, _found(team, team_id).public()
+        return 200, (await self._shown(ctx.config, [_found(team, team_id)]))[0]
 
     async def update(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         team_id = self._visible(principal, ctx.model)
@@ -117,7 +127,7 @@ class TeamActions:
             metadata = _metadata(payload["metadata"]) if "metadata" in payload else team.metadata
             updated = Team(team_id, settings, metadata, team.created_at, time.time())
             await teams.put(updated)
-        return 200, updated.public()
+        return 200, (await self._shown(ctx.config, [updated]))[0]
 
     async def delete(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         """Refused (409 `team_has_keys`) while a live key (not revoked, not expired; store or
@@ -137,6 +147,28 @@ class TeamActions:
                 )
             await store.teams.delete(team_id)
         return 200, {"deleted": team_id}
+
+    async def _shown(self, config: Config, teams: list[Team]) -> list[dict[str, Any]]:
+        """The teams as the API shows them, with `spent_usd` where a budget counts it (left
+        out when the limiter's store does not answer: a spend figure is never guessed)."""
+        shown = [team.public() for team in teams]
+        if self._spend is None or config.limits is None:
+            return shown
+        per_tenant = {b.period for b in config.limits.budgets if b.per == "tenant"}
+        spent: dict[str, dict[str, float] | None] = {}
+        for team, row in zip(teams, shown, strict=True):
+            period = team.settings.budget_period
+            if team.settings.budget_usd is None and period not in per_tenant:
+                continue
+            if period not in spent:
+                try:
+                    spent[period] = await self._spend.tenant_spend(period)
+                except ServiceUnavailable:
+                    spent[period] = None
+            figures = spent[period]
+            if figures is not None:
+                row["spent_usd"] = figures.get(team.id, 0.0)
+        return shown
 
     @staticmethod
     def _visible(principal: Principal, team_id: str | None) -> str:

@@ -27,7 +27,7 @@ from asgi_llm.context import LLMContext, RateLimitInfo
 from asgi_llm.errors import InvalidRequest, RateLimited
 from asgi_llm.exchange import LLMLayer, RequestIds
 from asgi_llm.health import HealthRegistry
-from asgi_llm.ratelimit.budgets import MICROS, budget_key, period_bounds, to_micros
+from asgi_llm.ratelimit.budgets import MICROS, budget_key, counter_key, period_bounds, to_micros
 from asgi_llm.ratelimit.identity import client_address
 from asgi_llm.ratelimit.limiter import Limiter, Outcome
 from asgi_llm.ratelimit.memory import MemoryStore
@@ -285,6 +285,17 @@ class RateLimitMiddleware(LLMLayer):
             "degraded_admissions": limiter.degraded_admissions,
             "store_failures": limiter.store_failures,
         }
+
+    async def tenant_spend(self, period: str) -> dict[str, float] | None:
+        """USD each tenant has spent in the current `period` (day, week, month), as its budget
+        counters say (every team's and per-tenant budget's); None without limits. Raises
+        ServiceUnavailable when the shared store does not answer."""
+        plan = self._plan(self.configs.current)
+        if plan is None:
+            return None
+        label, _ = period_bounds(period, self._clock())
+        spend = await self._limiter(plan).budget_spend(counter_key(plan.prefix, "tenant", period, label))
+        return {who: micros / MICROS for who, micros in spend.items()}
 
     async def usage_report(self) -> dict[str, Any]:
         """Spend and what remains per key/tenant in the current period of every budget.

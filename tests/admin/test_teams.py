@@ -69,6 +69,8 @@ def test_a_team_budget_shared_by_three_keys_holds_across_three_replicas(store_pr
                 refused = httpx2.post(server.base_url + "/chat/completions", json=PRICED, headers=bearer(key))
                 assert_error_shape(refused, 429, "insufficient_quota")
         assert spent_micros(url, prefix, "team-x") == 240_000  # nothing charged for a refusal
+        team = httpx2.get(fleet[1].root_url + "/admin/teams/team-x", headers=ROOT).json()
+        assert team["spent_usd"] == pytest.approx(0.24)
         # Another tenant is not affected.
         assert (
             httpx2.post(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from asgi_llm.auth.keys import hash_key
 from tests.auth.conftest import KEYS, TENANT_ADMIN, bearer, teams_config
@@ -193,6 +194,8 @@ async def test_a_keys_own_budget_and_its_teams_hold_together(asgi_client, store_
     assert [
         (await client.post("/v1/chat/completions", headers=alice, json=priced)).status_code for _ in range(2)
     ] == [200, 429]
+    team = (await client.get("/admin/teams/team-a", headers=ROOT)).json()
+    assert team["spent_usd"] == pytest.approx(0.24)  # the team's spend, every key of it
 
 
 async def test_rotating_a_store_key_a_config_key_and_an_unknown_key(asgi_client, store_prefix):
