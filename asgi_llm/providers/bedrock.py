@@ -34,6 +34,7 @@ from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.translate.bedrock import chat_to_converse
 from asgi_llm.translate.bedrock_answer import converse_to_completion
 from asgi_llm.translate.bedrock_embeddings import embedding_family, embeddings_answer, embeddings_request
+from asgi_llm.translate.bedrock_json import JSON_TOOL, json_mode
 from asgi_llm.translate.bedrock_stream import ConverseToChatStream
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -78,7 +79,11 @@ class BedrockStream:
         self.done = False
         self._decoder = EventStreamDecoder()
         self._translator = ConverseToChatStream(
-            ident=_new_id(), model=deployment.model, created=int(time.time()), include_usage=ctx.include_usage
+            ident=_new_id(),
+            model=deployment.model,
+            created=int(time.time()),
+            include_usage=ctx.include_usage,
+            json_tool=JSON_TOOL if json_mode(ctx.payload) else None,
         )
         self._counted = 0
 
@@ -170,7 +175,11 @@ class BedrockProvider:
                 out = embeddings_answer(answer, ctx.payload, model=deployment.model, family=family)
             else:
                 out = converse_to_completion(
-                    answer, ident=_new_id(), model=deployment.model, created=int(time.time())
+                    answer,
+                    ident=_new_id(),
+                    model=deployment.model,
+                    created=int(time.time()),
+                    json_tool=JSON_TOOL if json_mode(ctx.payload) else None,
                 )
         except ValueError as exc:
             raise bad_response(deployment, str(exc)) from None

@@ -12,6 +12,7 @@ import binascii
 from typing import Any
 
 from asgi_llm.errors import InvalidRequest
+from asgi_llm.translate.bedrock_json import json_tool_config
 from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
@@ -36,6 +37,7 @@ _CARRIED = frozenset(
         "tools",
         "tool_choice",
         "stream",
+        "response_format",
     }
 )
 # No effect on the answer (or no Converse equivalent that could change it).
@@ -56,7 +58,6 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "seed": (None,),
     "frequency_penalty": (None, 0),
     "presence_penalty": (None, 0),
-    "response_format": (None, {"type": "text"}),
     "reasoning_effort": (None,),
 }
 
@@ -96,7 +97,9 @@ def chat_to_converse(payload: dict[str, Any]) -> dict[str, Any]:
         out["inferenceConfig"] = config
     if payload.get("top_k") is not None:  # not in inferenceConfig: the model's own field
         out["additionalModelRequestFields"] = {"top_k": payload["top_k"]}
-    tool_config = _tool_config(payload.get("tools"), payload.get("tool_choice"), turns)
+    tool_config = json_tool_config(payload, unsupported) or _tool_config(
+        payload.get("tools"), payload.get("tool_choice"), turns
+    )
     if tool_config is not None:
         out["toolConfig"] = tool_config
     return out

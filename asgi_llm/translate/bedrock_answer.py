@@ -21,8 +21,10 @@ FINISH_FOR_STOP: dict[str, str] = {
 }
 
 
-def finish_reason_for(stop_reason: Any) -> str:
-    return FINISH_FOR_STOP.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+def finish_reason_for(stop_reason: Any, *, json_mode: bool = False) -> str:
+    """OpenAI's finish reason; in JSON mode the forced tool's call is the answer: `stop`."""
+    reason = FINISH_FOR_STOP.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    return "stop" if json_mode and reason == "tool_calls" else reason
 
 
 def chat_usage(usage: Any) -> dict[str, Any] | None:
@@ -53,8 +55,11 @@ def chat_usage(usage: Any) -> dict[str, Any] | None:
     return out
 
 
-def converse_to_completion(answer: dict[str, Any], *, ident: str, model: str, created: int) -> dict[str, Any]:
-    """A Converse answer as a chat.completion; ValueError when it is not one."""
+def converse_to_completion(
+    answer: dict[str, Any], *, ident: str, model: str, created: int, json_tool: str | None = None
+) -> dict[str, Any]:
+    """A Converse answer as a chat.completion; ValueError when it is not one. With `json_tool`
+    (JSON mode, bedrock_json.py), that tool's call is the content, as JSON text."""
     output = answer.get("output")
     message = output.get("message") if isinstance(output, dict) else None
     content = message.get("content") if isinstance(message, dict) else None
@@ -71,6 +76,9 @@ def converse_to_completion(answer: dict[str, Any], *, ident: str, model: str, cr
             use = block["toolUse"]
             if not isinstance(use.get("toolUseId"), str) or not isinstance(use.get("name"), str):
                 raise ValueError("a toolUse block without toolUseId or name")
+            if json_tool is not None and use["name"] == json_tool:
+                texts.append(orjson.dumps(use.get("input", {})).decode())
+                continue
             calls.append(
                 {
                     "id": use["toolUseId"],
@@ -99,7 +107,7 @@ def converse_to_completion(answer: dict[str, Any], *, ident: str, model: str, cr
                 "index": 0,
                 "message": reply,
                 "logprobs": None,
-                "finish_reason": finish_reason_for(answer.get("stopReason")),
+                "finish_reason": finish_reason_for(answer.get("stopReason"), json_mode=json_tool is not None),
             }
         ],
     }

@@ -35,9 +35,13 @@ class ConverseToChatStream:
         "_head",
         "_tools",
         "_role_sent",
+        "_json_tool",
+        "_json_blocks",
     )
 
-    def __init__(self, *, ident: str, model: str, created: int, include_usage: bool) -> None:
+    def __init__(
+        self, *, ident: str, model: str, created: int, include_usage: bool, json_tool: str | None = None
+    ) -> None:
         self.done = False
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
@@ -51,6 +55,8 @@ class ConverseToChatStream:
         }
         self._tools: dict[int, int] = {}  # contentBlockIndex -> OpenAI tool_call index
         self._role_sent = False
+        self._json_tool = json_tool  # JSON mode: this tool's input is the content
+        self._json_blocks: set[int] = set()  # contentBlockIndex of its calls
 
     def event(self, kind: str, payload: dict[str, Any]) -> bytes:
         """One event's chunks (often none); TypeError/AttributeError for a malformed payload."""
@@ -63,14 +69,19 @@ class ConverseToChatStream:
                 self._emit(out, {"content": delta["text"]})
             elif isinstance(delta.get("toolUse"), dict):
                 piece = delta["toolUse"].get("input")
-                position = self._tools.get(payload.get("contentBlockIndex"))  # type: ignore[arg-type]
-                if position is not None and isinstance(piece, str) and piece:
+                block = payload.get("contentBlockIndex")
+                position = self._tools.get(block)  # type: ignore[arg-type]
+                if block in self._json_blocks and isinstance(piece, str) and piece:
+                    self._emit(out, {"content": piece})
+                elif position is not None and isinstance(piece, str) and piece:
                     self._emit(out, {"tool_calls": [{"index": position, "function": {"arguments": piece}}]})
             # reasoningContent (text, signature), citations: nothing for a chat client.
         elif kind == "contentBlockStart":
             start = (payload.get("start") or {}).get("toolUse")
             index = payload.get("contentBlockIndex")
-            if isinstance(start, dict) and isinstance(index, int):
+            if isinstance(start, dict) and isinstance(index, int) and start.get("name") == self._json_tool:
+                self._json_blocks.add(index)  # its input streams as content
+            elif isinstance(start, dict) and isinstance(index, int):
                 position = self._tools[index] = len(self._tools)
                 call = {
                     "index": position,
@@ -93,7 +104,9 @@ class ConverseToChatStream:
         return b"".join(out)
 
     def _stop(self, out: list[bytes], payload: dict[str, Any]) -> None:
-        self.finish_reason = finish_reason_for(payload.get("stopReason"))
+        self.finish_reason = finish_reason_for(
+            payload.get("stopReason"), json_mode=self._json_tool is not None
+        )
         self._emit(out, {}, self.finish_reason)
 
     def _emit(self, out: list[bytes], delta: dict[str, Any], finish: str | None = None) -> None:

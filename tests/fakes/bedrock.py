@@ -301,6 +301,11 @@ def converse_problem(payload: Any) -> str | None:
             tool_blocks = tool_blocks or "toolUse" in block or "toolResult" in block
     if tool_blocks and "toolConfig" not in payload:
         return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+    tool_config = payload.get("toolConfig") or {}
+    forced = ((tool_config.get("toolChoice") or {}).get("tool") or {}).get("name")
+    names = [(t.get("toolSpec") or {}).get("name") for t in tool_config.get("tools") or ()]
+    if forced is not None and forced not in names:
+        return f"The tool {forced} in toolChoice is not one of the tools."
     config = payload.get("inferenceConfig", {})
     if not isinstance(config, dict) or not set(config) <= _INFERENCE_FIELDS:
         return "Malformed input request: inferenceConfig has an extraneous key."
@@ -308,6 +313,16 @@ def converse_problem(payload: Any) -> str | None:
         if set(block) - {"text", "guardContent", "cachePoint"}:
             return "Malformed input request: system holds an invalid block."
     return None
+
+
+def _sample(schema: dict[str, Any]) -> Any:
+    """A value that fits a JSON Schema object's properties (what a forced tool's input holds)."""
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {name: _sample(sub) for name, sub in (schema.get("properties") or {"answer": {}}).items()}
+    if kind == "array":
+        return [_sample(schema.get("items") or {})]
+    return {"integer": 2, "number": 1.5, "boolean": True}.get(str(kind), "fake")
 
 
 class FakeBedrock(FakeUpstream):
@@ -386,14 +401,20 @@ class FakeBedrock(FakeUpstream):
         problem = converse_problem(rec.json)
         if problem is not None:
             return await self._aws_error(rec, send, 400, "ValidationException", problem)
-        answer = self._answer(turn, n)
+        answer = self._answer(turn, n, rec.json)
         if operation == "converse":
             return await self._reply(rec, send, 200, _dumps(answer), {"content-type": "application/json"})
         await self._stream(rec, send, abort, turn, answer)
 
-    def _answer(self, turn: Turn, n: int) -> dict[str, Any]:
+    def _answer(self, turn: Turn, n: int, payload: dict[str, Any]) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"text": turn.text}] if turn.text else []
-        for i, (name, arguments) in enumerate(turn.tool_uses):
+        tool_uses = turn.tool_uses
+        tool_config = payload.get("toolConfig") or {}
+        forced = ((tool_config.get("toolChoice") or {}).get("tool") or {}).get("name")
+        if forced is not None and not tool_uses:  # a forced tool: the model answers by calling it
+            spec = next(t["toolSpec"] for t in tool_config["tools"] if t["toolSpec"]["name"] == forced)
+            content, tool_uses = [], [(forced, _sample(spec["inputSchema"]["json"]))]
+        for i, (name, arguments) in enumerate(tool_uses):
             content.append(
                 {"toolUse": {"toolUseId": f"tooluse_{self.name}_{n}_{i}", "name": name, "input": arguments}}
             )
@@ -407,7 +428,7 @@ class FakeBedrock(FakeUpstream):
             usage["cacheWriteInputTokens"] = turn.cache_write
         return {
             "output": {"message": {"role": "assistant", "content": content}},
-            "stopReason": turn.stop_reason or ("tool_use" if turn.tool_uses else "end_turn"),
+            "stopReason": turn.stop_reason or ("tool_use" if tool_uses else "end_turn"),
             "usage": usage,
             "metrics": {"latencyMs": 42},
         }

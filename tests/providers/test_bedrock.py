@@ -406,6 +406,32 @@ def test_a_deployment_whose_key_aws_refuses_fails_over_and_cools_down(sdk, fakes
     assert len(aws.requests) == 1 and len(gpt.requests) == 2
 
 
+def test_json_mode_is_a_forced_tool_whose_input_is_the_answer(sdk, fakes):
+    aws = fakes[0]
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    response_format = {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}
+    completion = sdk.chat.completions.create(model="claude", messages=USER, response_format=response_format)
+    assert orjson.loads(completion.choices[0].message.content) == {"city": "fake"}
+    assert completion.choices[0].finish_reason == "stop" and not completion.choices[0].message.tool_calls
+    sent = aws.requests[-1].json["toolConfig"]
+    assert sent["toolChoice"] == {"tool": {"name": "json_response"}}
+    assert sent["tools"][0]["toolSpec"]["inputSchema"] == {"json": schema}
+    stream = sdk.chat.completions.create(
+        model="claude", messages=USER, response_format={"type": "json_object"}, stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert orjson.loads(text) == {"answer": "fake"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:  # forcing one tool would forbid the others
+        sdk.chat.completions.create(
+            model="claude", messages=USER, tools=[WEATHER], response_format={"type": "json_object"}
+        )
+    assert caught.value.body["param"] == "response_format"
+
+
 def test_session_credentials_and_credentials_from_the_environment(sdk, fakes):
     aws = fakes[0]
     sdk.chat.completions.create(model="session", messages=USER)

@@ -42,13 +42,13 @@ def test_chat_requests_become_converse_requests(name):
 @pytest.mark.parametrize("name", names("answer"))
 def test_converse_answers_become_chat_completions(name):
     case = load(name)
-    completion = converse_to_completion(case["converse"], **IDS)
+    completion = converse_to_completion(case["converse"], **IDS, json_tool=case.get("json_tool"))
     assert completion == case["completion"]
     ChatCompletion.model_validate(completion)
 
 
-def stream_chunks(events: list[list[Any]], include_usage: bool) -> list[Any]:
-    translator = ConverseToChatStream(**IDS, include_usage=include_usage)
+def stream_chunks(events: list[list[Any]], include_usage: bool, json_tool: str | None = None) -> list[Any]:
+    translator = ConverseToChatStream(**IDS, include_usage=include_usage, json_tool=json_tool)
     out = b"".join(translator.event(kind, payload) for kind, payload in events).decode()
     assert translator.done
     return [e[6:] if e == "data: [DONE]" else json.loads(e[6:]) for e in out.split("\n\n") if e]
@@ -57,7 +57,7 @@ def stream_chunks(events: list[list[Any]], include_usage: bool) -> list[Any]:
 @pytest.mark.parametrize("name", names("stream"))
 def test_converse_stream_events_become_chunks(name):
     case = load(name)
-    chunks = stream_chunks(case["events"], case["include_usage"])
+    chunks = stream_chunks(case["events"], case["include_usage"], case.get("json_tool"))
     assert chunks == case["chunks"]
     assert chunks[-1] == "[DONE]"
     for chunk in chunks[:-1]:
@@ -110,13 +110,17 @@ def test_a_stream_ending_at_metadata_without_message_stop_still_finishes():
 
 
 USER = [{"role": "user", "content": "Hi"}]
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
 
 @pytest.mark.parametrize(
     "payload,param",
     [
         ({"messages": USER, "seed": 7}, "seed"),
-        ({"messages": USER, "response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {"messages": USER, "response_format": {"type": "json_object"}, "tools": [WEATHER]},
+            "response_format",
+        ),
         ({"messages": USER, "logprobs": True}, "logprobs"),
         (
             {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
