@@ -7,6 +7,7 @@ import pytest
 from asgi_llm.auth.keys import hash_key
 from tests.conftest import mock_model
 from tests.fakes.idp import AUDIENCE, CLIENT, ISSUER, FakeIdP
+from tests.ratelimit.conftest import own_redis  # noqa: F401 (a fixture: a Redis a test stops)
 
 KEYS = {
     "alice": "sk-alice-0123456789",
