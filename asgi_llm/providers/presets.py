@@ -5,7 +5,8 @@ A quirk is a field the service refuses with a 400 although it changes nothing in
 answer: it is dropped, with a debug log. A field that does change the answer is sent as
 the client wrote it, and the service's own 400 is passed on; unless it holds its neutral
 value (`n: 1`, `logprobs: false`), which says nothing and is dropped too. A field the
-service spells differently is renamed.
+service spells differently is renamed, and a value it says another way is said its way
+(LM Studio's JSON mode is a schema).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Preset:
     rename: Mapping[str, str] = field(default_factory=dict)  # our name -> the service's
     drop_message_names: bool = False  # `messages[].name` refused
     cache_hits: str | None = None  # the usage field that counts prompt-cache reads, if not OpenAI's
+    json_object_as_schema: bool = False  # `response_format: json_object` refused, json_schema taken
 
     def touches(self, payload: Mapping[str, Any]) -> bool:
         return (
@@ -43,7 +45,20 @@ class Preset:
             or any(name in payload for name in self.drop_neutral)
             or any(name in payload for name in self.rename)
             or (self.drop_message_names and any("name" in m for m in payload.get("messages") or ()))
+            or (self.json_object_as_schema and _json_object(payload))
         )
+
+
+def _json_object(payload: Mapping[str, Any]) -> bool:
+    response_format = payload.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") == "json_object"
+
+
+# JSON mode said as a schema: any JSON object, what `json_object` asks for.
+_ANY_OBJECT_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "json_object", "schema": {"type": "object"}},
+}
 
 
 def _neutral(value: Any, neutrals: tuple[Any, ...]) -> bool:
@@ -75,11 +90,16 @@ PRESETS: dict[str, Preset] = {
     "deepseek": Preset(cache_hits="prompt_cache_hit_tokens"),
     "together": Preset(),
     "fireworks": Preset(),
-    "openrouter": Preset(),
-    "xai": Preset(),
-    "ollama": Preset(),
+    "openrouter": Preset(),  # its `: OPENROUTER PROCESSING` SSE comments are skipped as any comment
+    "xai": Preset(  # its reasoning models (grok-4, grok-3-mini) refuse the penalties, even at 0
+        drop_neutral={"frequency_penalty": (0,), "presence_penalty": (0,)},
+    ),
+    "ollama": Preset(),  # ignores what it does not support (n, logit_bias, user): no 400 to avoid
     "vllm": Preset(),
-    "lmstudio": Preset(),
+    "lmstudio": Preset(  # "'response_format.type' must be 'json_schema' or 'text'"
+        drop_neutral={"response_format": ({"type": "text"},)},
+        json_object_as_schema=True,
+    ),
 }
 
 
@@ -112,6 +132,9 @@ class PresetProvider(OpenAIProvider):
             value = body.pop(ours, None)
             if value is not None:  # max_completion_tokens, the newer name, wins over max_tokens
                 body[theirs] = value
+        if preset.json_object_as_schema and _json_object(body):
+            body["response_format"] = _ANY_OBJECT_FORMAT
+            dropped.append("response_format json_object (sent as a json_schema of any object)")
         messages = body.get("messages")
         if preset.drop_message_names and isinstance(messages, list):
             if any(isinstance(m, dict) and "name" in m for m in messages):

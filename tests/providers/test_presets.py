@@ -160,6 +160,43 @@ def test_cerebras_loses_neutral_penalties(sdk, fake):
     assert "frequency_penalty" not in sent and sent["presence_penalty"] == 0.5
 
 
+def test_xai_loses_neutral_penalties_its_reasoning_models_refuse(sdk, fake):
+    sdk.chat.completions.create(model="xai", messages=USER, frequency_penalty=0, presence_penalty=0.5)
+    sent = fake.requests[-1].json
+    assert "frequency_penalty" not in sent and sent["presence_penalty"] == 0.5
+
+
+def test_lm_studio_gets_json_mode_as_a_schema(sdk, fake):
+    """LM Studio refuses `response_format: json_object` ("must be 'json_schema' or 'text'"):
+    JSON mode goes as a schema of any object; `text` (neutral) is dropped."""
+    sdk.chat.completions.create(model="lmstudio", messages=USER, response_format={"type": "json_object"})
+    assert fake.requests[-1].json["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "json_object", "schema": {"type": "object"}},
+    }
+    sdk.chat.completions.create(model="lmstudio", messages=USER, response_format={"type": "text"})
+    assert "response_format" not in fake.requests[-1].json
+    schema = {"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "object"}}}
+    sdk.chat.completions.create(model="lmstudio", messages=USER, response_format=schema)
+    assert fake.requests[-1].json["response_format"] == schema  # already its way
+
+
+def test_openrouter_processing_comments_are_skipped(sdk, fake):
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []}
+    delta = {**chunk, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+    body = (
+        b": OPENROUTER PROCESSING\n\n"
+        + b"data: "
+        + orjson.dumps(delta)
+        + b"\n\n"
+        + b": OPENROUTER PROCESSING\n\n"
+        + b"data: [DONE]\n\n"
+    )
+    fake.default = Behavior(body=body, content_type="text/event-stream")
+    chunks = list(sdk.chat.completions.create(model="openrouter", messages=USER, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hi"
+
+
 async def test_a_dropped_field_is_a_debug_line(asgi_client, fake, no_secrets_in_logs):
     config = {"models": [{"name": "mistral", "deployments": [preset_deployment("mistral", fake)]}]}
     client = asgi_client(config)
