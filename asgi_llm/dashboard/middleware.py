@@ -32,6 +32,7 @@ from asgi_llm.context import Principal
 from asgi_llm.dashboard import wire
 from asgi_llm.dashboard.assets import Assets
 from asgi_llm.dashboard.forward import forward
+from asgi_llm.dashboard.liveness import key_still_valid
 from asgi_llm.dashboard.session import Session, SessionSigner
 from asgi_llm.dashboard.signin import sign_in
 from asgi_llm.errors import AuthenticationFailed, InvalidRequest, PermissionDenied, ProxyError
@@ -147,7 +148,7 @@ class _Request:
             credential = (wire.header_value(self.scope, b"authorization") or "").partition(" ")[2]
             principal = await self._sign_in(credential.strip().encode("latin-1"))
             cookies = self._session_cookies(principal)
-        elif self.session is None or self.layer.principal(self.config, self.session) is None:
+        elif await self._signed_in() is None:
             await wire.redirect(send, self.base + "/signin")
             return
         await self._page("index.html", send, cookies)
@@ -179,7 +180,7 @@ class _Request:
 
     async def _signout(self, send: Send) -> None:
         self._allow("POST")
-        self._require_session(csrf=True)
+        await self._require_session(csrf=True)
         cleared = tuple(
             wire.set_cookie(
                 name, "", path=self.base, secure=wire.is_https(self.scope), http_only=True, max_age=0
@@ -190,7 +191,7 @@ class _Request:
 
     async def _who(self, send: Send) -> None:
         self._allow("GET")
-        session, principal = self._require_session(csrf=False)
+        session, principal = await self._require_session(csrf=False)
         body = {
             "principal": principal.id,
             "tenant": principal.tenant,
@@ -213,7 +214,7 @@ class _Request:
         await send_response(send, 200, body, asset.content_type, headers, content_length=len(asset.body))
 
     async def _api(self, rest: str, receive: Receive, send: Send) -> None:
-        _, principal = self._require_session(csrf=self.method not in _SAFE_METHODS)
+        _, principal = await self._require_session(csrf=self.method not in _SAFE_METHODS)
         request_id = self.layer.request_ids.for_scope(self.scope)
         done = await forward(
             self.layer.app, self.config, principal, rest, self.scope, receive, send, request_id
@@ -221,14 +222,26 @@ class _Request:
         if not done:
             raise InvalidRequest("No such admin route.", status=404, code="not_found")
 
-    def _require_session(self, *, csrf: bool) -> tuple[Session, Principal]:
+    async def _signed_in(self) -> tuple[Session, Principal] | None:
+        """The session and its principal, if the session is good, its principal still an
+        admin under the config in force, and the key it was opened with still valid."""
         session = self.session
         principal = self.layer.principal(self.config, session) if session is not None else None
         if session is None or principal is None:
+            return None
+        key_stores = self.layer.auth.key_stores if self.layer.auth is not None else None
+        if not await key_still_valid(key_stores, self.config, session):
+            return None
+        return session, principal
+
+    async def _require_session(self, *, csrf: bool) -> tuple[Session, Principal]:
+        found = await self._signed_in()
+        if found is None:
             raise AuthenticationFailed("Sign in to the dashboard first.", reason="no_session")
+        session, principal = found
         if csrf and not self.signer.csrf_ok(session, wire.header_value(self.scope, wire.CSRF_HEADER)):
             raise PermissionDenied("Missing or wrong CSRF token.", code="csrf_failed")
-        return session, principal
+        return found
 
     def _session_cookies(self, principal: Principal) -> tuple[Header, ...]:
         ttl = self.settings.ui_session_ttl_s

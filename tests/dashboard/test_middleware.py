@@ -259,3 +259,28 @@ async def test_sign_ins_are_audited_without_the_credential(asgi_client, tmp_path
     ]
     text = (tmp_path / "audit.jsonl").read_text()
     assert ROOT_KEY not in text and USER_KEY not in text
+
+
+async def test_revoking_the_key_a_session_was_opened_with_ends_the_session(asgi_client, redis_available):
+    import uuid
+
+    config = document()
+    config["auth"]["key_store"] = {
+        "url": redis_available + "/5",
+        "prefix": f"dash-{uuid.uuid4().hex[:8]}",
+        "cache_ttl_s": 0,
+    }
+    client = asgi_client(config)
+    root = {"authorization": f"Bearer {ROOT_KEY}"}
+    minted = await client.post("/admin/keys", json={"id": "ops", "roles": ["admin"]}, headers=root)
+    assert minted.status_code == 201, minted.text
+    await signed_in(client, minted.json()["key"])
+    assert (await client.get(f"{UI}/api/config")).status_code == 200
+    assert (await client.post("/admin/keys/revoke", json={"id": "ops"}, headers=root)).status_code == 200
+    assert (await client.get(f"{UI}/api/config")).status_code == 401
+    assert (await client.get(f"{UI}/")).headers["location"] == f"{UI}/signin"
+    # a config key revoked through the store ends its sessions too
+    await signed_in(client, ROOT_KEY)
+    assert (await client.get(f"{UI}/api/deployments")).status_code == 200
+    await client.post("/admin/keys/revoke", json={"id": "root"}, headers=root)
+    assert (await client.get(f"{UI}/api/deployments")).status_code == 401
