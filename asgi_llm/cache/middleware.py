@@ -17,6 +17,7 @@ import orjson
 from asgi_llm.breaker import Breaker
 from asgi_llm.cache.entry import BadEntry, Entry, decode_entry, new_entry
 from asgi_llm.cache.flight import SingleFlight
+from asgi_llm.cache.judge import Judge
 from asgi_llm.cache.keys import GLOBAL, CacheKey, cache_key, namespace_for, short_digest
 from asgi_llm.cache.policy import Directives, deterministic_enough, read_directives
 from asgi_llm.cache.recorder import Recorder
@@ -79,6 +80,7 @@ class CacheMiddleware(LLMLayer):
         self._injected = store
         self._stores: dict[tuple[Any, ...], CacheStore] = {}
         self._semantic = semantic
+        self._judge = Judge(app)  # used only when cache.semantic.judge names a model
         self._flights = SingleFlight()
         self._breaker = Breaker(pause_s=BACKOFF_S, on_down=_log_down, on_up=_log_up)
 
@@ -222,10 +224,11 @@ class CacheMiddleware(LLMLayer):
         semantic = self._semantic
         if semantic is None or not call.settings.semantic.enabled:
             return False
-        decision = await semantic.lookup(call.ctx, call.key, call.directives.threshold)
+        decision = await semantic.lookup(call.ctx, call.key, call.directives.threshold, self._judge)
         if decision is None:
             return False
         call.ctx.cache_stage = decision.stage
+        call.judge_cost_usd = decision.cost_usd
         if decision.key is None:
             return False
         found = await self._get(call.store, decision.where, decision.key)
@@ -233,6 +236,8 @@ class CacheMiddleware(LLMLayer):
             return False
         call.ctx.add_header(b"x-cache-stage", decision.stage.encode())
         await self._serve(call.ctx, found, "semantic", decision.similarity, send)
+        if decision.cost_usd:
+            call.ctx.cost_usd = decision.cost_usd  # the judge's call: the hit's only cost
         return True
 
     async def _get(self, store: CacheStore, where: str, key: CacheKey) -> Entry | None:
@@ -288,9 +293,11 @@ class CacheMiddleware(LLMLayer):
         ctx.cache_status = "miss"
         if not call.directives.store:
             await self.app(scope, receive, send)
+            self._charge_judge(call)
             return
         recorder = Recorder(ctx, call.settings.max_entry_bytes)
         await self.app(scope, receive, recorder.wrap(send))
+        self._charge_judge(call)
         response = recorder.result()
         if response is None:
             return
@@ -306,6 +313,12 @@ class CacheMiddleware(LLMLayer):
                 await self._semantic.add(ctx, call.key, call.where, call.directives.ttl_s)
             except Exception as exc:  # noqa: BLE001 - an index entry lost is a future miss
                 log.warning("semantic index add failed: %s", exc.__class__.__name__)
+
+    @staticmethod
+    def _charge_judge(call: _Call) -> None:
+        """A judge said no on the way to this miss: its call is part of the request's cost."""
+        if call.judge_cost_usd:
+            call.ctx.cost_usd = (call.ctx.cost_usd or 0.0) + call.judge_cost_usd
 
     async def _bypass(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
         """Not consulted; why goes to `ctx.cache_bypass` for the metrics layer
@@ -345,7 +358,7 @@ class CacheMiddleware(LLMLayer):
         return deleted
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
     """What one request's trip through the cache needs (never kept on the middleware)."""
 
@@ -355,6 +368,7 @@ class _Call:
     key: CacheKey
     where: str
     directives: Directives
+    judge_cost_usd: float = 0.0  # a semantic judge asked on the way: added to the request's cost
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from asgi_llm.context import LLMContext
 from asgi_llm.redis_client import is_redis_url
 
 if TYPE_CHECKING:
+    from asgi_llm.cache.judge import Judge
     from asgi_llm.cache.store import CacheStore
     from asgi_llm.cache.sync import FleetSync
     from asgi_llm.config.schema import Cache, Semantic
@@ -72,9 +73,10 @@ def context_hash(key: CacheKey, rest: dict[str, Any]) -> str:
 
 # The stage that decided (x-cache-stage, and a metric label: a fixed set).
 COSINE = "cosine"  # a hit: close enough, and no guard objected
+JUDGE = "judge"  # under the threshold but in the gray zone: the judge said yes (a hit) or not
 BELOW = "threshold"  # a miss: nothing of the context close enough
 GUARD = "guard"  # a miss: close enough, but a guard vetoed every such candidate
-STAGES = (COSINE, BELOW, GUARD)
+STAGES = (COSINE, JUDGE, BELOW, GUARD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class Decision:
     threshold: float  # the one in force for this request
     key: CacheKey | None = None  # a hit: the stored question's key and storage key
     where: str = ""
+    cost_usd: float = 0.0  # of the judge's call, when one was made
 
     @property
     def hit(self) -> bool:
@@ -151,10 +154,13 @@ class SemanticTier:
             log.warning("embedding failed (%s): semantic tier bypassed", exc.__class__.__name__)
             return None
 
-    async def lookup(self, ctx: LLMContext, key: CacheKey, threshold: float | None) -> Decision | None:
+    async def lookup(
+        self, ctx: LLMContext, key: CacheKey, threshold: float | None, judge: Judge | None = None
+    ) -> Decision | None:
         """What the tier decided about this request: a hit on the best stored question of the
-        same context that is close enough and that the guards allow, or a miss and the stage
-        that made it one. None when the tier does not apply (nothing to embed)."""
+        same context that is close enough and that the guards allow (or, in the gray zone
+        under the threshold, that the configured judge calls the same), or a miss and the
+        stage that made it one. None when the tier does not apply (nothing to embed)."""
         parts = semantic_parts(key.endpoint, ctx.payload)
         if parts is None:
             return None
@@ -163,12 +169,14 @@ class SemanticTier:
         if vector is None:
             return None
         limit = threshold_for(self.settings, ctx, threshold)
+        gray = self.settings.judge if judge is not None else None
+        low = min(limit, gray.low) if gray is not None else limit
         asked = features(text)
         best: float | None = None
         stage = BELOW
         for item, score in self.index.search(context_hash(key, rest), vector, CANDIDATES):
             best = score if best is None else best
-            if score < limit:
+            if score < low:
                 break
             if self.settings.guards:
                 reason = veto(asked, item.features)
@@ -177,7 +185,15 @@ class SemanticTier:
                     stage = GUARD
                     continue
             found = CacheKey(key.namespace, key.model, item.endpoint, item.digest)
-            return Decision(COSINE, score, limit, found, item.id)
+            if score >= limit:
+                return Decision(COSINE, score, limit, found, item.id)
+            if judge is None or gray is None:  # pragma: no cover - low == limit without a judge
+                break
+            # The gray zone: one question to the judge, about the best candidate left.
+            verdict = await judge(ctx, gray, item.text, text)
+            if verdict.same:
+                return Decision(JUDGE, score, limit, found, item.id, verdict.cost_usd)
+            return Decision(JUDGE, best, limit, cost_usd=verdict.cost_usd)
         return Decision(stage, best, limit)
 
     async def add(self, ctx: LLMContext, key: CacheKey, where: str, ttl_s: float) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import socket
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -522,15 +522,29 @@ class Limits(Section):
         return value
 
 
-SemanticThreshold = Annotated[float, Field(ge=0.5, le=1)]
-
-
 class SemanticThresholds(Section):
     """Stricter semantic thresholds for some models (names or aliases) and tenants: a floor
     that neither the default nor a request's x-cache-threshold goes under."""
 
-    models: dict[str, SemanticThreshold] = {}
-    tenants: dict[str, SemanticThreshold] = {}
+    models: dict[str, float] = {}
+    tenants: dict[str, float] = {}
+
+    @field_validator("models", "tenants")
+    @classmethod
+    def _check_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if not 0.5 <= threshold <= 1:
+                raise ValueError(f"{name!r}: a threshold is from 0.5 to 1, not {threshold}")
+        return value
+
+
+class SemanticJudge(Section):
+    """A model asked whether a gray-zone candidate needs the same answer (docs/caching.md)."""
+
+    model: str  # a served model (name or alias)
+    low: float = Field(0.8, ge=0.5, lt=1)  # the gray zone: from here to the threshold
+    timeout_s: float = Field(2.0, gt=0, le=30)  # past it: a miss
+    max_tokens: int = Field(2, ge=1, le=64)
 
 
 class Semantic(Section):
@@ -539,6 +553,7 @@ class Semantic(Section):
     enabled: bool = False
     threshold: float = Field(0.9, gt=0, le=1)
     thresholds: SemanticThresholds = SemanticThresholds()
+    judge: SemanticJudge | None = None  # off: no second stage
     model: str = "all-MiniLM-L6-v2"  # one of cache/models.py KNOWN (its package installed)
     model_path: str | None = None  # a local sentence-transformers dir; default: the packaged model
     backend: Literal["onnx", "torch"] = "onnx"  # same vectors; onnx is ~4x faster on CPU
@@ -559,6 +574,8 @@ class Semantic(Section):
             found = problem(self.model, self.model_path)
             if found is not None:
                 raise FieldError(("model_path" if self.model_path else "model",), found)
+        if self.judge is not None and self.judge.low >= self.threshold:
+            raise FieldError(("judge", "low"), f"must be under the threshold ({self.threshold})")
         return self
 
 
@@ -798,4 +815,7 @@ class ConfigModel(Section):
                 if normalize_model_name(name) not in names:
                     field = ("cache", "semantic", "thresholds", "models", name)
                     raise FieldError(field, f"unknown model {name!r}")
+            judge = self.cache.semantic.judge
+            if judge is not None and normalize_model_name(judge.model) not in names:
+                raise FieldError(("cache", "semantic", "judge", "model"), f"unknown model {judge.model!r}")
         return self

@@ -108,7 +108,7 @@ class PrometheusExporter(BaseExporter):
         )
         self.cache_semantic = Counter(
             f"{p}_cache_semantic_decisions",
-            "Semantic cache lookups by the stage that decided: cosine (a hit), threshold or guard (misses).",
+            "Semantic cache lookups by the stage that decided: cosine, judge, threshold or guard.",
             ("model", "stage"),
             registry=r,
         )

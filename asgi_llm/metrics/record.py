@@ -62,7 +62,7 @@ class LabelGuard:
 
 # The stages a semantic cache lookup can end at (cache/semantic.py STAGES; a test keeps the
 # two equal): spelt here so that metrics never import the semantic tier (numpy, models).
-SEMANTIC_STAGES = frozenset(("cosine", "threshold", "guard"))
+SEMANTIC_STAGES = frozenset(("cosine", "judge", "threshold", "guard"))
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3 µs more

@@ -46,11 +46,13 @@ class BagOfWords:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
-def semantic_app(upstream, embedder=None, *, auth=False, threshold=0.8, semantic=None, top=None, **cache):
+def semantic_app(
+    upstream, embedder=None, *, auth=False, threshold=0.8, semantic=None, top=None, extra_models=(), **cache
+):
     settings = {"enabled": True, "threshold": threshold, **(semantic or {})}
-    config = Config.from_dict(
-        {**cache_config(upstream, auth=auth, **cache, semantic=settings), **(top or {})}
-    )
+    whole = {**cache_config(upstream, auth=auth, **cache, semantic=settings), **(top or {})}
+    whole["models"] = [*whole["models"], *extra_models]
+    config = Config.from_dict(whole)
     settings = config.cache
     embedder = embedder or BagOfWords()
     tier = SemanticTier(

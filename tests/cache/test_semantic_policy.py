@@ -67,7 +67,7 @@ def test_thresholds_must_name_served_models_and_lie_in_range(upstream):
     }
     with pytest.raises(ConfigError, match=r"cache.semantic.thresholds.models.nope.*unknown model 'nope'"):
         load({"models": {"nope": 0.95}})
-    with pytest.raises(ConfigError, match=r"thresholds.tenants.acme"):
+    with pytest.raises(ConfigError, match=r"thresholds.tenants: .*'acme': a threshold is from 0.5 to 1"):
         load({"tenants": {"acme": 0.2}})
 
 
