@@ -85,10 +85,12 @@ BAD_URLS = [
     ("cache.backend", "redis://127.0.0.1:99999/1", "invalid port '99999'"),
     ("cache.backend", "redis://127.0.0.1:6379/one", "invalid database number 'one'"),
     ("cache.backend", "redis://:6379/1", "needs a host"),
-    ("cache.backend", "unix:///tmp/redis.sock", "cache backend URL"),
+    ("cache.backend", "redis+cluster://h1:7000,h2:7001/1", "only database 0"),
     ("cache.backend", "memcached://h:1", "cache backend URL"),
     ("limits.storage", "redis://127.0.0.1:abc/0", "invalid port 'abc'"),
-    ("limits.storage", "redis://127.0.0.1/0", "'127.0.0.1' needs a port"),
+    ("limits.storage", "redis+cluster://h1,h2:7001", "'h1' needs a port"),
+    ("responses.store", "redis+sentinel://h1:26379,h2:26379", "ends with the service"),
+    ("auth.key_store.url", "redis+sentinel://h1:26379/svc/x", "invalid database number 'x'"),
     ("limits.storage", "redis+cluster://h1:7000,h2:x", "invalid port 'x'"),
     ("limits.storage", "redis+sentinel://h1:26379,:26380/svc", "needs a host"),
     ("limits.storage", "redis+unix://", "socket's path"),
@@ -117,6 +119,13 @@ def test_every_url_is_parsed_when_the_config_loads(field, value, message):
     assert f"{field}: " in str(info.value) and message in str(info.value), str(info.value)
 
 
+def test_a_key_store_on_a_cluster_keeps_its_keys_in_one_slot():
+    on_cluster = Config.from_dict(with_field("auth.key_store.url", "redis+cluster://h1:7000"))
+    assert on_cluster.auth.key_store.prefix == "{asgi_llm}"  # its MULTIs span its keys
+    single = Config.from_dict(with_field("auth.key_store.url", "redis://h:6379/3"))
+    assert single.auth.key_store.prefix == "asgi_llm"  # the layout of keys minted before
+
+
 def test_a_url_error_never_repeats_its_password():
     with pytest.raises(ConfigError) as info:
         Config.from_dict(with_field("cache.backend", "redis://user:hunter2-secret@cache:63x9/0"))
@@ -132,6 +141,13 @@ GOOD_URLS = [
     ("limits.storage", "redis+cluster://h1:7000,h2:7001"),
     ("limits.storage", "redis+sentinel://:pw@h1:26379,h2:26379/mymaster"),
     ("limits.storage", "redis+unix:///var/run/redis.sock"),
+    ("limits.storage", "redis://127.0.0.1/0"),
+    ("cache.backend", "redis+cluster://h1:7000,h2:7001"),
+    ("cache.backend", "unix:///tmp/redis.sock"),
+    ("responses.store", "redis+sentinel://s1:26379,s2:26379/mymaster/2"),
+    ("auth.key_store.url", "redis+cluster://:pw@h1:7000"),
+    ("routing.redis_url", "redis+sentinel://s1:26379/mymaster"),
+    ("reload.redis_url", "redis+unix:///var/run/redis.sock?db=4"),
     ("auth.key_store.url", "unix:///var/run/redis.sock?db=3"),
     ("routing.redis_url", "redis://[::1]:6379/0"),
     ("reload.redis_url", "redis://redis-0.redis.default.svc.cluster.local.:6379/4"),

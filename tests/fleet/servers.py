@@ -96,7 +96,7 @@ class _Processes:
 
 def _server_args(port: int, *extra: str) -> list[str]:
     return [SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--protected-mode", "no", *extra]  # fmt: skip
+            "--protected-mode", "no", "--enable-debug-command", "local", *extra]  # fmt: skip
 
 
 class RedisClusterSet(_Processes):
