@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium against a real `asgi-llm serve` with a seeded ledger:
 sign in, the overview's numbers against the ledger, drill-down, teams and keys (a minted key
-calls the proxy and its request appears; revoked, its next call is 401), a budget change, and
+calls the proxy and its request appears; rotated, the new one calls it; revoked, both are
+401), a budget change, and
 a tenant admin who sees its own tenant only. Screenshots of every page go to the run's
 output folder (ASGI_LLM_SCREENSHOTS names another)."""
 
@@ -108,6 +109,7 @@ def test_overview_matches_the_ledger_and_drills_down(browser, proxy, shots):
 
     for route, selector, name in [
         ("usage/model", "table[data-table=usage]", "models-usage"),
+        ("usage/key", "table[data-table=usage] svg.spark", "keys-usage"),
         ("deployments", "table[data-table=deployments] .badge.bad:has-text('bad_gateway')", "deployments"),
         ("config", "pre[data-config]", "config"),
     ]:
@@ -170,6 +172,13 @@ def test_teams_and_keys_through_the_page(browser, proxy, shots):
 
     wait_until(logged, timeout=15, interval=0.3, message="the minted key's request in the log")
     page.goto(f"{proxy.root_url}/admin/ui/#/keys")
+    page.click(f"[data-rotate='{key_id}']")
+    rotated = page.locator(f"[data-new-key='{key_id}']").inner_text(timeout=10_000).strip()
+    assert rotated.startswith("sk-") and rotated != key
+    answer = httpx2.post(
+        f"{proxy.base_url}/chat/completions", json=CHAT, headers={"authorization": f"Bearer {rotated}"}
+    )
+    assert answer.status_code == 200, answer.text
     page.click(f"[data-revoke='{key_id}']")
     page.wait_for_selector("[data-status] .notice")
     refused = httpx2.post(
