@@ -88,6 +88,11 @@ EXTRA_TARGETS = (
     "proxy-hit-hypercorn",
     "litellm",
     "portkey",
+    # The full stack with the usage ledger (docs/ledger.md) on SQLite, and on PostgreSQL
+    # (BENCH_LEDGER_PG: a server URL whose `postgres` database may create another; default
+    # the local one): compare with proxy-full in the same run.
+    "proxy-ledger-sqlite",
+    "proxy-ledger-postgres",
 )
 SSE_MODEL = f"{MODEL}-sse"
 VARY = "Say hello"  # every request's body differs here: the full stack's cache always misses
@@ -249,7 +254,9 @@ def build_targets(
                 continue
             stack, _, server = _proxy_parts(name)
             config = workdir / f"{name}.yaml"
-            config.write_text(proxy_config(upstream, sse, full=stack != "proxy"))
+            config.write_text(
+                proxy_config(upstream, sse, full=stack != "proxy") + ledger_section(stack, workdir)
+            )
             port = free_port()
             argv = [str(script), "serve", "--config", str(config)]
             argv += ["--host", "127.0.0.1", "--port", str(port)]
@@ -258,6 +265,30 @@ def build_targets(
             body = STREAM_REQUEST_BODY.replace(f'"{MODEL}"', f'"{SSE_MODEL}"') if sse else REQUEST_BODY
             targets.append(Target(name, port, CHAT_PATH, body, argv, None, vary=stack != "proxy-hit"))
     return targets
+
+
+def ledger_section(stack: str, workdir: Path) -> str:
+    """The `ledger:` section of a proxy-ledger-* target: a fresh SQLite file, or a fresh
+    PostgreSQL database (dropped and made again for each run)."""
+    if stack == "proxy-ledger-sqlite":
+        return f"ledger: {{url: 'sqlite:///{workdir}/ledger.db'}}\n"
+    if stack == "proxy-ledger-postgres":
+        server = os.environ.get("BENCH_LEDGER_PG", "postgresql://postgres@127.0.0.1:5432")
+        import asyncio
+
+        import asyncpg
+
+        async def fresh() -> None:
+            conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
+            try:
+                await conn.execute("DROP DATABASE IF EXISTS asgi_llm_bench_ledger WITH (FORCE)")
+                await conn.execute("CREATE DATABASE asgi_llm_bench_ledger")
+            finally:
+                await conn.close()
+
+        asyncio.run(fresh())
+        return f"ledger: {{url: '{server}/asgi_llm_bench_ledger'}}\n"
+    return ""
 
 
 def _proxy_parts(name: str) -> tuple[str, str, str]:

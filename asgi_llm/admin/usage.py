@@ -137,7 +137,6 @@ class LedgerQueries:
         store = await self._store()
         try:
             rows = await store.requests(filters, 1, None, content=True)
-            attempts = await store.attempts(rows[0]["id"]) if rows else []
         except Exception:  # noqa: BLE001
             raise _unavailable() from None
         if not rows:
@@ -146,7 +145,7 @@ class LedgerQueries:
             )
         row = rows[0]
         record = _public(row)
-        record["attempt_log"] = attempts
+        record["attempt_log"] = row.get("attempt_log") or []
         record["prompt"], record["completion"] = row.get("prompt"), row.get("completion")
         return 200, record
 

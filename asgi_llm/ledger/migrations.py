@@ -69,28 +69,14 @@ _V1 = [
         client_gone {int} NOT NULL DEFAULT 0,
         tags TEXT,
         prompt TEXT,
-        completion TEXT
-    )""",
-    """CREATE TABLE IF NOT EXISTS ledger_attempts (
-        record_id TEXT NOT NULL,
-        n {int} NOT NULL,
-        ts {float} NOT NULL,
-        deployment TEXT NOT NULL,
-        model TEXT NOT NULL,
-        start_ms {float} NOT NULL,
-        duration_ms {float},
-        status {int},
-        error_type TEXT,
-        error_code TEXT,
-        PRIMARY KEY (record_id, n)
+        completion TEXT,
+        attempt_log TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS ledger_requests_ts ON ledger_requests (ts)",
     "CREATE INDEX IF NOT EXISTS ledger_requests_tenant_ts ON ledger_requests (tenant, ts)",
     "CREATE INDEX IF NOT EXISTS ledger_requests_key_ts ON ledger_requests (key_id, ts)",
     "CREATE INDEX IF NOT EXISTS ledger_requests_model_ts ON ledger_requests (model, ts)",
-    "CREATE INDEX IF NOT EXISTS ledger_requests_deployment_ts ON ledger_requests (deployment, ts)",
     "CREATE INDEX IF NOT EXISTS ledger_requests_request_id ON ledger_requests (request_id)",
-    "CREATE INDEX IF NOT EXISTS ledger_attempts_ts ON ledger_attempts (ts)",
 ]
 
 # Version 2: the hourly rollup the usage queries read (ledger/rollup.py).

@@ -20,9 +20,8 @@ from asgi_llm.ledger.store import Cursor, Filters, GroupBy
 
 POOL_MAX = 4
 _INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
-_INSERT_ATTEMPT = sql.numbered(sql.INSERT_ATTEMPT)
 _SELECT_ATTEMPTS = sql.numbered(sql.SELECT_ATTEMPTS)
-_PRUNE = tuple(sql.numbered(statement) for statement in sql.PRUNE)
+_PRUNE = sql.numbered(sql.PRUNE)
 _UPSERT_HOURLY = sql.numbered(rollup.UPSERT)
 _PRUNE_HOURLY = sql.numbered(rollup.PRUNE)
 
@@ -77,13 +76,10 @@ class PostgresStore:
     async def write(self, records: Sequence[LedgerRecord]) -> None:
         pool = await self._get_pool()
         rows = [sql.request_row(r) for r in records]
-        attempts = sql.attempt_rows(records)
         async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
             ids = [r.id for r in records]
             stored = {row[0] for row in await conn.fetch(rollup.existing_ids("postgresql", len(ids)), ids)}
             await conn.executemany(_INSERT_REQUEST, rows)
-            if attempts:
-                await conn.executemany(_INSERT_ATTEMPT, attempts)
             hourly = rollup.hourly_rows(records, stored)
             if hourly:
                 await conn.executemany(_UPSERT_HOURLY, hourly)
@@ -102,14 +98,14 @@ class PostgresStore:
         return [sql.request_dict(tuple(row)) for row in await self._select(query, params)]
 
     async def attempts(self, record_id: str) -> list[dict[str, Any]]:
-        return [sql.attempt_dict(tuple(row)) for row in await self._select(_SELECT_ATTEMPTS, (record_id,))]
+        rows = await self._select(_SELECT_ATTEMPTS, (record_id,))
+        return sql.attempt_dicts(rows[0][0]) if rows else []
 
     async def prune(self, before: float) -> int:
         pool = await self._get_pool()
         async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
-            await conn.execute(_PRUNE[0], before)
             await conn.execute(_PRUNE_HOURLY, before)
-            status = await conn.execute(_PRUNE[1], before)  # "DELETE <n>"
+            status = await conn.execute(_PRUNE, before)  # "DELETE <n>"
         return int(status.rpartition(" ")[2] or 0)
 
     async def aclose(self) -> None:

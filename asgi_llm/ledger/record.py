@@ -11,8 +11,7 @@ credentials.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,8 +30,7 @@ MAX_CONTENT = 64 * 1024  # characters of prompt, of completion
 _CONTENT_FIELDS = ("messages", "prompt", "input", "system")
 
 
-@dataclass(slots=True)
-class AttemptRecord:
+class AttemptRecord(NamedTuple):
     n: int  # 1, 2, ... in the order the router made them
     deployment: str
     model: str
@@ -43,8 +41,10 @@ class AttemptRecord:
     error_code: str | None
 
 
-@dataclass(slots=True)
-class LedgerRecord:
+class LedgerRecord(NamedTuple):
+    """Tuples, not dataclasses: built on every request's path, and but for the tags and the
+    attempts a record is already the row `sql.INSERT_REQUEST` writes, in its column order."""
+
     id: str  # unique per record (the idempotency key): a client may reuse an x-request-id
     request_id: str
     ts: float  # when the request arrived, UTC epoch seconds
@@ -98,40 +98,11 @@ def build_record(
         saved = deployment_cost(ctx.cached_usage, entry.deployments[0]) or 0.0
     start = ctx.timings.start
     asked = asked_model(ctx)
-    return LedgerRecord(
-        id=record_id,
-        request_id=ctx.request_id,
-        ts=time.time() - request.total_s,
-        key_id=principal.id if principal is not None else None,
-        tenant=principal.tenant if principal is not None else None,
-        user=user[:MAX_NAME] if user is not None else None,
-        endpoint=ctx.endpoint,
-        model_asked=asked[:MAX_NAME] if asked is not None else None,
-        model=entry.name if entry is not None else None,
-        deployment=ctx.deployment.id if ctx.deployment is not None else None,
-        status=request.status,
-        error_type=request.error_type,
-        error_code=request.error_code,
-        attempts=ctx.attempts,
-        cache=request.cache if request.cache != NONE else None,
-        cache_kind=request.cache_kind,
-        stream=ctx.stream,
-        input_tokens=usage.prompt_tokens if usage is not None else 0,
-        output_tokens=usage.completion_tokens if usage is not None else 0,
-        cached_tokens=usage.cached_prompt_tokens if usage is not None else 0,
-        cache_write_tokens=usage.cache_write_tokens if usage is not None else 0,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens if usage is not None else 0,
-        reasoning_tokens=usage.reasoning_tokens if usage is not None else 0,
-        cost_usd=request_cost(ctx),
-        saved_usd=saved,
-        latency_ms=request.total_s * 1000.0,
-        upstream_ms=request.upstream_s * 1000.0 if request.upstream_s is not None else None,
-        ttft_ms=request.ttft_s * 1000.0 if request.ttft_s is not None else None,
-        client_gone=ctx.disconnected,
-        tags=_tags(ctx.payload.get("metadata"), header_tags),
-        prompt=_prompt(ctx.payload) if settings.store_content else None,
-        completion=_completion(ctx) if settings.store_content else None,
-        attempt_log=tuple(
+    deployment = ctx.deployment
+    upstream_s, ttft_s = request.upstream_s, request.ttft_s
+    attempts: tuple[AttemptRecord, ...] = ()
+    if ctx.attempt_log:
+        attempts = tuple(
             AttemptRecord(
                 n,
                 a.deployment,
@@ -143,7 +114,42 @@ def build_record(
                 a.error_code,
             )
             for n, a in enumerate(ctx.attempt_log, 1)
-        ),
+        )
+    metadata = ctx.payload.get("metadata")
+    return LedgerRecord(
+        record_id,
+        ctx.request_id,
+        time.time() - request.total_s,
+        principal.id if principal is not None else None,
+        principal.tenant if principal is not None else None,
+        user[:MAX_NAME] if user is not None else None,
+        ctx.endpoint,
+        asked[:MAX_NAME] if asked is not None else None,
+        entry.name if entry is not None else None,
+        deployment.id if deployment is not None else None,
+        request.status,
+        request.error_type,
+        request.error_code,
+        ctx.attempts,
+        request.cache if request.cache != NONE else None,
+        request.cache_kind,
+        ctx.stream,
+        usage.prompt_tokens if usage is not None else 0,
+        usage.completion_tokens if usage is not None else 0,
+        usage.cached_prompt_tokens if usage is not None else 0,
+        usage.cache_write_tokens if usage is not None else 0,
+        usage.cache_write_1h_tokens if usage is not None else 0,
+        usage.reasoning_tokens if usage is not None else 0,
+        request_cost(ctx),
+        saved,
+        request.total_s * 1000.0,
+        upstream_s * 1000.0 if upstream_s is not None else None,
+        ttft_s * 1000.0 if ttft_s is not None else None,
+        ctx.disconnected,
+        _tags(metadata, header_tags) if metadata is not None or header_tags else {},
+        _prompt(ctx.payload) if settings.store_content else None,
+        _completion(ctx) if settings.store_content else None,
+        attempts,
     )
 
 

@@ -52,11 +52,12 @@ REQUEST_COLUMNS = (
     "tags",
     "prompt",
     "completion",
+    "attempt_log",
 )
-ATTEMPT_COLUMNS = (
-    "record_id",
+# An attempt, as the JSON array each one is in `attempt_log` (a record's attempts are read
+# with it: one column, not a table whose every row would cost an insert and an index).
+ATTEMPT_FIELDS = (
     "n",
-    "ts",
     "deployment",
     "model",
     "start_ms",
@@ -66,22 +67,16 @@ ATTEMPT_COLUMNS = (
     "error_code",
 )
 _FLAGS = ("stream", "client_gone")
+_TAGS = REQUEST_COLUMNS.index("tags")
 
 INSERT_REQUEST = (
     f"INSERT INTO ledger_requests ({', '.join(REQUEST_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
 )
-INSERT_ATTEMPT = (
-    f"INSERT INTO ledger_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))}) ON CONFLICT (record_id, n) DO NOTHING"
-)
-SELECT_ATTEMPTS = (
-    f"SELECT {', '.join(ATTEMPT_COLUMNS[1:])} FROM ledger_attempts WHERE record_id = ? ORDER BY n"
-)
-PRUNE = (
-    "DELETE FROM ledger_attempts WHERE ts < ?",
-    "DELETE FROM ledger_requests WHERE ts < ?",
-)
+SELECT_ATTEMPTS = "SELECT attempt_log FROM ledger_requests WHERE id = ?"
+PRUNE = "DELETE FROM ledger_requests WHERE ts < ?"
+# The request log's columns: all but the content and the attempts (read for one request).
+LIST_COLUMNS = tuple(c for c in REQUEST_COLUMNS if c not in ("prompt", "completion", "attempt_log"))
 
 BUCKETS: dict[Dialect, dict[str, str]] = {
     "sqlite": {
@@ -113,60 +108,16 @@ def numbered(sql: str) -> str:
 
 
 def request_row(record: LedgerRecord) -> tuple[Any, ...]:
-    r = record
+    """The record's row: its fields are the columns, in order (record.py), but the tags and
+    the attempts, written as JSON text."""
+    tags, attempts = record.tags, record.attempt_log
     return (
-        r.id,
-        r.request_id,
-        r.ts,
-        r.key_id,
-        r.tenant,
-        r.user,
-        r.endpoint,
-        r.model_asked,
-        r.model,
-        r.deployment,
-        r.status,
-        r.error_type,
-        r.error_code,
-        r.attempts,
-        r.cache,
-        r.cache_kind,
-        int(r.stream),
-        r.input_tokens,
-        r.output_tokens,
-        r.cached_tokens,
-        r.cache_write_tokens,
-        r.cache_write_1h_tokens,
-        r.reasoning_tokens,
-        float(r.cost_usd),
-        float(r.saved_usd),
-        float(r.latency_ms),
-        r.upstream_ms,
-        r.ttft_ms,
-        int(r.client_gone),
-        orjson.dumps(r.tags).decode() if r.tags else None,
-        r.prompt,
-        r.completion,
+        *record[:_TAGS],
+        orjson.dumps(tags).decode() if tags else None,
+        record.prompt,
+        record.completion,
+        orjson.dumps([tuple(a) for a in attempts]).decode() if attempts else None,
     )
-
-
-def attempt_rows(records: Sequence[LedgerRecord]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            r.id,
-            a.n,
-            r.ts,
-            a.deployment,
-            a.model,
-            a.start_ms,
-            a.duration_ms,
-            a.status,
-            a.error_type,
-            a.error_code,
-        )  # noqa: E501
-        for r in records
-        for a in r.attempt_log
-    ]
 
 
 def where(filters: Filters) -> tuple[str, list[Any]]:
@@ -238,7 +189,7 @@ def requests_query(
     if before is not None:
         clause += (" AND " if clause else " WHERE ") + "(ts < ? OR (ts = ? AND id < ?))"
         params += [before.ts, before.ts, before.id]
-    columns = REQUEST_COLUMNS if content else REQUEST_COLUMNS[:-2]
+    columns = REQUEST_COLUMNS if content else LIST_COLUMNS
     sql = f"SELECT {', '.join(columns)} FROM ledger_requests{clause} ORDER BY ts DESC, id DESC LIMIT ?"
     params.append(int(limit))
     return (numbered(sql) if dialect == "postgresql" else sql), params
@@ -249,23 +200,27 @@ def request_dict(row: Sequence[Any]) -> dict[str, Any]:
     for flag in _FLAGS:
         out[flag] = bool(out[flag])
     out["tags"] = orjson.loads(out["tags"]) if out["tags"] else {}
+    if "attempt_log" in out:
+        out["attempt_log"] = attempt_dicts(out["attempt_log"])
     return out
 
 
-def attempt_dict(row: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(ATTEMPT_COLUMNS[1:], row, strict=True))
+def attempt_dicts(text: str | None) -> list[dict[str, Any]]:
+    """`attempt_log` as the API shows it: one object per attempt."""
+    if not text:
+        return []
+    return [dict(zip(ATTEMPT_FIELDS, attempt, strict=True)) for attempt in orjson.loads(text)]
 
 
 __all__ = [
-    "ATTEMPT_COLUMNS",
-    "INSERT_ATTEMPT",
+    "ATTEMPT_FIELDS",
     "INSERT_REQUEST",
     "PRUNE",
+    "LIST_COLUMNS",
     "REQUEST_COLUMNS",
     "SELECT_ATTEMPTS",
     "Dialect",
-    "attempt_dict",
-    "attempt_rows",
+    "attempt_dicts",
     "numbered",
     "request_dict",
     "request_row",

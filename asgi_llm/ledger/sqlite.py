@@ -65,7 +65,6 @@ class SQLiteStore:
 
     async def write(self, records: Sequence[LedgerRecord]) -> None:
         rows = [sql.request_row(r) for r in records]
-        attempts = sql.attempt_rows(records)
 
         def work(conn: sqlite3.Connection) -> None:
             stored: set[str] = set()
@@ -73,8 +72,6 @@ class SQLiteStore:
                 ids = [r.id for r in records[start : start + 500]]
                 stored.update(row[0] for row in conn.execute(rollup.existing_ids("sqlite", len(ids)), ids))
             conn.executemany(sql.INSERT_REQUEST, rows)
-            if attempts:
-                conn.executemany(sql.INSERT_ATTEMPT, attempts)
             conn.executemany(rollup.UPSERT, rollup.hourly_rows(records, stored))
 
         await self._run(_in_transaction(work))
@@ -92,13 +89,13 @@ class SQLiteStore:
         return [sql.request_dict(row) for row in await self._select(query, params)]
 
     async def attempts(self, record_id: str) -> list[dict[str, Any]]:
-        return [sql.attempt_dict(row) for row in await self._select(sql.SELECT_ATTEMPTS, (record_id,))]
+        rows = await self._select(sql.SELECT_ATTEMPTS, (record_id,))
+        return sql.attempt_dicts(rows[0][0]) if rows else []
 
     async def prune(self, before: float) -> int:
         def work(conn: sqlite3.Connection) -> int:
-            conn.execute(sql.PRUNE[0], (before,))
             conn.execute(rollup.PRUNE, (before,))
-            return conn.execute(sql.PRUNE[1], (before,)).rowcount
+            return conn.execute(sql.PRUNE, (before,)).rowcount
 
         return await self._run(_in_transaction(work))
 

@@ -64,7 +64,7 @@ def pg_url(pg_database: str) -> Iterator[str]:
 
         conn = await asyncpg.connect(pg_database, timeout=3)
         try:
-            await conn.execute("DROP TABLE IF EXISTS ledger_requests, ledger_attempts, ledger_hourly, ledger_schema_version")
+            await conn.execute("DROP TABLE IF EXISTS ledger_requests, ledger_hourly, ledger_schema_version")
         finally:
             await conn.close()
 
