@@ -1,4 +1,4 @@
-// Building the page: elements from data with textContent only (never innerHTML), so nothing
+// Building the page: elements from data with text nodes only (never parsed as HTML), so nothing
 // the API returns can become markup; and the number formats every page shares.
 
 export function h(tag, attrs = {}, ...children) {
