@@ -11,17 +11,29 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from asgi_llm.types import Headers, Scope
 
 if TYPE_CHECKING:
-    from asgi_llm.auth.quotas import Quota
     from asgi_llm.config.catalog import ModelEntry
     from asgi_llm.config.loader import Config
     from asgi_llm.config.schema import Deployment
     from asgi_llm.errors import ProxyError
     from asgi_llm.response_store import StoredResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A key's (`per: key`) or a team's (`per: tenant`) own limits, set at run time
+    (asgi_llm/auth/quotas.py): what the limiter counts for it beside the config's rules."""
+
+    per: Literal["key", "tenant"]
+    who: str
+    budget_usd: float | None
+    budget_period: str
+    rpm: int | None
+    tpm: int | None
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from asgi_llm.context import Quota
 from asgi_llm.errors import InvalidRequest
 
 PERIODS = ("day", "week", "month")  # as `limits.budgets[].period`
@@ -20,18 +21,6 @@ MAX_USD = 1e9
 MAX_RATE = 1_000_000_000
 MAX_MODELS = 256
 SETTING_FIELDS = ("budget_usd", "budget_period", "rpm", "tpm", "models")
-
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """What the limiter counts for one key (`per: key`) or one team (`per: tenant`)."""
-
-    per: Literal["key", "tenant"]
-    who: str
-    budget_usd: float | None
-    budget_period: str
-    rpm: int | None
-    tpm: int | None
 
 
 @dataclass(frozen=True, slots=True)

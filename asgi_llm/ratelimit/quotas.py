@@ -1,4 +1,5 @@
-"""The runtime limits of a key or a team (asgi_llm/auth/quotas.py) as the limiter's checks.
+"""The runtime limits of a key or a team (`context.Quota`, set by asgi_llm/auth/quotas.py) as
+the limiter's checks.
 
 `rpm` and `tpm` are one window each, per key or per tenant, beside the config's rules (both
 hold). A budget counts in the very counter a config budget of the same scope and period
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from asgi_llm.auth.quotas import Quota
+from asgi_llm.context import Quota
 from asgi_llm.ratelimit.budgets import counter_key, period_bounds, to_micros
 from asgi_llm.ratelimit.identity import key_part
 from asgi_llm.ratelimit.store import BudgetHold
