@@ -158,6 +158,13 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, _classes()[1])
 
 
+def watch_error() -> type[BaseException]:
+    """What an optimistic transaction (WATCH ... MULTI/EXEC) raises when a watched key changed."""
+    from redis.exceptions import WatchError
+
+    return WatchError
+
+
 def errors() -> tuple[type[BaseException], ...]:
     """What a Redis outage looks like to callers (connection, timeout and server errors)."""
     import redis
@@ -213,4 +220,5 @@ __all__ = [
     "node_client",
     "parse",
     "slot_tag",
+    "watch_error",
 ]
