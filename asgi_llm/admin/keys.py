@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgi_llm.auth.key_registry import KeyExists, KeyRegistry, public
+from asgi_llm.auth.key_registry import UNKNOWN_HISTORY, KeyExists, KeyRegistry, public
 from asgi_llm.auth.keys import KeyRecord, RedisKeyStore
 from asgi_llm.auth.quotas import SETTING_FIELDS, Settings, parse_settings
 from asgi_llm.config.loader import Config
@@ -32,7 +32,7 @@ MAX_TTL_S = 10 * 366 * 86400
 MAX_GRACE_S = 7 * 86400
 DEFAULT_GRACE_S = 3600
 # A config key in the listing: made by the config file, rotated there too.
-_CONFIG_KEY = {"created_at": None, "rotated_at": None, "old_key_valid_until": None, "source": "config"}
+_CONFIG_KEY = {**UNKNOWN_HISTORY, "source": "config"}
 
 
 @contextlib.contextmanager
@@ -126,7 +126,6 @@ class KeyActions:
 
     def __init__(self, store_for: StoreFor) -> None:
         self._store_for = store_for
-        self._registries: dict[int, KeyRegistry] = {}
 
     def actions(self) -> dict[str, Action]:
         return {
@@ -138,11 +137,7 @@ class KeyActions:
         }
 
     def registry(self, ctx: LLMContext) -> KeyRegistry:
-        store = self._store_for(ctx)
-        registry = self._registries.get(id(store))
-        if registry is None or registry.store is not store:
-            registry = self._registries[id(store)] = KeyRegistry(store)
-        return registry
+        return KeyRegistry(self._store_for(ctx))
 
     async def mint(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         registry = self.registry(ctx)

@@ -18,12 +18,20 @@ import orjson
 
 from asgi_llm.auth.keys import KeyRecord, RedisKeyStore, decode_record, hash_key
 from asgi_llm.auth.quotas import Settings
+from asgi_llm.redis_client import watch_error
 
 MAX_PREVIOUS = 4  # secrets in grace per key; a fifth rotation ends the oldest grace at once
+# What a key minted before the listing existed cannot tell.
+UNKNOWN_HISTORY = {"created_at": None, "rotated_at": None, "old_key_valid_until": None}
+ROTATE_TRIES = 8  # a watched change retried this often when another changes the key first
 
 
 class KeyExists(ValueError):
     pass
+
+
+class KeyBusy(RuntimeError):
+    """Other changes to the key store kept winning the race: try again."""
 
 
 def _new_key() -> tuple[str, str]:
@@ -83,84 +91,117 @@ class KeyRegistry:
     async def rotate(self, key_id: str, grace_s: float) -> tuple[str, float] | None:
         """A new secret for the same key (its id, so its budget, limits and ledger rows go
         on); the old one works `grace_s` more, then is refused as `key_rotated`. None for an
-        unknown id. Returns the new key (shown once) and the old one's end."""
-        record = await self.record_for(key_id)
+        unknown id. Returns the new key (shown once) and the old one's end.
+
+        The key's entries are WATCHed: of two rotations (or a rotation and a revocation) at
+        once, one is retried on what the other left, so no secret is ever left out of the
+        id's records (which a revocation would then miss)."""
+        for _ in range(ROTATE_TRIES):
+            async with self.client.pipeline(transaction=True) as pipe:
+                await pipe.watch(self._ids, self._prev)
+                rotated = await self._rotate(pipe, key_id, grace_s)
+                if rotated is None:
+                    return None
+                try:
+                    await pipe.execute()
+                except watch_error():
+                    continue
+            self.store.forget(key_id)
+            return rotated
+        raise KeyBusy(f"key {key_id!r} kept changing during its rotation")
+
+    async def _rotate(self, pipe: Any, key_id: str, grace_s: float) -> tuple[str, float] | None:
+        """Read the key (the pipe is in immediate mode while watching), then queue the writes."""
+        digest = await pipe.hget(self._ids, key_id)
+        record = decode_record(await pipe.hget(self._keys, _text(digest)), _text(digest)) if digest else None
         if record is None:
             return None
         now = time.time()
         valid_until = now + grace_s
         if record.expires_at is not None:
             valid_until = min(valid_until, record.expires_at)
-        key, digest = _new_key()
-        previous = await self._previous(key_id)
+        previous = _pairs(await pipe.hget(self._prev, key_id))
         kept = [(d, until) for d, until in previous if until > now][-(MAX_PREVIOUS - 1) :]
-        dropped = [d for d, _ in previous if (d, _) not in kept]
-        meta = await self._meta_of(key_id)
+        dropped = [d for d, until in previous if (d, until) not in kept]
+        meta = _object(await pipe.hget(self._meta, key_id))
         meta.update(rotated_at=now, old_key_valid_until=valid_until)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys, digest, replace(record, digest=digest).to_json())
-            if grace_s > 0:
-                old = replace(record, expires_at=valid_until, rotated=True)
-                pipe.hset(self._keys, record.digest, old.to_json())
-                kept.append((record.digest, valid_until))
-            else:
-                dropped.append(record.digest)
-            for gone in dropped:
-                pipe.hdel(self._keys, gone)
-            pipe.hset(self._ids, key_id, digest)
-            pipe.hset(self._prev, key_id, orjson.dumps(kept))
-            pipe.hset(self._meta, key_id, orjson.dumps(meta))
-            await pipe.execute()
-        self.store.forget(key_id)
+        key, new_digest = _new_key()
+        pipe.multi()
+        pipe.hset(self._keys, new_digest, replace(record, digest=new_digest).to_json())
+        if grace_s > 0:
+            old = replace(record, expires_at=valid_until, rotated=True)
+            pipe.hset(self._keys, record.digest, old.to_json())
+            kept.append((record.digest, valid_until))
+        else:
+            dropped.append(record.digest)
+        for gone in dropped:
+            pipe.hdel(self._keys, gone)
+        pipe.hset(self._ids, key_id, new_digest)
+        pipe.hset(self._prev, key_id, orjson.dumps(kept))
+        pipe.hset(self._meta, key_id, orjson.dumps(meta))
         return key, valid_until
 
     async def revoke(self, key_id: str) -> None:
-        """The key and every secret of it still in a grace period stop working."""
-        digest = await self.client.hget(self._ids, key_id)
-        previous = await self._previous(key_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(self._revoked, key_id)
-            if digest is not None:
-                pipe.hdel(self._keys, _text(digest))
-                pipe.hdel(self._ids, key_id)
-            for old, _ in previous:
-                pipe.hdel(self._keys, old)
-            pipe.hdel(self._prev, key_id)
-            await pipe.execute()
-        self.store.forget(key_id, revoked=True)
+        """The key and every secret of it still in a grace period stop working (watched as a
+        rotation is, so a rotation at the same moment cannot leave a secret behind)."""
+        for _ in range(ROTATE_TRIES):
+            async with self.client.pipeline(transaction=True) as pipe:
+                await pipe.watch(self._ids, self._prev)
+                digest = await pipe.hget(self._ids, key_id)
+                previous = _pairs(await pipe.hget(self._prev, key_id))
+                pipe.multi()
+                pipe.sadd(self._revoked, key_id)
+                if digest is not None:
+                    pipe.hdel(self._keys, _text(digest))
+                    pipe.hdel(self._ids, key_id)
+                for old, _ in previous:
+                    pipe.hdel(self._keys, old)
+                pipe.hdel(self._prev, key_id)
+                try:
+                    await pipe.execute()
+                except watch_error():
+                    continue
+            self.store.forget(key_id, revoked=True)
+            return
+        raise KeyBusy(f"key {key_id!r} kept changing during its revocation")
 
     async def listing(self) -> tuple[list[dict[str, Any]], set[str]]:
         """Every key the store has minted, revoked ones included (`revoked: true`), and the
-        revoked ids (config keys' among them)."""
+        revoked ids (config keys' among them). A key minted before the listing existed (no
+        `key_meta` entry) is shown from its record, with `created_at: null`."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._meta)
+            pipe.hgetall(self._ids)
             pipe.smembers(self._revoked)
-            metas, revoked = await pipe.execute()
+            metas, ids, revoked = await pipe.execute()
         revoked_ids = {_text(r) for r in revoked}
-        rows = []
-        for key_id, raw in metas.items():
-            try:
-                row = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append({**row, "id": _text(key_id), "revoked": _text(key_id) in revoked_ids})
-        return rows, revoked_ids
+        rows = {_text(key_id): _object(raw) for key_id, raw in metas.items()}
+        older = {_text(key_id): _text(digest) for key_id, digest in ids.items() if _text(key_id) not in rows}
+        if older:
+            records = await self.client.hmget(self._keys, list(older.values()))
+            for (key_id, digest), raw in zip(older.items(), records, strict=True):
+                record = decode_record(raw, digest)
+                if record is not None:
+                    rows[key_id] = {**public(record), **UNKNOWN_HISTORY}
+        return [
+            {**row, "id": key_id, "revoked": key_id in revoked_ids} for key_id, row in rows.items()
+        ], revoked_ids
 
-    async def _previous(self, key_id: str) -> list[tuple[str, float]]:
-        raw = await self.client.hget(self._prev, key_id)
-        try:
-            return [(str(d), float(u)) for d, u in orjson.loads(raw)] if raw else []
-        except (orjson.JSONDecodeError, TypeError, ValueError):
-            return []
 
-    async def _meta_of(self, key_id: str) -> dict[str, Any]:
-        raw = await self.client.hget(self._meta, key_id)
-        try:
-            meta = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            meta = {}
-        return meta if isinstance(meta, dict) else {}
+def _pairs(raw: Any) -> list[tuple[str, float]]:
+    """The (digest, valid until) of a key's secrets in grace, as stored."""
+    try:
+        return [(str(d), float(u)) for d, u in orjson.loads(raw)] if raw else []
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return []
+
+
+def _object(raw: Any) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        value = {}
+    return value if isinstance(value, dict) else {}
 
 
 def public(record: KeyRecord) -> dict[str, Any]:
@@ -175,4 +216,4 @@ def public(record: KeyRecord) -> dict[str, Any]:
     }
 
 
-__all__ = ["KeyExists", "KeyRegistry", "public"]
+__all__ = ["UNKNOWN_HISTORY", "KeyBusy", "KeyExists", "KeyRegistry", "public"]

@@ -3,6 +3,7 @@ own budget, rates and models."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -209,3 +210,46 @@ async def test_rotating_a_store_key_a_config_key_and_an_unknown_key(asgi_client,
     assert_error_shape(
         await client.post("/admin/keys/nope/rotate", headers=ROOT, json={}), 404, "key_not_found"
     )
+
+
+async def test_concurrent_rotations_leave_no_secret_a_revocation_misses(asgi_client, store_prefix):
+    client = asgi_client(teams_config(*store_prefix))
+    first = (await client.post("/admin/keys", headers=ROOT, json={"id": "hot", "roles": ["user"]})).json()[
+        "key"
+    ]
+    rotations = await asyncio.gather(
+        *[client.post("/admin/keys/hot/rotate", headers=ROOT, json={}) for _ in range(6)]
+    )
+    assert [r.status_code for r in rotations] == [201] * 6
+    secrets = [first, *(r.json()["key"] for r in rotations)]
+
+    async def working() -> int:
+        statuses = [
+            (await client.post("/v1/chat/completions", json=CHAT, headers=bearer(key))).status_code
+            for key in secrets
+        ]
+        return statuses.count(200)
+
+    assert await working() == 5  # the current secret and the four newest in grace, whatever the order
+    assert (await client.delete("/admin/keys/hot", headers=ROOT)).status_code == 200
+    assert await working() == 0
+
+
+async def test_a_key_minted_before_the_listing_existed_is_listed_and_rotated(asgi_client, store_prefix):
+    import redis
+
+    url, prefix = store_prefix
+    legacy = "sk-legacy-0123456789"
+    client = redis.Redis.from_url(f"{url}/3")
+    record = json.dumps({"id": "legacy", "roles": ["user"], "tenant": "team-a"})  # the old layout
+    client.hset(f"{prefix}:keys", hash_key(legacy), record)
+    client.hset(f"{prefix}:key_ids", "legacy", hash_key(legacy))
+    client.close()
+    proxy = asgi_client(teams_config(*store_prefix))
+    rows = {r["id"]: r for r in (await proxy.get("/admin/keys", headers=ROOT)).json()["data"]}
+    assert rows["legacy"]["created_at"] is None and rows["legacy"]["tenant"] == "team-a"
+    assert set(rows["legacy"]) == LISTED and rows["legacy"]["source"] == "store"
+    assert (await proxy.post("/v1/chat/completions", json=CHAT, headers=bearer(legacy))).status_code == 200
+    new = (await proxy.post("/admin/keys/legacy/rotate", headers=ROOT, json={"grace_s": 0})).json()["key"]
+    assert (await proxy.post("/v1/chat/completions", json=CHAT, headers=bearer(new))).status_code == 200
+    assert (await proxy.post("/v1/chat/completions", json=CHAT, headers=bearer(legacy))).status_code == 401
