@@ -16,17 +16,20 @@ from typing import Any, NamedTuple
 import orjson
 
 from asgi_llm.accounting import charged_usage, deployment_cost, request_cost
+from asgi_llm.cache.recorder import Recorder
 from asgi_llm.config.schema import Ledger
 from asgi_llm.context import LLMContext
 from asgi_llm.metrics.record import NONE, RequestRecord, asked_model
 from asgi_llm.redact import redact_credentials
-from asgi_llm.types import Scope
+from asgi_llm.types import Scope, Send
 
 MAX_NAME = 256  # the model name the client wrote, a user id
 MAX_TAGS = 16
 MAX_TAG_KEY = 64
 MAX_TAG_VALUE = 256
 MAX_CONTENT = 64 * 1024  # characters of prompt, of completion
+MAX_ANSWER_BYTES = 1024 * 1024  # a larger answer is not copied (its completion stays null)
+_ANSWER = "ledger.answer"  # ctx.extra: the answer's copy, with store_content
 _CONTENT_FIELDS = ("messages", "prompt", "input", "system")
 
 
@@ -196,15 +199,35 @@ def _prompt(payload: dict[str, Any]) -> str | None:
     found = {name: payload[name] for name in _CONTENT_FIELDS if name in payload}
     if not found:
         return None
-    return redact_credentials(orjson.dumps(found).decode()[:MAX_CONTENT])
+    return _content(found)
+
+
+def watch_answer(ctx: LLMContext, send: Send) -> Send:
+    """`send`, copying the answer aside as it passes (the cache's Recorder: a whole success
+    only, up to MAX_ANSWER_BYTES), for `_completion`."""
+    recorder = Recorder(ctx, MAX_ANSWER_BYTES)
+    ctx.extra[_ANSWER] = recorder
+    return recorder.wrap(send)
 
 
 def _completion(ctx: LLMContext) -> str | None:
-    """The answer's text, where the stack kept it: a Responses API answer's final object."""
+    """The answer's content: what `watch_answer` copied (choices, or Anthropic's content), or
+    a Responses API answer's output."""
     final = ctx.responses.final if ctx.responses is not None else None
-    if final is None:
+    if final is not None:
+        return _content(final.get("output", []))
+    recorder = ctx.extra.get(_ANSWER)
+    response = recorder.result() if recorder is not None else None
+    if response is None:
         return None
-    return redact_credentials(orjson.dumps(final.get("output", [])).decode()[:MAX_CONTENT])
+    for field in ("choices", "content", "output", "data"):
+        if field in response:
+            return _content(response[field])
+    return None
 
 
-__all__ = ["AttemptRecord", "LedgerRecord", "build_record"]
+def _content(value: Any) -> str:
+    return redact_credentials(orjson.dumps(value).decode()[:MAX_CONTENT])
+
+
+__all__ = ["AttemptRecord", "LedgerRecord", "build_record", "watch_answer"]

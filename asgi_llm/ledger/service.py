@@ -19,13 +19,13 @@ from asgi_llm.config.manager import ConfigManager
 from asgi_llm.config.schema import Ledger as LedgerSettings
 from asgi_llm.context import LLMContext
 from asgi_llm.exchange import RequestIds
-from asgi_llm.ledger.record import build_record
+from asgi_llm.ledger.record import build_record, watch_answer
 from asgi_llm.ledger.store import LedgerStore
 from asgi_llm.ledger.urls import parse_ledger_url
 from asgi_llm.ledger.writer import LedgerWriter
 from asgi_llm.metrics.record import RequestRecord
 from asgi_llm.redact import redact_url_passwords
-from asgi_llm.types import Scope
+from asgi_llm.types import Scope, Send
 
 log = logging.getLogger("asgi_llm.ledger")
 
@@ -68,6 +68,13 @@ class Ledger:
             self.writer.configure(config.ledger)
             return True
         return False
+
+    def observe(self, ctx: LLMContext, send: Send) -> Send:
+        """With `store_content`, the answer is copied aside as it passes (for `completion`)."""
+        settings = ctx.config.ledger
+        if settings is None or not settings.store_content or ctx.endpoint.startswith("admin"):
+            return send
+        return watch_answer(ctx, send)
 
     def finished(self, scope: Scope, ctx: LLMContext, record: RequestRecord) -> None:
         settings = ctx.config.ledger

@@ -8,6 +8,10 @@ what they need from both, and nothing reads the context twice.
 A listener runs on the event loop in the request's own `finally`: it must not block, must
 not await and must be cheap (build a small record and queue it). An exception it raises is
 logged and counted by the metrics layer, never passed to the client.
+
+A listener may also define `observe(ctx, send) -> send`, called as the request goes in: it
+returns `send` itself, or a wrapper that copies the answer aside as it passes (the ledger
+does, with `ledger.store_content`); it must never hold a message back.
 """
 
 from __future__ import annotations

@@ -175,7 +175,18 @@ class MetricsMiddleware(LLMLayer):
         await super().__call__(scope, receive, send)
 
     async def _inward(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, self._observed(ctx, send))
+
+    def _observed(self, ctx: LLMContext, send: Send) -> Send:
+        """`send` as the listeners that watch answers go by wrap it (metrics/finished.py)."""
+        for listener in self.finished_listeners(ctx.config):
+            observe = getattr(listener, "observe", None)
+            if observe is not None:
+                try:
+                    send = observe(ctx, send)
+                except Exception:
+                    self._failed("observe", listener)
+        return send
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         # Another layer runs the exchange (we are mounted further in): it renders the error
@@ -188,7 +199,7 @@ class MetricsMiddleware(LLMLayer):
         self._started(exporters)
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, self._observed(ctx, send))
         except Exception as exc:
             error = exc
             raise
