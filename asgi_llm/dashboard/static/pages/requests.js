@@ -47,14 +47,24 @@ export async function render(main, ctx) {
   await load(undefined);
 }
 
+// One field of a record as a person reads it: times, milliseconds, dollars, token counts.
+export function showValue(key, value) {
+  if (value === null || value === undefined) return "–";
+  if (key === "time") return fmt.time(value);
+  if (key.endsWith("_ms") && typeof value === "number") return fmt.ms(value);
+  if (key.endsWith("_usd")) return fmt.usd(value);
+  if (key.endsWith("_tokens")) return fmt.int(value);
+  if ((key === "prompt" || key === "completion") && value) return h("pre", {}, String(value));
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
 async function renderOne(main, { arg }) {
   const record = await api.get("requests/" + encodeURIComponent(arg));
   const { attempt_log: attempts = [], ...fields } = record;
-  const columns = Object.keys(attempts[0] || { n: 0 }).map((k) => ({ key: k, label: k, nosort: true }));
+  const columns = Object.keys(attempts[0] || { n: 0 }).map((k) => ({ key: k, label: k, nosort: true, show: (a) => showValue(k, a[k]) }));
   mount(main,
     h("h1", {}, "Request ", h("code", {}, fields.request_id ?? arg)),
-    h("table", { "data-record": "" }, Object.entries(fields).map(([k, v]) =>
-      h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "–"))))),
+    h("table", { "data-record": "" }, Object.entries(fields).map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, showValue(k, v))))),
     h("h2", {}, "Attempts"),
     sortableTable(columns, attempts, { id: "attempts" }));
 }
