@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2
@@ -67,6 +68,25 @@ def ledger_totals(path: Path, tenant: str | None = None) -> tuple[int, float]:
             f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM ledger_requests {where}", args
         ).fetchone()
     return count, cost
+
+
+def ledger_spend_since_month_start(path: Path, tenant: str) -> float:
+    now = datetime.now(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC).timestamp()
+    with sqlite3.connect(path) as db:
+        (cost,) = db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM ledger_requests WHERE tenant = ? AND ts >= ?",
+            (tenant, start),
+        ).fetchone()
+    return float(cost)
+
+
+def usd(value: float) -> str:
+    """As the page shows dollars: 2 to 4 decimals."""
+    text = f"{value:,.4f}"
+    while text.endswith("0") and len(text.split(".")[1]) > 2:
+        text = text[:-1]
+    return "$" + text
 
 
 def sign_in(browser, proxy, key: str, shots: Path | None = None):
@@ -127,7 +147,18 @@ def test_teams_and_keys_through_the_page(browser, proxy, shots):
     context, page, watch = sign_in(browser, proxy, ROOT_KEY)
     page.on("dialog", lambda dialog: dialog.accept())
     team = f"t{uuid.uuid4().hex[:6]}"
+    admin = {"authorization": f"Bearer {ROOT_KEY}"}
+    created = httpx2.post(
+        f"{proxy.root_url}/admin/teams", json={"id": "b", "budget_period": "month"}, headers=admin
+    )
+    assert created.status_code == 201, created.text
     page.goto(f"{proxy.root_url}/admin/ui/#/teams")
+    page.wait_for_selector("table[data-table=teams] td:text-is('b')")
+    row = page.locator("table[data-table=teams] tbody tr").filter(
+        has=page.locator("td:first-child:text-is('b')")
+    )
+    spent = row.locator("td:nth-child(4)").inner_text()  # Team, Budget, Period, Spent this period
+    assert spent == usd(ledger_spend_since_month_start(proxy.ledger, "b"))
     form = page.locator("form[data-create-team]")
     form.locator("input[name=id]").fill(team)
     form.locator("input[name=budget_usd]").fill("25")
@@ -140,7 +171,6 @@ def test_teams_and_keys_through_the_page(browser, proxy, shots):
     edit.locator("button[type=submit]").click()
     page.wait_for_selector("[data-status] .notice")
     page.screenshot(path=str(shots / "teams.png"), full_page=True)
-    admin = {"authorization": f"Bearer {ROOT_KEY}"}
     stored = httpx2.get(f"{proxy.root_url}/admin/teams/{team}", headers=admin).json()
     assert stored["budget_usd"] == 40 and stored["rpm"] == 600
 

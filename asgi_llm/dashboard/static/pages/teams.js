@@ -7,8 +7,28 @@ import { sortableTable } from "../table.js";
 
 const NUMBERS = ["budget_usd", "rpm", "tpm"];
 
+// When the current budget period began (UTC): the day, the week (from Monday), the month.
+export function periodStart(period, now = new Date()) {
+  const day = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  if (period === "day") return day / 1000;
+  if (period === "week") return (day - ((now.getUTCDay() + 6) % 7) * 86400000) / 1000;
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1) / 1000;
+}
+
+// Each team's spend in its current budget period, from the ledger (none without one).
+async function spentThisPeriod(teams) {
+  const periods = [...new Set(teams.map((t) => t.budget_period || "month"))];
+  const spent = new Map();
+  await Promise.all(periods.map(async (period) => {
+    const { data } = await api.get("usage", { group_by: "tenant", from: periodStart(period) });
+    for (const row of data) spent.set(`${period}/${row.group}`, row.cost_usd);
+  }));
+  return new Map(teams.map((t) => [t.id, spent.get(`${t.budget_period || "month"}/${t.id}`) ?? 0]));
+}
+
 export async function render(main, ctx) {
   const { data } = await api.get("teams");
+  const spent = await spentThisPeriod(data).catch(() => new Map());
   const status = h("div", { "data-status": "" });
   const done = (text) => { mount(status, notice(text)); };
   const failed = (err) => { mount(status, notice(err.message, "bad")); };
@@ -56,7 +76,7 @@ export async function render(main, ctx) {
     { key: "id", label: "Team" },
     { key: "budget_usd", label: "Budget", num: true, show: (t) => (t.budget_usd === null || t.budget_usd === undefined ? "–" : fmt.usd(t.budget_usd)) },
     { key: "budget_period", label: "Period" },
-    { key: "spent_usd", label: "Spent", num: true, show: (t) => (t.spent_usd === undefined ? "–" : fmt.usd(t.spent_usd)) },
+    { key: "spent", label: "Spent this period", num: true, sort: (t) => spent.get(t.id) ?? -1, show: (t) => (spent.has(t.id) ? fmt.usd(spent.get(t.id)) : "–") },
     { key: "rpm", label: "RPM", num: true },
     { key: "tpm", label: "TPM", num: true },
     { key: "models", label: "Models", show: (t) => (t.models && t.models.length ? t.models.join(", ") : "all") },
