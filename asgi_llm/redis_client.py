@@ -192,9 +192,9 @@ def _classes() -> tuple[type[Any], type[Any], type[Any]]:
 
         deadline_s = DEFAULT_TIMEOUT_S
 
-        def __init__(self, *args: Any, max_connections: int = MAX_CONNECTIONS, **kwargs: Any) -> None:
-            super().__init__(*args, max_connections=max_connections, **kwargs)
-            self.in_flight = asyncio.Semaphore(max_connections)
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.in_flight = asyncio.Semaphore(kwargs.get("max_connections", MAX_CONNECTIONS))
 
         async def execute_command(self, *args: Any, **options: Any) -> Any:
             async with asyncio.timeout(self.deadline_s), self.in_flight:

@@ -31,10 +31,11 @@ def mock(name: str, **cost: float) -> dict[str, Any]:
 
 
 def fleet_config(
-    url: str, tag: str, *, flaky: tuple[str, str] | None = None, limit: int = LIMIT
+    url: str, tag: str, *, flaky: tuple[str, str] | None = None, limit: int = LIMIT, semantic: bool = False
 ) -> dict[str, Any]:
-    """Every Redis-backed feature on `url`: limits and budgets, the exact cache, the key store,
-    shared cooldowns (a model `flaky` over two upstreams, bad first), the reload channel."""
+    """Every Redis-backed feature on `url`: limits and budgets, the exact cache (with `semantic`
+    its semantic tier too, on the packaged model), the key store, shared cooldowns (a model
+    `flaky` over two upstreams, bad first), the reload channel."""
     models = [mock("mock-1"), mock("mock-2"), mock("priced", input_per_mtok=10_000, output_per_mtok=10_000)]
     if flaky is not None:
         models.append(
@@ -73,7 +74,12 @@ def fleet_config(
             ],
             "budgets": [{"per": "tenant", "usd": 0.1, "period": "day"}],
         },
-        "cache": {"backend": url, "key_prefix": f"{tag}:cache", "ttl_s": 600},
+        "cache": {
+            "backend": url,
+            "key_prefix": f"{tag}:cache",
+            "ttl_s": 600,
+            "semantic": {"enabled": semantic, "threshold": 0.9},
+        },
         "routing": {
             "redis_url": url,
             "redis_prefix": f"{tag}:routing",

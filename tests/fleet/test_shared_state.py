@@ -39,7 +39,7 @@ def upstreams():
 @pytest.fixture(scope="module")
 def fleet(topology, upstreams, tmp_path_factory):
     bad, good = upstreams
-    config = fleet_config(topology.url, new_tag(), flaky=(bad.base_url, good.base_url))
+    config = fleet_config(topology.url, new_tag(), flaky=(bad.base_url, good.base_url), semantic=True)
     workdir = tmp_path_factory.mktemp("fleet")
     with ExitStack() as stack:
         yield start_fleet(stack, config, workdir), workdir / "fleet.json", config
@@ -93,6 +93,26 @@ def test_an_exact_cache_entry_written_by_one_replica_is_a_hit_on_the_others(flee
         again = chat(server, body)
         assert again.headers["x-cache"] == "hit" and again.headers["x-cache-kind"] == "exact"
         assert again.json()["choices"] == first.json()["choices"]
+
+
+def question(text: str) -> dict[str, object]:
+    return {"model": "mock-2", "messages": [{"role": "user", "content": text}]}
+
+
+def test_a_semantic_entry_indexed_by_one_replica_is_a_hit_on_the_others(fleet):
+    servers = fleet[0]
+    asked = chat(servers[0], question("How do I bake sourdough bread at home?"))
+    assert asked.status_code == 200 and asked.headers["x-cache"] == "miss"
+    time.sleep(0.5)  # the vector reaches the others through the fleet stream (a blocking XREAD)
+    # One wording per replica: a miss stores its own exact entry, which must not answer the next.
+    for server, text in zip(
+        servers[1:],
+        ("How can I bake sourdough bread at home?", "How should I bake sourdough bread at home?"),
+        strict=True,
+    ):
+        hit = chat(server, question(text))
+        assert hit.headers["x-cache"] == "hit" and hit.headers["x-cache-kind"] == "semantic", hit.headers
+        assert hit.json()["choices"] == asked.json()["choices"]
 
 
 def test_a_revoked_key_is_refused_by_every_replica_within_cache_ttl(fleet):
