@@ -33,11 +33,27 @@ def config_warnings(config: Config) -> list[str]:
             for i, rule in enumerate(config.limits.rules)
             if rule.model is not None
         ]
-    return [
-        f"{where}: {pattern!r} matches no model name or alias{_near_miss(pattern, names)}"
-        for where, pattern in patterns
-        if not _matches_any(pattern, names)
-    ] + _unpriced(config)
+    return (
+        [
+            f"{where}: {pattern!r} matches no model name or alias{_near_miss(pattern, names)}"
+            for where, pattern in patterns
+            if not _matches_any(pattern, names)
+        ]
+        + _unpriced(config)
+        + _dashboard(config)
+    )
+
+
+def _dashboard(config: Config) -> list[str]:
+    """The dashboard is on but nobody could sign in (unless a mounted stack's own
+    `authenticate` hook makes admins)."""
+    if config.admin is None or not config.admin.ui:
+        return []
+    if config.auth is None:
+        return ["admin.ui: there is no auth: section, so only an authenticate hook can sign anyone in"]
+    if not any(role.admin for role in config.auth.roles.values()):
+        return ["admin.ui: no role has admin: true, so nobody can sign in to the dashboard"]
+    return []
 
 
 def _unpriced(config: Config) -> list[str]:

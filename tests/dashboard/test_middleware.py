@@ -284,3 +284,14 @@ async def test_revoking_the_key_a_session_was_opened_with_ends_the_session(asgi_
     assert (await client.get(f"{UI}/api/deployments")).status_code == 200
     await client.post("/admin/keys/revoke", json={"id": "root"}, headers=root)
     assert (await client.get(f"{UI}/api/deployments")).status_code == 401
+
+
+def test_check_config_warns_when_nobody_could_sign_in():
+    from asgi_llm.config.checks import config_warnings
+
+    assert not [w for w in config_warnings(Config.from_dict(document())) if w.startswith("admin.ui")]
+    no_admin = document()
+    no_admin["auth"]["roles"]["admin"]["admin"] = False
+    assert "admin.ui: no role has admin: true" in "\n".join(config_warnings(Config.from_dict(no_admin)))
+    no_auth = {k: v for k, v in document().items() if k != "auth"}
+    assert "admin.ui: there is no auth: section" in "\n".join(config_warnings(Config.from_dict(no_auth)))
