@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgi_llm.auth.key_registry import UNKNOWN_HISTORY, KeyExists, KeyRegistry, public
+from asgi_llm.auth.key_registry import UNKNOWN_HISTORY, KeyBusy, KeyExists, KeyRegistry, public
 from asgi_llm.auth.keys import KeyRecord, RedisKeyStore
 from asgi_llm.auth.quotas import SETTING_FIELDS, Settings, parse_settings
 from asgi_llm.config.loader import Config
@@ -37,9 +37,12 @@ _CONFIG_KEY = {**UNKNOWN_HISTORY, "source": "config"}
 
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
-    """Redis failing under an admin action: 503, never a half-told success."""
+    """Redis failing under an admin action: 503, never a half-told success; a key that other
+    changes kept changing under a rotation or revocation: 409, try again."""
     try:
         yield
+    except KeyBusy as exc:
+        raise InvalidRequest(str(exc), status=409, code="key_busy") from None
     except redis_errors() as exc:
         raise ServiceUnavailable(
             "The key store is unavailable; try again shortly.", code="dependency_unavailable", retry_after=1

@@ -46,7 +46,7 @@ def _text(raw: Any) -> str:
 class KeyRegistry:
     def __init__(self, store: RedisKeyStore) -> None:
         self.store = store
-        prefix = store.settings.prefix
+        prefix = store.prefix
         self._keys = f"{prefix}:keys"
         self._ids = f"{prefix}:key_ids"
         self._revoked = f"{prefix}:revoked"

@@ -20,7 +20,7 @@ from asgi_llm.breaker import Breaker
 from asgi_llm.config.loader import Config
 from asgi_llm.config.schema import Auth, KeyStore
 from asgi_llm.errors import ServiceUnavailable
-from asgi_llm.redis_client import connect, errors
+from asgi_llm.redis_client import connect, errors, parse, slot_tag
 
 
 def hash_key(key: str) -> str:
@@ -144,9 +144,14 @@ class RedisKeyStore:
     def __init__(self, settings: KeyStore, client: Any = None) -> None:
         self.settings = settings
         self._client = client
-        self._keys = f"{settings.prefix}:keys"
-        self._ids = f"{settings.prefix}:key_ids"
-        self._revoked = f"{settings.prefix}:revoked"
+        # On a cluster every key of the store shares one slot (its writes are transactions
+        # over several keys: docs/fleet.md); on one Redis the prefix stays as it was, so keys
+        # minted before remain.
+        cluster = parse(settings.url).kind == "cluster"
+        self.prefix = slot_tag(settings.prefix) if cluster else settings.prefix
+        self._keys = f"{self.prefix}:keys"
+        self._ids = f"{self.prefix}:key_ids"
+        self._revoked = f"{self.prefix}:revoked"
         self._cache = _TTLCache(settings.cache_ttl_s)
         self._revoked_seen: dict[str, bool] = {}  # config key id -> the store's last answer
         self._teams: TeamStore | None = None

@@ -93,8 +93,8 @@ class TeamStore:
 
     def __init__(self, store: RedisKeyStore, refresh_s: float = REFRESH_S) -> None:
         self.store = store
-        self._hash = f"{store.settings.prefix}:teams"
-        self._rev_key = f"{store.settings.prefix}:teams_rev"
+        self._hash = f"{store.prefix}:teams"
+        self._rev_key = f"{store.prefix}:teams_rev"
         self.refresh_s = min(refresh_s, store.settings.cache_ttl_s)
         self._table: dict[str, Team] | None = None
         self._rev: bytes | None = None
