@@ -15,7 +15,8 @@ export function periodStart(period, now = new Date()) {
   return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1) / 1000;
 }
 
-// Each team's spend in its current budget period, from the ledger (none without one).
+// Each team's spend in its current budget period, from the ledger (none without one): the
+// history, beside what the limiter's budget counters hold (`spent_usd`, from the teams API).
 async function spentThisPeriod(teams) {
   const periods = [...new Set(teams.map((t) => t.budget_period || "month"))];
   const spent = new Map();
@@ -76,7 +77,9 @@ export async function render(main, ctx) {
     { key: "id", label: "Team" },
     { key: "budget_usd", label: "Budget", num: true, show: (t) => (t.budget_usd === null || t.budget_usd === undefined ? "–" : fmt.usd(t.budget_usd)) },
     { key: "budget_period", label: "Period" },
-    { key: "spent", label: "Spent this period", num: true, sort: (t) => spent.get(t.id) ?? -1, show: (t) => (spent.has(t.id) ? fmt.usd(spent.get(t.id)) : "–") },
+    { key: "spent", label: "Spent this period (ledger)", num: true, sort: (t) => spent.get(t.id) ?? -1, show: (t) => (spent.has(t.id) ? fmt.usd(spent.get(t.id)) : "–") },
+    // what the budget check itself counts (the limiter's counters), when the API says
+    { key: "spent_usd", label: "Counted by the budget check", num: true, show: (t) => (t.spent_usd === undefined || t.spent_usd === null ? "–" : fmt.usd(t.spent_usd)) },
     { key: "rpm", label: "RPM", num: true },
     { key: "tpm", label: "TPM", num: true },
     { key: "models", label: "Models", show: (t) => (t.models && t.models.length ? t.models.join(", ") : "all") },
