@@ -83,3 +83,55 @@ def test_deepseeks_cache_hits_are_priced_as_cache_reads():
     usage = Usage(1_000_000, 1_000_000, 400_000, 0, 0, 0)  # 600k misses, 400k hits
     cost = deployment_cost(usage, deployment("deepseek", "deepseek-reasoner"))
     assert cost == pytest.approx(0.6 * 0.28 + 0.4 * 0.028 + 0.42)
+
+
+async def test_the_tables_price_is_what_the_cost_metric_and_the_budget_charge(asgi_client):
+    """A Gemini deployment with no `cost:`: the cost metric and the key's budget spend are its
+    usage at the table's prices (accounting.py, the one cost function), through the stack."""
+    import re
+
+    from asgi_llm.auth.keys import hash_key
+    from tests.fakes.gemini import FakeGemini, Reply
+
+    with FakeGemini() as gemini:
+        gemini.models.append("gemini-2.5-flash")
+        gemini.default = Reply(
+            prompt_tokens=1000, candidates_tokens=200, thoughts_tokens=300, cached_tokens=400
+        )
+        flash = {
+            "id": "flash",
+            "provider": "gemini",
+            "model": "gemini-2.5-flash",
+            "api_key": gemini.api_key,
+            "base_url": gemini.root_url,
+        }
+        keys = [
+            {"id": "user", "key_sha256": hash_key("sk-user-1"), "roles": ["user"]},
+            {"id": "root", "key_sha256": hash_key("sk-admin-1"), "roles": ["admin"]},
+        ]
+        client = asgi_client(
+            {
+                "models": [{"name": "flash", "deployments": [flash]}],
+                "auth": {
+                    "api_keys": keys,
+                    "roles": {
+                        "user": {"models": ["*"], "endpoints": ["chat"]},
+                        "admin": {"models": ["*"], "endpoints": ["*"], "admin": True},
+                    },
+                },
+                "limits": {"budgets": [{"per": "key", "usd": 10, "period": "month"}]},
+                "metrics": {"prometheus": {"path": "/metrics"}},
+            }
+        )
+        user, admin = {"authorization": "Bearer sk-user-1"}, {"authorization": "Bearer sk-admin-1"}
+        body = {"model": "flash", "messages": [{"role": "user", "content": "hi"}]}
+        assert (await client.post("/v1/chat/completions", json=body, headers=user)).status_code == 200
+    # 600 fresh input at 0.30, 400 cached at 0.03, 500 output (thoughts included) at 2.50 per Mtok
+    expected = (600 * 0.30 + 400 * 0.03 + 500 * 2.50) / 1e6
+    metrics = (await client.get("/metrics", headers=admin)).text
+    [cost] = re.findall(r'^asgi_llm_cost_usd_total\{[^}]*deployment="flash"[^}]*\} (\S+)$', metrics, re.M)
+    assert float(cost) == pytest.approx(expected)
+    usage = (await client.get("/admin/usage", headers=admin)).json()
+    (budget,) = usage["budgets"]
+    (spent,) = [u["spent_usd"] for u in budget["usage"] if u["id"] == "user"]
+    assert spent == pytest.approx(expected, abs=1e-6)  # budgets charge whole micro-dollars
