@@ -169,7 +169,9 @@ class ProviderApp(LLMLayer):
                 raise ModelNotFound(ctx.model or "")
             ctx.entry, ctx.deployment, ctx.attempts = entry, entry.deployments[0], 1
             deployment = ctx.deployment
-        if ctx.endpoint == "count_tokens" and not counts_tokens(provider_for(deployment.provider)):
+        if ctx.endpoint == "count_tokens" and not counts_tokens(
+            provider_for(deployment.provider), deployment
+        ):
             # No counting API upstream: the proxy's estimate, said to be one.
             ctx.add_header(b"x-llm-token-estimate", b"true")
             request = ctx.messages.request if ctx.messages is not None else ctx.payload

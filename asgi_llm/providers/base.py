@@ -36,7 +36,8 @@ class Provider(Protocol):
 
     Optional: `counts_tokens = True` says `build` also writes a `count_tokens` request (the
     upstream counts a Messages request's tokens); without it, ProviderApp answers the
-    proxy's estimate."""
+    proxy's estimate. A provider with several wire formats (`vertex`) makes it a function
+    of the deployment."""
 
     def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
         """The upstream request (credentials or a signature included)."""
@@ -53,9 +54,11 @@ class Provider(Protocol):
     ) -> UpstreamError: ...
 
 
-def counts_tokens(provider: Provider) -> bool:
-    """Whether a wire format has a token-counting API (its optional `counts_tokens`)."""
-    return getattr(provider, "counts_tokens", False) is True
+def counts_tokens(provider: Provider, deployment: Deployment) -> bool:
+    """Whether a deployment's wire format has a token-counting API (its optional
+    `counts_tokens`: True, or a function of the deployment)."""
+    flag = getattr(provider, "counts_tokens", False)
+    return flag(deployment) is True if callable(flag) else flag is True
 
 
 def scrub(text: str, deployment: Deployment) -> str:

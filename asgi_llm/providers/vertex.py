@@ -6,6 +6,8 @@ at `{publishers}/anthropic/models/{model}:rawPredict` (`:streamRawPredict` for s
 with `anthropic_version: vertex-2023-10-16` in the body instead of a header and no `model`
 in it (the URL names it). Every other model is Gemini (gemini.py's `VertexGeminiProvider`).
 Both get the same OAuth2 access token from the deployment's transport (google_auth.py).
+`/v1/messages/count_tokens` on a Claude model goes to `count-tokens:rawPredict`, the one call
+whose body names the model.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class VertexAnthropicProvider(AnthropicProvider):
     """Claude on Vertex AI: AnthropicProvider's reading of answers, streams and errors, with
     Vertex AI's URLs, body and credentials."""
 
-    counts_tokens = False  # /v1/messages/count_tokens: the proxy's estimate
+    counts_tokens = True  # Vertex AI's count-tokens:rawPredict
 
     def headers(self, ctx: LLMContext, deployment: Deployment) -> dict[str, str]:
         headers = {
@@ -51,12 +53,22 @@ class VertexAnthropicProvider(AnthropicProvider):
         return headers
 
     def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
+        call = ctx.messages
+        if ctx.endpoint == "count_tokens" and call is not None:
+            # The one call whose body names the model; the URL names a counting "model".
+            call.native = True
+            counted = {
+                **call.request,
+                "model": deployment.model,
+                "anthropic_version": VERTEX_ANTHROPIC_VERSION,
+            }
+            url = f"{vertex_publishers(deployment)}/anthropic/models/count-tokens:rawPredict"
+            return UpstreamRequest("POST", url, self.headers(ctx, deployment), orjson.dumps(counted))
         if ctx.endpoint != "chat":
             raise InvalidRequest(
                 f"Anthropic models on Vertex AI serve chat completions and messages, not {ctx.endpoint}.",
                 code="unsupported_endpoint",
             )
-        call = ctx.messages
         body: dict[str, Any]
         if call is not None:
             call.native = True  # sent as the client wrote it, but for the model and version
@@ -87,11 +99,13 @@ class VertexAnthropicProvider(AnthropicProvider):
 class VertexProvider:
     """The `vertex` wire format: Anthropic's for a Claude model, else Gemini's."""
 
-    counts_tokens = False
-
     def __init__(self) -> None:
         self.gemini = VertexGeminiProvider()
         self.anthropic = VertexAnthropicProvider()
+
+    def counts_tokens(self, deployment: Deployment) -> bool:
+        """Claude's tokens are counted by Vertex AI; Gemini's are the proxy's estimate."""
+        return self.wire(deployment) is self.anthropic
 
     def wire(self, deployment: Deployment) -> Provider:
         return self.anthropic if is_anthropic_model(deployment.model) else self.gemini

@@ -9,10 +9,10 @@ anthropic/models/{model}:rawPredict` and `:streamRawPredict`.
 What Vertex AI checks, this checks: a bearer token it issued and that has not expired (401
 in Google's shape otherwise), the project, location and model in the path (404), and the
 body: `anthropic_version: vertex-2023-10-16`, no `model` (the URL names it), `stream: true`
-exactly on streamRawPredict (400 in Anthropic's shape otherwise). The rest of the body is
-then checked and answered by a FakeAnthropic (`claude`: its field checks, thinking
-signatures, simulated prompt cache, usage and event streams), as Vertex AI hands it to
-Anthropic's model.
+exactly on streamRawPredict (400 in Anthropic's shape otherwise); `count-tokens:rawPredict`
+takes the version and the model in its body. The rest of the body is then checked and
+answered by a FakeAnthropic (`claude`: its field checks, thinking signatures, simulated
+prompt cache, usage and event streams), as Vertex AI hands it to Anthropic's model.
 """
 
 from __future__ import annotations
@@ -54,10 +54,12 @@ class FakeVertexClaude(FakeVertex):
         denied = self._authorize(rec)
         if denied is not None:
             return await self._refuse(rec, send, *denied)
+        payload = rec.json
+        if match["model"] == "count-tokens" and match["method"] == "rawPredict":
+            return await self._count(rec, send, abort, payload)
         if match["model"] != self.claude_model:
             message = f"Publisher Model `{match['model']}` not found."
             return await self._refuse(rec, send, 404, message)
-        payload = rec.json
         problem = self._check_vertex_body(payload, match["method"])
         if problem is not None:
             self.refused.append((rec, problem))
@@ -70,6 +72,22 @@ class FakeVertexClaude(FakeVertex):
             await self.claude._respond(inner, send, abort)
         finally:
             rec.finished_at = inner.finished_at
+
+    async def _count(self, rec: RecordedRequest, send: Send, abort: asyncio.Event, payload: Any) -> None:
+        """count-tokens:rawPredict: the one call whose body names the model."""
+        json = {"content-type": "application/json"}
+        problem = None
+        if not isinstance(payload, dict) or payload.get("anthropic_version") != VERSION:
+            problem = f"anthropic_version: Input should be '{VERSION}'"
+        elif payload.get("model") != self.claude_model:
+            problem = f"model: count-tokens needs the model, {self.claude_model!r}"
+        if problem is not None:
+            self.refused.append((rec, problem))
+            return await self._reply(rec, send, 400, anthropic_error_body(400, problem), json)
+        body = {k: v for k, v in payload.items() if k != "anthropic_version"}
+        inner = dataclasses.replace(rec, path="/v1/messages/count_tokens", json=body)
+        await self.claude._respond(inner, send, abort)
+        rec.finished_at = inner.finished_at
 
     @staticmethod
     def _check_vertex_body(payload: Any, method: str) -> str | None:

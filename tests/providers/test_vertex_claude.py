@@ -70,6 +70,10 @@ def proxy(fake, tmp_path_factory):
                     deployment("gemini-then", fake, key, model="gemini-fake-1"),
                 ],
             },
+            {
+                "name": "gemini-only",
+                "deployments": [deployment("gemini-alone", fake, key, model="gemini-fake-1")],
+            },
         ],
         "routing": {"retries": 1},
     }
@@ -190,6 +194,24 @@ def test_native_messages_pass_through_with_thinking_and_betas(claude_sdk, fake):
         assert "".join(stream.text_stream) == "Hello from the fake Claude."
     assert fake.requests[-1].path == PATH.format(fake.claude_model, "streamRawPredict")
     assert not fake.refused
+
+
+def test_count_tokens_is_vertexs_own_for_claude_and_an_estimate_for_gemini(claude_sdk, fake, proxy):
+    import httpx2
+
+    counted = claude_sdk.messages.count_tokens(model="claude", messages=USER, system="Be brief.")
+    assert counted.input_tokens == 4  # the fake's words: "Be brief." and "Say hello"
+    seen = fake.requests[-1]
+    assert seen.path == PATH.format("count-tokens", "rawPredict")
+    assert seen.json["model"] == fake.claude_model
+    assert seen.json["anthropic_version"] == "vertex-2023-10-16"
+    gemini = httpx2.post(
+        proxy.root_url + "/v1/messages/count_tokens",
+        json={"model": "gemini-only", "messages": USER},
+        headers={"x-api-key": "sk-client"},
+        timeout=10,
+    )
+    assert gemini.status_code == 200 and gemini.headers["x-llm-token-estimate"] == "true"
 
 
 def test_an_overloaded_claude_fails_over_to_gemini_on_the_same_project(sdk, fake):
