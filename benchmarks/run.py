@@ -273,21 +273,9 @@ def ledger_section(stack: str, workdir: Path) -> str:
     if stack == "proxy-ledger-sqlite":
         return f"ledger: {{url: 'sqlite:///{workdir}/ledger.db'}}\n"
     if stack == "proxy-ledger-postgres":
-        server = os.environ.get("BENCH_LEDGER_PG", "postgresql://postgres@127.0.0.1:5432")
-        import asyncio
+        from benchmarks.ledger_cost import fresh_pg_database
 
-        import asyncpg
-
-        async def fresh() -> None:
-            conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
-            try:
-                await conn.execute("DROP DATABASE IF EXISTS asgi_llm_bench_ledger WITH (FORCE)")
-                await conn.execute("CREATE DATABASE asgi_llm_bench_ledger")
-            finally:
-                await conn.close()
-
-        asyncio.run(fresh())
-        return f"ledger: {{url: '{server}/asgi_llm_bench_ledger'}}\n"
+        return f"ledger: {{url: '{fresh_pg_database('asgi_llm_bench_ledger')}'}}\n"
     return ""
 
 
