@@ -55,6 +55,8 @@ class Principal:
     def may_use(self, entry: ModelEntry) -> bool:
         """Whether a served model is in the allow-list (its name or any alias matches), and
         in every runtime allow-list."""
+        if "*" in self.models and not self.allow_lists:
+            return True
         names = (entry.name, *entry.aliases)
         if "*" not in self.models and not any(
             fnmatchcase(name, pattern) for pattern in self.models for name in names

@@ -122,8 +122,8 @@ class TeamActions:
         teams = self._teams(ctx)
         with store_errors():
             team = _found(await teams.get(team_id), team_id)
+            needs_limits(ctx.config, Settings().updated(changes))  # only what this change sets
             settings = team.settings.updated(changes)
-            needs_limits(ctx.config, settings)
             metadata = _metadata(payload["metadata"]) if "metadata" in payload else team.metadata
             updated = Team(team_id, settings, metadata, team.created_at, time.time())
             await teams.put(updated)

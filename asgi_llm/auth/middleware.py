@@ -18,7 +18,7 @@ from asgi_llm.auth.introspection import Introspector
 from asgi_llm.auth.jwt import JWTVerifier, looks_like_jwt
 from asgi_llm.auth.keys import ConfigKeys, KeyRecord, KeyStores, RedisKeyStore, hash_key
 from asgi_llm.auth.roles import RoleBook, roles_from_claim
-from asgi_llm.auth.runtime import apply_team, key_principal
+from asgi_llm.auth.runtime import key_principal, with_team
 from asgi_llm.config.loader import Config
 from asgi_llm.config.manager import ConfigManager
 from asgi_llm.context import LLMContext, Principal
@@ -102,7 +102,7 @@ class AuthMiddleware(LLMLayer):
             principal = await self._identify(ctx, scope)
             store = self.key_store(ctx.config)
             if store is not None and principal.tenant is not None:
-                await apply_team(principal, store.teams)
+                principal = await with_team(principal, store.teams)
             ctx.principal = principal
             self._authorize(ctx, principal)
         except ProxyError as exc:

@@ -4,6 +4,8 @@ the allow-lists, the limiter for `quotas`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from asgi_llm.auth.keys import KeyRecord
 from asgi_llm.auth.roles import RoleBook
 from asgi_llm.auth.teams import TeamStore
@@ -32,22 +34,23 @@ def key_principal(roles: RoleBook, record: KeyRecord, now: float) -> Principal:
     return principal
 
 
-async def apply_team(principal: Principal, teams: TeamStore) -> None:
-    """The team of the principal's tenant, if it has one: its allow-list and its limits hold
-    for every key (and token) of the tenant. Read from this replica's copy of the table."""
+async def with_team(principal: Principal, teams: TeamStore) -> Principal:
+    """The principal with the team of its tenant, if it has one: the team's allow-list and
+    limits hold for every key (and token) of the tenant. Read from this replica's copy of the
+    table. A new Principal: one from a user's `authenticate` hook may be shared."""
     assert principal.tenant is not None
     table = teams.current()
     if table is None:
         table = await teams.table()
     team = table.get(principal.tenant)
     if team is None:
-        return
-    settings = team.settings
-    if settings.models is not None:
-        principal.allow_lists = (*principal.allow_lists, settings.models)
-    quota = team.quota
-    if quota is not None:
-        principal.quotas = (*principal.quotas, quota)
+        return principal
+    models = team.settings.models
+    return replace(
+        principal,
+        allow_lists=principal.allow_lists if models is None else (*principal.allow_lists, models),
+        quotas=principal.quotas if team.quota is None else (*principal.quotas, team.quota),
+    )
 
 
-__all__ = ["apply_team", "key_principal"]
+__all__ = ["key_principal", "with_team"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
-from asgi_llm.auth.teams import REFRESH_S
+import httpx2
+
+from asgi_llm import AuthMiddleware, Config, Principal, ProviderApp, RouterMiddleware
+from asgi_llm.auth.quotas import Settings
+from asgi_llm.auth.teams import REFRESH_S, Team
 from tests.auth.conftest import KEYS, bearer, teams_config
 from tests.conftest import assert_error_shape
 from tests.ratelimit.conftest import USER
@@ -32,3 +36,31 @@ async def test_the_last_team_table_stays_in_force_while_redis_is_down(asgi_clien
     assert ok.status_code == 200, ok.text
     response = await client.get("/admin/teams", headers=bearer(KEYS["root"]))
     assert_error_shape(response, 503, "dependency_unavailable")  # an admin reads what is stored, or nothing
+
+
+async def test_a_principal_from_a_users_hook_is_never_changed_by_its_team(store_prefix):
+    """`authenticate` may hand out one Principal for many requests: the team's settings go on
+    a copy, so they do not pile up on it."""
+    config = Config.from_dict(teams_config(*store_prefix))
+    shared = Principal("svc", tenant="team-a", roles=("user",), models=("*",), endpoints=("*",))
+
+    async def hook(scope):
+        return shared
+
+    app = AuthMiddleware(
+        RouterMiddleware(ProviderApp(config=config), config=config), config=config, authenticate=hook
+    )
+    store = app.key_store(config)
+    await store.teams.create(Team("team-a", Settings(models=("mini",))))
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
+            for _ in range(3):
+                refused = await client.post(
+                    "/v1/chat/completions", json={"model": "claude-haiku", "messages": USER}
+                )
+                assert_error_shape(refused, 403, "model_not_allowed")
+            ok = await client.post("/v1/chat/completions", json={"model": "mini", "messages": USER})
+            assert ok.status_code == 200
+        assert shared.allow_lists == () and shared.quotas == ()
+    finally:
+        await app.key_stores.aclose()
