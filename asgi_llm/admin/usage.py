@@ -20,7 +20,7 @@ import orjson
 
 from asgi_llm.context import LLMContext, Principal
 from asgi_llm.errors import InvalidRequest, ServiceUnavailable
-from asgi_llm.ledger.sql import USAGE_FIELDS
+from asgi_llm.ledger.sql import LIST_COLUMNS, USAGE_FIELDS
 from asgi_llm.ledger.store import GROUPS, Cursor, Filters, LedgerStore
 from asgi_llm.types import Headers, Scope
 
@@ -32,38 +32,10 @@ MAX_LIMIT = 1000
 _FILTERS = ("from", "to", "key", "tenant", "team", "model", "deployment")
 _USAGE_PARAMS = frozenset({"group_by", "format", *_FILTERS})
 _REQUEST_PARAMS = frozenset({"limit", "before", "status", "request_id", "format", *_FILTERS})
-# The request log's fields, in the order of a CSV's columns.
-REQUEST_FIELDS = (
-    "request_id",
-    "time",
-    "key_id",
-    "tenant",
-    "user",
-    "endpoint",
-    "model_asked",
-    "model",
-    "deployment",
-    "status",
-    "error_type",
-    "error_code",
-    "attempts",
-    "cache",
-    "cache_kind",
-    "stream",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "saved_usd",
-    "latency_ms",
-    "upstream_ms",
-    "ttft_ms",
-    "client_gone",
-    "tags",
-)
+# The request log's fields, in the order of a CSV's columns: the stored columns (less the
+# record id), `ts` as an ISO 8601 `time`, `user_id` as `user`.
+_RENAMED = {"ts": "time", "user_id": "user"}
+REQUEST_FIELDS = tuple(_RENAMED.get(column, column) for column in LIST_COLUMNS if column != "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +206,9 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row as the API shows it: its time in ISO 8601, `user` named so."""
-    out = {name: row.get(name) for name in REQUEST_FIELDS}
+    """A stored row as the API shows it (REQUEST_FIELDS)."""
+    out = {_RENAMED.get(column, column): row.get(column) for column in LIST_COLUMNS if column != "id"}
     out["time"] = _iso(row["ts"])
-    out["user"] = row.get("user_id")
     return out
 
 
