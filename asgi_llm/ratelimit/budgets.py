@@ -9,6 +9,7 @@ requests in flight when it is reached.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +19,14 @@ MICROS = 1_000_000
 
 
 def period_bounds(period: str, now_s: float) -> tuple[str, int]:
-    """(label, end in epoch ms) of the calendar period holding `now_s`, in UTC."""
-    now = datetime.fromtimestamp(now_s, UTC)
+    """(label, end in epoch ms) of the calendar period holding `now_s`, in UTC. Worked out
+    once per period and hour: every period starts at a UTC midnight, so an hour lies in one."""
+    return _bounds(period, int(now_s // 3600))
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds(period: str, hour: int) -> tuple[str, int]:
+    now = datetime.fromtimestamp(hour * 3600, UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         label, end = day.strftime("%Y-%m-%d"), day + timedelta(days=1)
