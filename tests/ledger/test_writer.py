@@ -1,7 +1,8 @@
 """The writer when PostgreSQL goes away: a real loopback fault proxy between the ledger and
 the machine's PostgreSQL (which is never stopped) cuts or stalls the connections while
 requests flow. Requests never wait for the database; records wait in memory and are written
-when it answers again; only what is past both bounds is dropped, and counted."""
+when it answers again; only what is past both bounds is dropped, and counted. Also the
+writer's other duty: deleting what is older than `retention_days`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from asgi_llm.ledger.store import Filters
 from asgi_llm.lifespan import lifespan
 from tests.conftest import mock_model
 from tests.fakes.faultproxy import FaultProxy
+from tests.ledger.conftest import record
 from tests.waiting import await_until
 
 CHAT = {"model": "m1", "messages": [{"role": "user", "content": "hello"}]}
@@ -114,3 +116,28 @@ async def test_past_the_queue_and_the_spill_records_are_dropped_and_counted(pg_u
         assert writer.written >= 3 + 5  # at least the spill's worth came through
         assert metric(app, "asgi_llm_ledger_dropped_total") == writer.dropped
     assert await count(pg_url) == writer.written
+
+
+async def test_retention_deletes_what_is_older_than_retention_days(tmp_path):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    store = open_store(LedgerSettings(url=url))
+    await store.migrate()
+    now = time.time()
+    await store.write([record(1, ts=now - 3 * 86400), record(2, ts=now - 3600)])
+    await store.aclose()
+    app = build_app(Config.from_dict(document(url, retention_days=1)))
+    async with lifespan(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://proxy.test") as client:
+            await timed_requests(client, 1)  # a write, then the first prune
+            store = open_store(LedgerSettings(url=url))
+            try:
+
+                async def old_one_gone() -> list[str] | None:
+                    ids = sorted(r["request_id"] for r in await store.requests(Filters(), 10, None))
+                    return ids if len(ids) == 2 and "req-1" not in ids else None
+
+                remaining = await await_until(old_one_gone)
+            finally:
+                await store.aclose()
+    assert len(remaining) == 2 and "req-1" not in remaining and "req-2" in remaining
