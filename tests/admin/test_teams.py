@@ -406,3 +406,18 @@ async def test_every_new_admin_route_needs_an_admin(asgi_client, store_prefix, p
     assert_error_shape(response, 401, "invalid_api_key")
     response = await client.request(method, path, headers=bearer(KEYS["alice"]))
     assert_error_shape(response, 403, "endpoint_not_allowed")
+
+
+async def test_a_teams_tpm_counts_the_tokens_of_every_key(asgi_client, store_prefix):
+    client = asgi_client(teams_config(*store_prefix))
+    assert (
+        await client.post("/admin/teams", headers=ROOT, json={"id": "team-a", "tpm": 20})
+    ).status_code == 201
+    body = {"model": "mini", "messages": USER, "max_tokens": 8}  # 2 prompt + 6 completion tokens
+    statuses = [
+        (await client.post("/v1/chat/completions", headers=bearer(KEYS["alice"]), json=body))
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in statuses] == [200, 200, 429]  # 16 of 20 used: no room to reserve 11 more
+    assert statuses[0].headers["x-ratelimit-limit-tokens"] == "20"
+    assert_error_shape(statuses[2], 429, "rate_limit_exceeded")
