@@ -269,6 +269,7 @@ __all__ = [
     "LLMContext",
     "MessagesCall",
     "Principal",
+    "Quota",
     "RateLimitInfo",
     "ResponsesCall",
     "Timings",
