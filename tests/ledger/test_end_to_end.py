@@ -187,3 +187,17 @@ def test_three_replicas_share_one_postgresql_without_losing_or_doubling_a_record
         seen[r["request_id"]]["completion_tokens"] for r in misses
     )
     assert all(r["input_tokens"] == r["output_tokens"] == 0 for r in hits)
+
+
+def test_worker_processes_share_one_sqlite_file(tmp_path):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with FakeUpstream("one") as one, FakeUpstream("two") as two:
+        server = ProxyServer(config(url, one, two, flush_interval_s=0.05), tmp_path, workers=2)
+        # A connection per request: the kernel hands them to both workers.
+        close = {"connection": "close"}
+        with server, httpx2.Client(base_url=server.root_url, timeout=20, headers=close) as client:
+            seen = {f"w-{n}": chat(client, "solo", f"words {n}", f"w-{n}") for n in range(60)}
+        rows = asyncio.run(rows_of(url))
+    assert set(rows) == set(seen)
+    assert len({row["id"][:12] for row in rows.values()}) == 2  # record ids: each process's prefix
+    assert sum(r["input_tokens"] for r in rows.values()) == sum(u["prompt_tokens"] for u in seen.values())
