@@ -1,23 +1,28 @@
 """Failover under load: three replicas serve a steady loopback load while the primary holding
-the fleet's keys is killed (the cluster promotes its replica; the sentinels promote one of
-theirs). Each feature is held to its written policy (docs/fleet.md, "Failure policy")."""
+the fleet's keys is killed, or hangs (DEBUG SLEEP: a blackholed node, the case where timeouts
+matter), until the cluster promotes its replica or the sentinels one of theirs. Each feature is
+held to its written policy (docs/fleet.md, "Failure policy")."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from contextlib import ExitStack
 
 import httpx2
 import pytest
+import redis
 
-from tests.fleet.fleet import ADMIN_KEY, REPLICAS, USER, USER_KEYS, bearer, fleet_config, start_fleet
+from tests.fleet.fleet import ADMIN_KEY, REPLICAS, USER, USER_KEYS, bearer, fleet_config, mock, start_fleet
 from tests.fleet.servers import RedisClusterSet
 from tests.waiting import wait_until
 
-LIMIT = 30  # per minute over the fleet (mock-1)
+LIMIT = 30  # per minute over the fleet, on the model each way of failing has to itself
+LIMITED = {"kill": "mock-1", "sleep": "mock-3"}
+SLEEP_S = 5  # DEBUG SLEEP: a primary that hangs (a blackholed node) long enough to be replaced
 LOAD_S = 8.0
 WORKERS = 6
 FAIL_AT_S = 1.5
@@ -44,6 +49,8 @@ def same_shard_tag(topology) -> str:
 def fleet(topology, tmp_path_factory):
     tag = same_shard_tag(topology)
     config = fleet_config(topology.url, tag, limit=LIMIT)
+    config["models"].append(mock("mock-3"))
+    config["limits"]["rules"].append({"per": "global", "model": "mock-3", "requests": f"{LIMIT}/minute"})
     config["limits"]["timeout_s"] = 0.5
     config["limits"]["budgets"] = []  # budgets fail closed: a window of 503s (test_degraded.py)
     workdir = tmp_path_factory.mktemp("failover")
@@ -51,24 +58,35 @@ def fleet(topology, tmp_path_factory):
         yield topology, tag, start_fleet(stack, config, workdir), workdir / "fleet.json", config
 
 
-def fail_primary(topology, tag: str) -> int:
-    """Kill the primary holding the tag's keys; come back once a replica has taken over."""
+def fail_primary(topology, tag: str, mode: str) -> int | None:
+    """Kill the primary holding the tag's keys, or make it hang (DEBUG SLEEP); come back once
+    a replica has taken over. The port of a killed node, to restart it."""
     if isinstance(topology, RedisClusterSet):
         primary = topology.primary_of(f"{{{tag}}}")
-        topology.kill(primary)
-        wait_until(lambda: topology.primary_of(f"{{{tag}}}") != primary, timeout=20, interval=0.1)
+        current = lambda: topology.primary_of(f"{{{tag}}}")  # noqa: E731
     else:
         primary = topology.primary()
+        current = topology.primary
+    if mode == "kill":
         topology.kill(primary)
-        wait_until(lambda: topology.primary() != primary, timeout=20, interval=0.1)
-    return primary
+        wait_until(lambda: current() != primary, timeout=20, interval=0.1)
+        return primary
+    sleeper = redis.Redis(port=primary, socket_timeout=SLEEP_S + 10)
+    hang = threading.Thread(target=sleeper.execute_command, args=("DEBUG", "SLEEP", str(SLEEP_S)))
+    hang.start()
+    try:
+        wait_until(lambda: current() != primary, timeout=20, interval=0.1)
+    finally:
+        hang.join()  # it wakes up demoted: a replica of the new primary
+        sleeper.close()
+    return None
 
 
 async def steady_load(
-    servers, topology, tag, killed: list[int]
+    servers, topology, tag, mode: str, killed: list[int]
 ) -> tuple[list[tuple[float, int, float, str]], float, float]:
     """(started at, status, seconds, error code) of every request, and the failover's window;
-    the killed node's port goes to `killed`."""
+    a killed node's port goes to `killed`."""
     results: list[tuple[float, int, float, str]] = []
     window: list[float] = []
     begin = time.monotonic()
@@ -79,7 +97,7 @@ async def steady_load(
             started = time.monotonic()
             response = await client.post(
                 servers[i % REPLICAS].base_url + "/chat/completions",
-                json={"model": "mock-1", "messages": USER},
+                json={"model": LIMITED[mode], "messages": USER},
                 headers=TEAM_A,
             )
             code = response.json()["error"]["code"] if response.status_code >= 400 else ""
@@ -90,7 +108,8 @@ async def steady_load(
     async def failover() -> None:
         await asyncio.sleep(FAIL_AT_S)
         window.append(time.monotonic() - begin)
-        killed.append(await asyncio.to_thread(fail_primary, topology, tag))
+        port = await asyncio.to_thread(fail_primary, topology, tag, mode)
+        killed.extend([port] if port is not None else [])
         window.append(time.monotonic() - begin)
 
     async with httpx2.AsyncClient(timeout=30) as client:
@@ -98,11 +117,12 @@ async def steady_load(
     return results, window[0], window[1]
 
 
-async def test_a_primary_killed_under_load_every_feature_keeps_its_policy(fleet):
+@pytest.mark.parametrize("mode", ["kill", "sleep"])
+async def test_a_primary_failing_under_load_every_feature_keeps_its_policy(fleet, mode):
     topology, tag, servers, path, config = fleet
     killed: list[int] = []
     try:
-        results, failed_at, promoted_at = await steady_load(servers, topology, tag, killed)
+        results, failed_at, promoted_at = await steady_load(servers, topology, tag, mode, killed)
         statuses = [status for _, status, _, _ in results]
         slowest = max(seconds for _, _, seconds, _ in results)
         report = (
@@ -110,7 +130,7 @@ async def test_a_primary_killed_under_load_every_feature_keeps_its_policy(fleet)
         )
         refused = statuses.count(429)
         report += f", {statuses.count(200)} admitted, {refused} refused"
-        print(f"\n{type(topology).__name__}: {report}")  # the figures docs/fleet.md quotes
+        print(f"\n{type(topology).__name__}, {mode}: {report}")  # the figures docs/fleet.md quotes
         assert 500 not in statuses and set(statuses) <= {200, 429}, (report, sorted(set(results)))
         assert slowest < MAX_LATENCY_S, report  # no request waited on Redis past its timeouts
         admitted = statuses.count(200)
