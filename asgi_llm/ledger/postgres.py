@@ -19,6 +19,8 @@ from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Cursor, Filters, GroupBy
 
 POOL_MAX = 4
+# A migration (and the wait for another replica's) may take longer than one write: a backfill.
+MIGRATION_TIMEOUT_S = 600.0
 _INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
 _SELECT_ATTEMPTS = sql.numbered(sql.SELECT_ATTEMPTS)
 _PRUNE = sql.numbered(sql.PRUNE)
@@ -60,12 +62,13 @@ class PostgresStore:
         pool = await self._get_pool()
         async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
             # Replicas starting at once queue here; each then finds what the first applied.
-            await conn.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
+            wait = MIGRATION_TIMEOUT_S
+            await conn.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})", timeout=wait)
             await conn.execute(version_table("postgresql"))
             current = await conn.fetchval("SELECT MAX(version) FROM ledger_schema_version") or 0
             for version in range(current + 1, LATEST + 1):
                 for statement in statements("postgresql", version):
-                    await conn.execute(statement)
+                    await conn.execute(statement, timeout=wait)
                 await conn.execute(
                     "INSERT INTO ledger_schema_version (version, applied_at) VALUES ($1, $2)",
                     version,

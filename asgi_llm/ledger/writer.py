@@ -59,6 +59,7 @@ class LedgerWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_prune: float | None = None
+        self._stopped = False  # after stop(): records still put wait, no task is started
         self.after_flush: Callable[[], None] | None = None  # e.g. metrics: what was written, dropped
 
     @property
@@ -74,7 +75,7 @@ class LedgerWriter:
         queue.append(record)
         if len(queue) == self.batch_size:
             self._wake.set()
-        if self._task is None:
+        if self._task is None and not self._stopped:
             self.start()
 
     def configure(self, settings: LedgerSettings) -> None:
@@ -83,29 +84,40 @@ class LedgerWriter:
 
     # -- the writer task ------------------------------------------------------------------
     def start(self) -> None:
+        self._stopped = False
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="asgi-llm ledger writer")
 
     async def _run(self) -> None:
         backoff = 0.0
         while True:
-            settings = self._settings()
-            interval = settings.flush_interval_s if settings is not None else 1.0
-            if backoff:
-                await asyncio.sleep(backoff)  # no early wake while the database is down
-            elif len(self.queue) < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
-            if settings is None:
-                continue
-            if await self.flush(settings):
-                backoff = 0.0
-                await self._prune(settings)
-            else:
-                backoff = min(max(backoff * 2, MIN_BACKOFF_S), MAX_BACKOFF_S)
-            if self.after_flush is not None:
-                self.after_flush()
+            try:
+                backoff = await self._turn(backoff)
+            except Exception:  # noqa: BLE001 - a bug here must not end the writer for good
+                log.exception("ledger: the writer's turn failed; it goes on")
+                backoff = MAX_BACKOFF_S
+
+    async def _turn(self, backoff: float) -> float:
+        """Wait for a batch (or the interval, or the backoff), write what waits; the next
+        backoff."""
+        settings = self._settings()
+        interval = settings.flush_interval_s if settings is not None else 1.0
+        if backoff:
+            await asyncio.sleep(backoff)  # no early wake while the database is down
+        elif len(self.queue) < self.batch_size:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+        self._wake.clear()
+        if settings is None:
+            return backoff
+        if await self.flush(settings):
+            backoff = 0.0
+            await self._prune(settings)
+        else:
+            backoff = min(max(backoff * 2, MIN_BACKOFF_S), MAX_BACKOFF_S)
+        if self.after_flush is not None:
+            self.after_flush()
+        return backoff
 
     async def flush(self, settings: LedgerSettings) -> bool:
         """Write everything waiting, the spill (oldest) first. False when the database failed:
@@ -114,7 +126,9 @@ class LedgerWriter:
             source = self.spill if self.spill else self.queue
             batch = [source.popleft() for _ in range(min(len(source), settings.batch_size))]
             try:
-                store = await asyncio.wait_for(self._store(), settings.timeout_s)
+                # Opening is bounded by the store's own connect timeouts; a migration it
+                # runs first may take longer than one write, and must not be cut short.
+                store = await self._store()
                 await asyncio.wait_for(store.write(batch), settings.timeout_s)
             except asyncio.CancelledError:
                 self.spill.extendleft(reversed(batch))  # shutdown: the final drain writes it
@@ -177,6 +191,7 @@ class LedgerWriter:
 
     async def stop(self, settings: LedgerSettings | None) -> None:
         """Stop the task, then write what waits, for at most `drain_timeout_s`."""
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
