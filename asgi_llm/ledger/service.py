@@ -80,6 +80,10 @@ class Ledger:
         settings = ctx.config.ledger
         if settings is None or ctx.endpoint.startswith("admin"):
             return  # admin calls are audited (auth/audit.py), not usage
+        if ctx.principal is None and ctx.config.auth is not None:
+            # Refused before a caller was known (401): not usage, and a flood of them must
+            # not fill the database; auth's failure log and metrics count them.
+            return
         self.writer.put(build_record(self._ids.new(), scope, ctx, record, settings))
 
     # -- the store --------------------------------------------------------------------------

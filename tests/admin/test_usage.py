@@ -181,8 +181,21 @@ async def test_without_a_ledger_requests_are_404_and_plain_usage_is_the_limiters
     assert plain.status_code == 200 and "data" not in plain.json()  # today's answer, unchanged
 
 
-async def test_the_admin_calls_themselves_are_not_usage(client):
+async def test_admin_calls_and_unidentified_callers_are_not_usage(client):
     for _ in range(3):
         await client.get("/admin/requests", headers=ROOT)
-    rows = (await client.get("/admin/requests", headers=ROOT)).json()["data"]
-    assert {r["endpoint"] for r in rows} == {"chat"} and len(rows) == 3
+    body = {"model": "m1", "messages": [{"role": "user", "content": "hi"}]}
+    for headers in ({}, {"authorization": "Bearer sk-not-a-key-0123"}):
+        assert (await client.post("/v1/chat/completions", json=body, headers=headers)).status_code == 401
+    forbidden = await client.post(
+        "/v1/embeddings", json={"model": "m1", "input": "x"}, headers={"authorization": f"Bearer {ALICE_KEY}"}
+    )
+    assert forbidden.status_code == 403  # a known caller refused: that is recorded
+
+    async def four() -> list[dict]:
+        rows = (await client.get("/admin/requests", headers=ROOT)).json()["data"]
+        return rows if len(rows) == 4 else []
+
+    rows = await await_until(four)
+    assert [(r["endpoint"], r["status"], r["key_id"]) for r in rows[:1]] == [("embeddings", 403, "alice")]
+    assert {r["endpoint"] for r in rows[1:]} == {"chat"}
