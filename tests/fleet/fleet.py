@@ -87,6 +87,7 @@ def fleet_config(
             "cooldown": {"failures": 1, "window_s": 60, "seconds": 60},
         },
         "reload": {"watch": False, "redis_url": url, "channel": f"{tag}:config"},
+        "metrics": {"prometheus": {"path": "/metrics"}},
     }
 
 
