@@ -7,6 +7,7 @@ compare alike; flags are integers 0/1 for the same reason.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -73,6 +74,9 @@ INSERT_REQUEST = (
     f"INSERT INTO ledger_requests ({', '.join(REQUEST_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
 )
+# Rows per multi-row INSERT (SQLite): 500 x 32 parameters, within its 32,766.
+ROWS_PER_INSERT = 500
+_ONE_ROW = f"({', '.join('?' * len(REQUEST_COLUMNS))})"
 SELECT_ATTEMPTS = "SELECT attempt_log FROM ledger_requests WHERE id = ?"
 PRUNE = "DELETE FROM ledger_requests WHERE ts < ?"
 # The request log's columns: all but the content and the attempts (read for one request).
@@ -117,6 +121,18 @@ def request_row(record: LedgerRecord) -> tuple[Any, ...]:
         record.prompt,
         record.completion,
         orjson.dumps([tuple(a) for a in attempts]).decode() if attempts else None,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def insert_requests(count: int) -> str:
+    """One INSERT of `count` rows (parameters row after row). A batch in one statement binds
+    its values in one call: on SQLite's worker thread that is one hand-over of the GIL per
+    statement, not one per row, which on a busy event loop costs more than the insert."""
+    return (
+        f"INSERT INTO ledger_requests ({', '.join(REQUEST_COLUMNS)}) VALUES "
+        + ", ".join([_ONE_ROW] * count)
+        + " ON CONFLICT (id) DO NOTHING"
     )
 
 
@@ -215,12 +231,14 @@ def attempt_dicts(text: str | None) -> list[dict[str, Any]]:
 __all__ = [
     "ATTEMPT_FIELDS",
     "INSERT_REQUEST",
+    "ROWS_PER_INSERT",
     "PRUNE",
     "LIST_COLUMNS",
     "REQUEST_COLUMNS",
     "SELECT_ATTEMPTS",
     "Dialect",
     "attempt_dicts",
+    "insert_requests",
     "numbered",
     "request_dict",
     "request_row",
