@@ -9,6 +9,7 @@ it), written off the request path to SQLite or PostgreSQL and queried by the adm
     sqlite.py      the embedded default (stdlib sqlite3 in a worker thread)
     postgres.py    PostgreSQL through asyncpg (extra `postgres`)
     migrations.py  versioned schema, applied at startup and by `asgi-llm migrate`
+    rollup.py      the hourly sums the usage queries read whole hours from
 
 docs/ledger.md says what is recorded, how to query it and how it fails.
 """
