@@ -2,8 +2,8 @@
 it), written off the request path to SQLite or PostgreSQL and queried by the admin API.
 
     record.py      LedgerRecord / AttemptRecord, read once off the finished context
-    writer.py      the bounded queue, batches, spill and retries (the "request finished" listener)
-    service.py     the Ledger service: config, store, writer, queries (in `Services`)
+    writer.py      the bounded queue, batches, spill, retries and retention
+    service.py     the Ledger service (in `Services`): the "request finished" listener, the store
     store.py       the LedgerStore protocol and the queries' shapes
     sql.py         the SQL both backends share
     sqlite.py      the embedded default (stdlib sqlite3 in a worker thread)
