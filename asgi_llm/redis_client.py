@@ -137,6 +137,8 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT_S, max_connections: in
         )
         client = single.from_pool(pool)  # closing the client closes the pool
     client.deadline_s = timeout
+    if target.kind != "single":  # one server: its BlockingConnectionPool already waits
+        client.in_flight = asyncio.Semaphore(max_connections)
     return client
 
 
@@ -178,27 +180,26 @@ def _classes() -> tuple[type[Any], type[Any], type[Any]]:
     command by the client's `deadline_s`."""
     from redis.asyncio import Redis, RedisCluster
 
-    class BoundedRedis(Redis):  # type: ignore[misc]
+    class Bounded:
+        """Every command within the client's deadline, and, once `in_flight` is set, waiting
+        for one of `max_connections` slots first: redis-py's cluster and Sentinel pools raise
+        (MaxConnectionsError) when exhausted instead of waiting as BlockingConnectionPool does."""
+
         deadline_s = DEFAULT_TIMEOUT_S
+        in_flight: asyncio.Semaphore | None = None
 
         async def execute_command(self, *args: Any, **options: Any) -> Any:
             async with asyncio.timeout(self.deadline_s):
-                return await super().execute_command(*args, **options)
+                if self.in_flight is None:
+                    return await super().execute_command(*args, **options)  # type: ignore[misc]
+                async with self.in_flight:
+                    return await super().execute_command(*args, **options)  # type: ignore[misc]
 
-    class BoundedCluster(RedisCluster):  # type: ignore[misc]
-        """A command waits for one of `max_connections` slots (redis-py's cluster pools raise
-        MaxConnectionsError when a node's pool is exhausted instead of waiting, as the single
-        server's BlockingConnectionPool does), within the same deadline."""
+    class BoundedRedis(Bounded, Redis):  # type: ignore[misc]
+        pass
 
-        deadline_s = DEFAULT_TIMEOUT_S
-
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.in_flight = asyncio.Semaphore(kwargs.get("max_connections", MAX_CONNECTIONS))
-
-        async def execute_command(self, *args: Any, **options: Any) -> Any:
-            async with asyncio.timeout(self.deadline_s), self.in_flight:
-                return await super().execute_command(*args, **options)
+    class BoundedCluster(Bounded, RedisCluster):  # type: ignore[misc]
+        pass
 
     class SentinelManaged(BoundedRedis):
         async def aclose(self, close_connection_pool: bool | None = None) -> None:
