@@ -158,6 +158,11 @@ class CacheMiddleware(LLMLayer):
     def semantic(self) -> SemanticTier | None:
         return self._semantic
 
+    @property
+    def judge(self) -> Judge:
+        """The semantic tier's judge (asked only with `cache.semantic.judge`): its counters."""
+        return self._judge
+
     # -- the request path ------------------------------------------------------------
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         settings = ctx.config.cache

@@ -69,7 +69,7 @@ async def test_a_gray_zone_candidate_the_judge_calls_the_same_is_a_hit(asgi_clie
     assert STORED in prompt and GRAY in prompt
     assert inference_calls(upstream) == 2  # the stored answer, and the judge: no second answer
     assert cost_of_model_m((await client.get("/metrics")).text) == pytest.approx(100 * 10.0 / 1e6)
-    assert (cache._judge.calls, cache._judge.said_yes) == (1, 1)
+    assert (cache.judge.calls, cache.judge.said_yes) == (1, 1)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ async def test_anything_but_yes_from_the_judge_is_a_miss(asgi_client, upstream, 
     miss = await ask(client, GRAY)
     assert miss.headers["x-cache"] == "miss" and "x-cache-stage" not in miss.headers
     assert len(judge_prompts(upstream)) == 1 and inference_calls(upstream) == 3
-    assert cache._judge.said_yes == 0
+    assert cache.judge.said_yes == 0
 
 
 async def test_a_judged_miss_costs_the_judge_and_the_answer(asgi_client, upstream):
@@ -106,7 +106,7 @@ async def test_the_judge_is_not_asked_above_the_threshold_nor_past_a_guard(asgi_
     assert (await ask(client, "What is the capital city of France ?")).headers["x-cache-stage"] == "cosine"
     vetoed = await ask(client, "What was the capital city of France in 1900?")  # numbers differ
     assert vetoed.headers["x-cache"] == "miss"
-    assert judge_prompts(upstream) == [] and cache._judge.calls == 0
+    assert judge_prompts(upstream) == [] and cache.judge.calls == 0
 
 
 def test_the_judge_must_be_a_served_model_under_the_threshold(upstream):
