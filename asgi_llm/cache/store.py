@@ -173,7 +173,7 @@ class RedisStore:
     async def _unlink(self, keys: list[bytes]) -> int:
         async with self._client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.unlink(key)
+                pipe.execute_command("UNLINK", key)  # the cluster pipeline's own unlink() is async
             return sum(int(n) for n in await pipe.execute())
 
     async def try_lock(self, key: str, token: str, ttl_s: float) -> bool:
