@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -66,19 +66,14 @@ def parse(url: str) -> RedisTarget:
     userinfo, _, hosts = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
     nodes = tuple(_node(item.strip()) for item in hosts.split(",") if item.strip())
-    path = [segment for segment in parts.path.split("/") if segment]
-    if scheme == "redis+cluster":
-        return RedisTarget("cluster", nodes=nodes, username=unquote(username) or None,
-                           password=unquote(password) or None)  # fmt: skip
-    db = path[1] if len(path) > 1 else parse_qs(parts.query).get("db", ["0"])[0]
-    return RedisTarget(
-        "sentinel",
-        nodes=nodes,
-        service=unquote(path[0]) if path else "",
-        db=int(db),
-        username=unquote(username) or None,
-        password=unquote(password) or None,
+    target = RedisTarget(
+        "cluster", nodes=nodes, username=unquote(username) or None, password=unquote(password) or None
     )
+    if scheme == "redis+cluster":
+        return target
+    path = [segment for segment in parts.path.split("/") if segment]
+    db = path[1] if len(path) > 1 else parse_qs(parts.query).get("db", ["0"])[0]
+    return replace(target, kind="sentinel", service=unquote(path[0]) if path else "", db=int(db))
 
 
 def _node(text: str) -> tuple[str, int]:
