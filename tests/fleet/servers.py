@@ -54,6 +54,22 @@ def wait(check, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what} ({last!r})")
 
 
+def replicas_in_sync(ports) -> bool:
+    """Every replica among `ports` has finished its sync with its primary: killing a primary
+    before then would promote a replica without the data (the tests count on it)."""
+    for port in ports:
+        node = redis.Redis(port=port, socket_timeout=0.5, decode_responses=True)
+        try:
+            info = node.info("replication")
+        finally:
+            node.close()
+        if info["role"] == "slave" and (
+            info["master_link_status"] != "up" or info["master_sync_in_progress"]
+        ):
+            return False
+    return True
+
+
 def ping(port: int) -> bool:
     client = redis.Redis(port=port, socket_timeout=0.5)
     try:
@@ -96,7 +112,8 @@ class _Processes:
 
 def _server_args(port: int, *extra: str) -> list[str]:
     return [SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--protected-mode", "no", "--enable-debug-command", "local", *extra]  # fmt: skip
+            "--protected-mode", "no", "--enable-debug-command", "local",
+            "--repl-diskless-sync-delay", "0", *extra]  # fmt: skip
 
 
 class RedisClusterSet(_Processes):
@@ -146,6 +163,7 @@ class RedisClusterSet(_Processes):
             return True
 
         wait(ok, timeout, "cluster_state:ok on every node")
+        wait(lambda: replicas_in_sync(self.procs), timeout, "every replica in sync")
 
     def wait_recovered(self, timeout: float = 20) -> None:
         """Healthy, and every primary has its replica again."""
@@ -159,6 +177,7 @@ class RedisClusterSet(_Processes):
                 node.close()
 
         wait(paired, timeout, "a replica for every primary")
+        wait(lambda: replicas_in_sync(self.procs), timeout, "every replica in sync")
 
     def primary_of(self, key: str) -> int:
         """The port of the primary serving `key`'s slot."""
@@ -224,6 +243,8 @@ class RedisSentinelSet(_Processes):
         wait(self._replicas_known, 20, "the sentinels to see both replicas")
 
     def _replicas_known(self) -> bool:
+        if not replicas_in_sync([port for port in self.data_ports if port in self.procs]):
+            return False
         for port in self.sentinel_ports:
             sentinel = redis.Redis(port=port, socket_timeout=0.5, decode_responses=True)
             try:
