@@ -195,7 +195,11 @@ def build_app(
     )
     dashboard = DashboardMiddleware(admin, config=manager)  # admin.ui; inside Auth (its docstring)
     auth = AuthMiddleware(
-        dashboard, config=manager, key_stores=services.key_stores, audits=services.audits, health=services.health
+        dashboard,
+        config=manager,
+        key_stores=services.key_stores,
+        audits=services.audits,
+        health=services.health,
     )
     dashboard.auth = auth  # its sign-in checks credentials with Auth's own code
     metrics = MetricsMiddleware(
