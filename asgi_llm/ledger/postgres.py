@@ -21,10 +21,20 @@ from asgi_llm.ledger.store import Cursor, Filters, GroupBy
 POOL_MAX = 4
 # A migration (and the wait for another replica's) may take longer than one write: a backfill.
 MIGRATION_TIMEOUT_S = 600.0
-_INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
+# A batch is copied (COPY, binary) into a temporary table of the session, emptied at commit,
+# then inserted from it in one statement that skips the ids stored already (a retried batch)
+# and adds to the rollup the rows it inserted: a quarter of executemany's CPU on the client
+# (no Bind and Execute per row) and no lookup of existing ids.
+_BATCH = "ledger_batch"
+_CREATE_BATCH = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH} (LIKE ledger_requests) ON COMMIT DELETE ROWS"
+_COLUMNS = ", ".join(sql.REQUEST_COLUMNS)
+_INSERT_BATCH = (
+    f"WITH new AS (INSERT INTO ledger_requests ({_COLUMNS}) SELECT {_COLUMNS} FROM {_BATCH}"
+    f" ON CONFLICT (id) DO NOTHING RETURNING {', '.join(rollup.SUMMED_COLUMNS)}) "
+    + rollup.add_sums("postgresql", "new")
+)
 _SELECT_ATTEMPTS = sql.numbered(sql.SELECT_ATTEMPTS)
 _PRUNE = sql.numbered(sql.PRUNE)
-_UPSERT_HOURLY = sql.numbered(rollup.UPSERT)
 _PRUNE_HOURLY = sql.numbered(rollup.PRUNE)
 
 
@@ -80,12 +90,9 @@ class PostgresStore:
         pool = await self._get_pool()
         rows = [sql.request_row(r) for r in records]
         async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
-            ids = [r.id for r in records]
-            stored = {row[0] for row in await conn.fetch(rollup.existing_ids("postgresql", len(ids)), ids)}
-            await conn.executemany(_INSERT_REQUEST, rows)
-            hourly = rollup.hourly_rows(records, stored)
-            if hourly:
-                await conn.executemany(_UPSERT_HOURLY, hourly)
+            await conn.execute(_CREATE_BATCH)  # a no-op but the first time on a connection
+            await conn.copy_records_to_table(_BATCH, records=rows, columns=sql.REQUEST_COLUMNS)
+            await conn.execute(_INSERT_BATCH)
 
     async def _select(self, query: str, params: Sequence[Any]) -> list[Any]:
         pool = await self._get_pool()

@@ -46,7 +46,7 @@ class AttemptRecord(NamedTuple):
 
 class LedgerRecord(NamedTuple):
     """Tuples, not dataclasses: built on every request's path, and but for the tags and the
-    attempts a record is already the row `sql.INSERT_REQUEST` writes, in its column order."""
+    attempts a record is already the row the stores write, in `sql.REQUEST_COLUMNS`' order."""
 
     id: str  # unique per record (the idempotency key): a client may reuse an x-request-id
     request_id: str

@@ -20,7 +20,6 @@ from dataclasses import replace
 from typing import Any
 
 from asgi_llm.ledger import sql
-from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Filters
 
 HOUR = 3600
@@ -39,62 +38,58 @@ _COLUMNS = ", ".join(
         ),
     ]
 )
-# Schema version 2 (migrations.py): the table, and the sums of the records already there.
-MIGRATION = [
-    f"CREATE TABLE IF NOT EXISTS ledger_hourly ({_COLUMNS}, PRIMARY KEY ({', '.join(_KEY)}))",
-    "INSERT INTO ledger_hourly SELECT {hour_of_ts}, "
+# An hour's sums of the records a FROM clause names (the records table, or the batch just
+# inserted), grouped by (hour, tenant, key, model, deployment): one SELECT for the migration's
+# backfill and for every write.
+_SELECT_SUMS = (
+    "SELECT {hour_of_ts}, "
     + ", ".join(f"COALESCE({name}, '')" for name in DIMENSIONS)
     + ", COUNT(*), SUM(CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(input_tokens), SUM(output_tokens),"
     " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd),"
-    " SUM(saved_usd), SUM(latency_ms) FROM ledger_requests GROUP BY 1, 2, 3, 4, 5",
+    " SUM(saved_usd), SUM(latency_ms) FROM {source} GROUP BY 1, 2, 3, 4, 5"
+)
+# What the sums read of a record (PostgreSQL's write returns them from its INSERT).
+SUMMED_COLUMNS = (
+    "ts",
+    *DIMENSIONS,
+    "status",
+    "error_type",
+    "cache",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "saved_usd",
+    "latency_ms",
+)
+# Schema version 2 (migrations.py): the table, and the sums of the records already there.
+MIGRATION = [
+    f"CREATE TABLE IF NOT EXISTS ledger_hourly ({_COLUMNS}, PRIMARY KEY ({', '.join(_KEY)}))",
+    "INSERT INTO ledger_hourly " + _SELECT_SUMS.replace("{source}", "ledger_requests"),
 ]
 HOUR_OF_TS = {
     "sqlite": "CAST(ts / 3600 AS INTEGER) * 3600",
     "postgresql": "CAST(floor(ts / 3600) AS BIGINT) * 3600",
 }
 
-UPSERT = (
-    f"INSERT INTO ledger_hourly ({', '.join((*_KEY, *SUMS))})"
-    f" VALUES ({', '.join('?' * (len(_KEY) + len(SUMS)))})"
-    f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{name} = ledger_hourly.{name} + excluded.{name}" for name in SUMS)
-)
+
+def add_sums(dialect: sql.Dialect, source: str) -> str:
+    """The statement adding to `ledger_hourly` the sums of the records `source` (a FROM
+    clause) names: run in the write's transaction on the records it inserted (not those it
+    skipped as stored already), so a retried batch adds nothing twice. Summed by the
+    database, in one statement: no Python loop over the records, no row per hour sent."""
+    return (
+        "INSERT INTO ledger_hourly "
+        + _SELECT_SUMS.format(hour_of_ts=HOUR_OF_TS[dialect], source=source)
+        + f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
+        + ", ".join(f"{name} = ledger_hourly.{name} + excluded.{name}" for name in SUMS)
+    )
+
+
 PRUNE = "DELETE FROM ledger_hourly WHERE hour + 3600 <= ?"  # hours wholly before the cut
-
-
-def existing_ids(dialect: sql.Dialect, count: int) -> str:
-    """Which of `count` record ids are stored already (one parameter per id; PostgreSQL: one array)."""
-    if dialect == "postgresql":
-        return "SELECT id FROM ledger_requests WHERE id = ANY($1::text[])"
-    return f"SELECT id FROM ledger_requests WHERE id IN ({', '.join('?' * count)})"
-
-
-def hourly_rows(records: Sequence[LedgerRecord], stored: set[str]) -> list[tuple[Any, ...]]:
-    """The rollup rows of the records not `stored` yet (each id once), one per (hour, tenant,
-    key, model, deployment)."""
-    sums: dict[tuple[Any, ...], list[float]] = {}
-    seen = set(stored)
-    for r in records:
-        if r.id in seen:
-            continue  # stored before, or twice in this batch: the insert skips it too
-        seen.add(r.id)
-        key = (int(r.ts // HOUR) * HOUR, r.tenant or "", r.key_id or "", r.model or "", r.deployment or "")
-        row = sums.get(key)
-        if row is None:
-            row = sums[key] = [0] * len(SUMS)
-        row[0] += 1
-        row[1] += 1 if r.status >= 400 or r.error_type is not None else 0
-        row[2] += 1 if r.cache == "hit" else 0
-        row[3] += r.input_tokens
-        row[4] += r.output_tokens
-        row[5] += r.cached_tokens
-        row[6] += r.cache_write_tokens
-        row[7] += r.reasoning_tokens
-        row[8] += float(r.cost_usd)
-        row[9] += float(r.saved_usd)
-        row[10] += float(r.latency_ms)
-    return [(*key, *values) for key, values in sums.items()]
 
 
 def split(filters: Filters) -> tuple[list[Filters], tuple[float | None, float | None] | None]:
@@ -194,4 +189,4 @@ def _public(group: str, values: list[float]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["HOUR_OF_TS", "MIGRATION", "PRUNE", "UPSERT", "existing_ids", "hourly_rows", "split", "usage"]
+__all__ = ["HOUR_OF_TS", "MIGRATION", "PRUNE", "SUMMED_COLUMNS", "add_sums", "split", "usage"]

@@ -70,10 +70,6 @@ ATTEMPT_FIELDS = (
 _FLAGS = ("stream", "client_gone")
 _TAGS = REQUEST_COLUMNS.index("tags")
 
-INSERT_REQUEST = (
-    f"INSERT INTO ledger_requests ({', '.join(REQUEST_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
-)
 # Rows per multi-row INSERT (SQLite): 500 x 32 parameters, within its 32,766.
 ROWS_PER_INSERT = 500
 _ONE_ROW = f"({', '.join('?' * len(REQUEST_COLUMNS))})"
@@ -230,7 +226,6 @@ def attempt_dicts(text: str | None) -> list[dict[str, Any]]:
 
 __all__ = [
     "ATTEMPT_FIELDS",
-    "INSERT_REQUEST",
     "ROWS_PER_INSERT",
     "PRUNE",
     "LIST_COLUMNS",

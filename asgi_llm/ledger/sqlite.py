@@ -23,6 +23,7 @@ from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Cursor, Filters, GroupBy
 
 T = TypeVar("T")
+_ADD_SUMS = rollup.add_sums("sqlite", "ledger_requests WHERE rowid > ?")
 
 
 class SQLiteStore:
@@ -74,13 +75,12 @@ class SQLiteStore:
         ]
 
         def work(conn: sqlite3.Connection) -> None:
-            stored: set[str] = set()
-            for start in range(0, len(records), 500):  # within SQLite's variable limit
-                ids = [r.id for r in records[start : start + 500]]
-                stored.update(row[0] for row in conn.execute(rollup.existing_ids("sqlite", len(ids)), ids))
+            # Under the write lock, the rows inserted now are those past the largest rowid:
+            # the rollup sums them, and not the records skipped as stored already.
+            last = conn.execute("SELECT MAX(rowid) FROM ledger_requests").fetchone()[0]
             for statement, values in inserts:
                 conn.execute(statement, values)
-            conn.executemany(rollup.UPSERT, rollup.hourly_rows(records, stored))
+            conn.execute(_ADD_SUMS, (last or 0,))
 
         await self._run(_in_transaction(work))
 
