@@ -116,7 +116,7 @@ def request_row(record: LedgerRecord) -> tuple[Any, ...]:
         orjson.dumps(tags).decode() if tags else None,
         record.prompt,
         record.completion,
-        orjson.dumps([tuple(a) for a in attempts]).decode() if attempts else None,
+        orjson.dumps(attempts, default=tuple).decode() if attempts else None,  # as arrays
     )
 
 
