@@ -21,10 +21,12 @@ from asgi_llm.ledger.store import Cursor, Filters, GroupBy
 POOL_MAX = 4
 # A migration (and the wait for another replica's) may take longer than one write: a backfill.
 MIGRATION_TIMEOUT_S = 600.0
-# A batch is copied (COPY, binary) into a temporary table of the session, emptied at commit,
-# then inserted from it in one statement that skips the ids stored already (a retried batch)
-# and adds to the rollup the rows it inserted: a quarter of executemany's CPU on the client
-# (no Bind and Execute per row) and no lookup of existing ids.
+# A batch is copied (COPY, binary) straight into the table, and its hourly sums upserted:
+# no Bind and Execute per row (a quarter of executemany's CPU on the client), and a third
+# less work for the server than going through a temporary table. COPY knows no ON CONFLICT:
+# a batch holding an id stored already (a retry after a timeout) fails whole, and is then
+# copied into a temporary table of the session (emptied at commit) and inserted from it in
+# one statement that skips the stored ids and adds to the rollup only the rows it inserted.
 _BATCH = "ledger_batch"
 _CREATE_BATCH = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH} (LIKE ledger_requests) ON COMMIT DELETE ROWS"
 _COLUMNS = ", ".join(sql.REQUEST_COLUMNS)
@@ -33,6 +35,7 @@ _INSERT_BATCH = (
     f" ON CONFLICT (id) DO NOTHING RETURNING {', '.join(rollup.SUMMED_COLUMNS)}) "
     + rollup.add_sums("postgresql", "new")
 )
+_UPSERT_HOURLY = sql.numbered(rollup.UPSERT)
 _SELECT_ATTEMPTS = sql.numbered(sql.SELECT_ATTEMPTS)
 _PRUNE = sql.numbered(sql.PRUNE)
 _PRUNE_HOURLY = sql.numbered(rollup.PRUNE)
@@ -89,10 +92,20 @@ class PostgresStore:
     async def write(self, records: Sequence[LedgerRecord]) -> None:
         pool = await self._get_pool()
         rows = [sql.request_row(r) for r in records]
-        async with pool.acquire(timeout=self.timeout_s) as conn, conn.transaction():
-            await conn.execute(_CREATE_BATCH)  # a no-op but the first time on a connection
-            await conn.copy_records_to_table(_BATCH, records=rows, columns=sql.REQUEST_COLUMNS)
-            await conn.execute(_INSERT_BATCH)
+        async with pool.acquire(timeout=self.timeout_s) as conn:
+            try:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "ledger_requests", records=rows, columns=sql.REQUEST_COLUMNS
+                    )
+                    await conn.executemany(_UPSERT_HOURLY, rollup.hourly_rows(records))
+                return
+            except _asyncpg().UniqueViolationError:
+                pass  # some are stored already: rolled back, written again skipping those
+            async with conn.transaction():
+                await conn.execute(_CREATE_BATCH)  # a no-op but the first time on a connection
+                await conn.copy_records_to_table(_BATCH, records=rows, columns=sql.REQUEST_COLUMNS)
+                await conn.execute(_INSERT_BATCH)
 
     async def _select(self, query: str, params: Sequence[Any]) -> list[Any]:
         pool = await self._get_pool()

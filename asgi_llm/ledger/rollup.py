@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from asgi_llm.ledger import sql
+from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Filters
 
 HOUR = 3600
@@ -89,7 +90,37 @@ def add_sums(dialect: sql.Dialect, source: str) -> str:
     )
 
 
+# One hour's sums sent as values (PostgreSQL's write sums a batch it copied straight in).
+UPSERT = (
+    f"INSERT INTO ledger_hourly ({', '.join((*_KEY, *SUMS))})"
+    f" VALUES ({', '.join('?' * (len(_KEY) + len(SUMS)))})"
+    f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{name} = ledger_hourly.{name} + excluded.{name}" for name in SUMS)
+)
 PRUNE = "DELETE FROM ledger_hourly WHERE hour + 3600 <= ?"  # hours wholly before the cut
+
+
+def hourly_rows(records: Sequence[LedgerRecord]) -> list[tuple[Any, ...]]:
+    """The rollup rows of a batch of new records, one per (hour, tenant, key, model,
+    deployment): what `add_sums` computes in SQL, for `UPSERT`."""
+    sums: dict[tuple[Any, ...], list[float]] = {}
+    for r in records:
+        key = (int(r.ts // HOUR) * HOUR, r.tenant or "", r.key_id or "", r.model or "", r.deployment or "")
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = [0] * len(SUMS)
+        row[0] += 1
+        row[1] += 1 if r.status >= 400 or r.error_type is not None else 0
+        row[2] += 1 if r.cache == "hit" else 0
+        row[3] += r.input_tokens
+        row[4] += r.output_tokens
+        row[5] += r.cached_tokens
+        row[6] += r.cache_write_tokens
+        row[7] += r.reasoning_tokens
+        row[8] += float(r.cost_usd)
+        row[9] += float(r.saved_usd)
+        row[10] += float(r.latency_ms)
+    return [(*key, *values) for key, values in sums.items()]
 
 
 def split(filters: Filters) -> tuple[list[Filters], tuple[float | None, float | None] | None]:
@@ -189,4 +220,14 @@ def _public(group: str, values: list[float]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["HOUR_OF_TS", "MIGRATION", "PRUNE", "SUMMED_COLUMNS", "add_sums", "split", "usage"]
+__all__ = [
+    "HOUR_OF_TS",
+    "MIGRATION",
+    "PRUNE",
+    "SUMMED_COLUMNS",
+    "UPSERT",
+    "add_sums",
+    "hourly_rows",
+    "split",
+    "usage",
+]

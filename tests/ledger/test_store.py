@@ -37,6 +37,19 @@ async def test_a_retried_batch_never_doubles_a_record(store):
     rows = await store.requests(Filters(), 100, None)
     assert sorted(r["id"] for r in rows) == [f"rec-{n:06d}" for n in range(6)]
     assert [a["n"] for a in await store.attempts("rec-000002")] == [1]
+    usage = await store.usage("model", Filters())
+    assert [(u["requests"], u["input_tokens"]) for u in usage] == [
+        (6, sum(r.input_tokens for r in batch) + record(5).input_tokens)
+    ]
+
+
+async def test_a_batch_holding_an_id_twice_writes_it_once(store):
+    # PostgreSQL's COPY fails whole on a duplicate: the batch is written again, skipping it.
+    await store.write([record(1), record(2), record(1)])
+    assert sorted(r["id"] for r in await store.requests(Filters(), 100, None)) == ["rec-000001", "rec-000002"]
+    assert [u["requests"] for u in await store.usage("model", Filters())] == [2]
+    await store.write([record(3)])  # the connection's next batch goes on as usual
+    assert [u["requests"] for u in await store.usage("model", Filters())] == [3]
 
 
 async def test_a_record_reads_back_as_written(store):
