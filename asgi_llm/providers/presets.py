@@ -1,5 +1,5 @@
 """Named presets for OpenAI-compatible services (`provider: groq`, `mistral`, ...): the OpenAI
-wire format with the service's base URL (config/schema.py, PRESET_BASE_URLS) and its quirks.
+wire format with the service's base URL (config/schema/deployments.py, PRESET_BASE_URLS) and its quirks.
 
 A quirk is a field the service refuses with a 400 although it changes nothing in the
 answer: it is dropped, with a debug log. A field that does change the answer is sent as

@@ -1,4 +1,4 @@
-"""The checks behind the config's `tracing:` section (config/schema.py calls them), so a bad
+"""The checks behind the config's `tracing:` section (config/schema/observability.py calls them), so a bad
 endpoint or a missing extra fails `check-config` instead of the server at startup.
 
 Plain stdlib: nothing here imports OpenTelemetry.
