@@ -11,6 +11,7 @@ credentials.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -48,8 +49,9 @@ class AttemptRecord(NamedTuple):
 
 
 class LedgerRecord(NamedTuple):
-    """Tuples, not dataclasses: built on every request's path, and but for the tags and the
-    attempts a record is already the row the stores write, in `sql.REQUEST_COLUMNS`' order."""
+    """A tuple, not a dataclass: built on every request's path, and already the row the stores
+    write, in `sql.REQUEST_COLUMNS`' order (the tags and the attempts as their JSON text,
+    encoded while the request's objects are at hand): the writer binds or copies it as it is."""
 
     id: str  # unique per record (the idempotency key): a client may reuse an x-request-id
     request_id: str
@@ -80,10 +82,10 @@ class LedgerRecord(NamedTuple):
     upstream_ms: float | None
     ttft_ms: float | None
     client_gone: bool
-    tags: dict[str, str]
+    tags: str | None  # a JSON object (encode_tags); None: no tags
     prompt: str | None
     completion: str | None
-    attempt_log: tuple[AttemptRecord, ...]
+    attempt_log: str | None  # a JSON array of AttemptRecord arrays (encode_attempts); None: none
 
 
 def build_record(
@@ -106,26 +108,23 @@ def build_record(
     asked = asked_model(ctx)
     deployment = ctx.deployment
     upstream_s, ttft_s = request.upstream_s, request.ttft_s
-    attempts: tuple[AttemptRecord, ...] = ()
+    attempts = None
     if ctx.attempt_log:
-        attempts = tuple(
+        attempts = orjson.dumps(
             [
-                _new(
-                    AttemptRecord,
-                    (
-                        n,
-                        a.deployment,
-                        a.model,
-                        (a.start - start) * 1000.0,
-                        (a.end - a.start) * 1000.0 if a.end is not None else None,
-                        a.status,
-                        a.error_type,
-                        a.error_code,
-                    ),
+                (
+                    n,
+                    a.deployment,
+                    a.model,
+                    (a.start - start) * 1000.0,
+                    (a.end - a.start) * 1000.0 if a.end is not None else None,
+                    a.status,
+                    a.error_type,
+                    a.error_code,
                 )
                 for n, a in enumerate(ctx.attempt_log, 1)
             ]
-        )
+        ).decode()
     metadata = ctx.payload.get("metadata")
     return _new(
         LedgerRecord,
@@ -159,12 +158,22 @@ def build_record(
             upstream_s * 1000.0 if upstream_s is not None else None,
             ttft_s * 1000.0 if ttft_s is not None else None,
             ctx.disconnected,
-            _tags(metadata, header_tags) if metadata is not None or header_tags else {},
+            encode_tags(_tags(metadata, header_tags)) if metadata is not None or header_tags else None,
             _prompt(ctx.payload) if settings.store_content else None,
             _completion(ctx) if settings.store_content else None,
             attempts,
         ),
     )
+
+
+def encode_tags(tags: dict[str, str]) -> str | None:
+    """The `tags` column: a JSON object, or None when there are none."""
+    return orjson.dumps(tags).decode() if tags else None
+
+
+def encode_attempts(attempts: Sequence[AttemptRecord]) -> str | None:
+    """The `attempt_log` column: a JSON array of the attempts as arrays, or None."""
+    return orjson.dumps(attempts, default=tuple).decode() if attempts else None
 
 
 def _from_headers(scope: Scope, user_header: str) -> tuple[str | None, str | None]:
@@ -241,4 +250,4 @@ def _content(value: Any) -> str:
     return redact_credentials(orjson.dumps(value).decode()[:MAX_CONTENT])
 
 
-__all__ = ["AttemptRecord", "LedgerRecord", "build_record", "watch_answer"]
+__all__ = ["AttemptRecord", "LedgerRecord", "build_record", "encode_attempts", "encode_tags", "watch_answer"]

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import orjson
 
-from asgi_llm.ledger.record import LedgerRecord
 from asgi_llm.ledger.store import Cursor, Filters
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -68,7 +67,6 @@ ATTEMPT_FIELDS = (
     "error_code",
 )
 _FLAGS = ("stream", "client_gone")
-_TAGS = REQUEST_COLUMNS.index("tags")
 
 # Rows per multi-row INSERT (SQLite): 500 x 32 parameters, within its 32,766.
 ROWS_PER_INSERT = 500
@@ -105,19 +103,6 @@ def numbered(sql: str) -> str:
     """`?` placeholders as PostgreSQL's `$1, $2, ...` (no literal in our SQL holds a `?`)."""
     count = iter(range(1, 1_000_000))
     return _PLACEHOLDER.sub(lambda _: f"${next(count)}", sql)
-
-
-def request_row(record: LedgerRecord) -> tuple[Any, ...]:
-    """The record's row: its fields are the columns, in order (record.py), but the tags and
-    the attempts, written as JSON text."""
-    tags, attempts = record.tags, record.attempt_log
-    return (
-        *record[:_TAGS],
-        orjson.dumps(tags).decode() if tags else None,
-        record.prompt,
-        record.completion,
-        orjson.dumps(attempts, default=tuple).decode() if attempts else None,  # as arrays
-    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -236,7 +221,6 @@ __all__ = [
     "insert_requests",
     "numbered",
     "request_dict",
-    "request_row",
     "requests_query",
     "usage_query",
     "usage_row",

@@ -67,10 +67,11 @@ class SQLiteStore:
 
     async def write(self, records: Sequence[LedgerRecord]) -> None:
         # The rows' values flattened here, on the event loop, so the worker thread spends its
-        # time in SQLite's C code (which lets the GIL go) and not in Python.
+        # time in SQLite's C code (which lets the GIL go) and not in Python. A record is its
+        # row (record.py).
         step = sql.ROWS_PER_INSERT
         inserts = [
-            (sql.insert_requests(len(chunk)), list(chain.from_iterable(map(sql.request_row, chunk))))
+            (sql.insert_requests(len(chunk)), list(chain.from_iterable(chunk)))
             for chunk in (records[start : start + step] for start in range(0, len(records), step))
         ]
 

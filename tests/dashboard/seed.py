@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from asgi_llm.ledger.record import AttemptRecord, LedgerRecord
+from asgi_llm.ledger.record import AttemptRecord, LedgerRecord, encode_attempts
 from asgi_llm.ledger.sqlite import SQLiteStore
 
 TEAMS = {"a": ("key-a1", "key-a2"), "b": ("key-b1",)}
@@ -61,15 +61,17 @@ def records(count: int, *, now: float | None = None, days: float = 6.0, seed: in
                 upstream_ms=None if hit else latency * 0.9,
                 ttft_ms=latency * 0.3 if stream and not failed else None,
                 client_gone=False,
-                tags={},
+                tags=None,
                 prompt=None,
                 completion=None,
-                attempt_log=()
+                attempt_log=None
                 if hit
-                else (
-                    AttemptRecord(
-                        1, MODELS[model], model, 1.0, latency * 0.9, 502 if failed else 200, None, None
-                    ),
+                else encode_attempts(
+                    [
+                        AttemptRecord(
+                            1, MODELS[model], model, 1.0, latency * 0.9, 502 if failed else 200, None, None
+                        )
+                    ]
                 ),
             )
         )

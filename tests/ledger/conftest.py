@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from asgi_llm.config.schema import Ledger as LedgerSettings
-from asgi_llm.ledger.record import AttemptRecord, LedgerRecord
+from asgi_llm.ledger.record import AttemptRecord, LedgerRecord, encode_attempts, encode_tags
 from asgi_llm.ledger.service import open_store
 from asgi_llm.ledger.store import LedgerStore
 
@@ -91,7 +91,8 @@ async def store(ledger_url: str) -> AsyncIterator[LedgerStore]:
 
 
 def record(n: int, **fields: Any) -> LedgerRecord:
-    """A record with plain values; `fields` override them."""
+    """A record with plain values; `fields` override them (`tags` a dict, `attempt_log`
+    AttemptRecords: encoded as the record holds them)."""
     values: dict[str, Any] = {
         "id": f"rec-{n:06d}",
         "request_id": f"req-{n}",
@@ -128,4 +129,6 @@ def record(n: int, **fields: Any) -> LedgerRecord:
         "attempt_log": (AttemptRecord(1, "m1-0", "m1", 1.0, 14.0, 200, None, None),),
     }
     values.update(fields)
+    values["tags"] = encode_tags(values["tags"])
+    values["attempt_log"] = encode_attempts(values["attempt_log"])
     return LedgerRecord(**values)
