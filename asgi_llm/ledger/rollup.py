@@ -51,21 +51,8 @@ _SELECT_SUMS = (
     " SUM(saved_usd), SUM(latency_ms) FROM {source} GROUP BY 1, 2, 3, 4, 5"
 )
 # What the sums read of a record (PostgreSQL's write returns them from its INSERT).
-SUMMED_COLUMNS = (
-    "ts",
-    *DIMENSIONS,
-    "status",
-    "error_type",
-    "cache",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "saved_usd",
-    "latency_ms",
-)
+# (the token sums and cost, savings: named as the usage fields are)
+SUMMED_COLUMNS = ("ts", *DIMENSIONS, "status", "error_type", "cache", *sql.USAGE_FIELDS[4:11], "latency_ms")
 # Schema version 2 (migrations.py): the table, and the sums of the records already there.
 MIGRATION = [
     f"CREATE TABLE IF NOT EXISTS ledger_hourly ({_COLUMNS}, PRIMARY KEY ({', '.join(_KEY)}))",
