@@ -50,7 +50,7 @@ _SELECT_SUMS = (
     " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd),"
     " SUM(saved_usd), SUM(latency_ms) FROM {source} GROUP BY 1, 2, 3, 4, 5"
 )
-# What the sums read of a record (PostgreSQL's write returns them from its INSERT).
+# What the sums read of a record (PostgreSQL returns them from the INSERT of a retried batch).
 # (the token sums and cost, savings: named as the usage fields are)
 SUMMED_COLUMNS = ("ts", *DIMENSIONS, "status", "error_type", "cache", *sql.USAGE_FIELDS[4:11], "latency_ms")
 # Schema version 2 (migrations.py): the table, and the sums of the records already there.
