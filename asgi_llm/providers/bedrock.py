@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -33,9 +34,11 @@ from asgi_llm.providers.base import bad_response, parse_retry_after, scrub, usag
 from asgi_llm.providers.transport import ResponseHeaders, UpstreamRequest
 from asgi_llm.translate.bedrock import chat_to_converse
 from asgi_llm.translate.bedrock_answer import converse_to_completion
+from asgi_llm.translate.bedrock_cache import cache_points_for, has_cache_marks
 from asgi_llm.translate.bedrock_embeddings import embedding_family, embeddings_answer, embeddings_request
 from asgi_llm.translate.bedrock_json import JSON_TOOL, json_mode
 from asgi_llm.translate.bedrock_stream import ConverseToChatStream
+from asgi_llm.translate.inbound import chat_form_with_cache_marks
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 
@@ -142,7 +145,10 @@ class BedrockProvider:
         model_path = f"{base}/model/{quote(deployment.model, safe=':')}"
         headers = {"content-type": "application/json", "accept": "application/json"}
         if ctx.endpoint == "chat":
-            body = chat_to_converse(ctx.payload)
+            body = chat_to_converse(_chat_payload(ctx), cache_points_for(deployment.model))
+            guardrail = guardrail_config(deployment, stream=ctx.stream)
+            if guardrail is not None:
+                body["guardrailConfig"] = guardrail
             if ctx.stream:
                 url, headers["accept"] = f"{model_path}/converse-stream", EVENT_STREAM
             else:
@@ -196,6 +202,33 @@ class BedrockProvider:
     ) -> UpstreamError:
         environ = os.environ if self._environ is None else self._environ
         return bedrock_error(status, body, headers, deployment, static_credentials(deployment, environ))
+
+
+def _chat_payload(ctx: LLMContext) -> dict[str, Any]:
+    """The chat request; for a `/v1/messages` request with `cache_control` marks, with the
+    marks that the chat form (what every layer and other providers see) leaves out."""
+    call = ctx.messages
+    if call is None or not has_cache_marks(call.request):
+        return ctx.payload
+    marked = chat_form_with_cache_marks(call.request)
+    payload = {**ctx.payload, "messages": marked["messages"]}
+    if "tools" in marked and "tools" in ctx.payload:
+        payload["tools"] = marked["tools"]
+    return payload
+
+
+def guardrail_config(deployment: Deployment, *, stream: bool) -> dict[str, Any] | None:
+    """The deployment's guardrail as Converse's guardrailConfig (ConverseStream's takes the
+    stream processing mode too)."""
+    guardrail = deployment.guardrail
+    if guardrail is None:
+        return None
+    config = {"guardrailIdentifier": guardrail.id, "guardrailVersion": guardrail.version}
+    if guardrail.trace is not None:
+        config["trace"] = guardrail.trace
+    if stream and guardrail.stream_processing_mode is not None:
+        config["streamProcessingMode"] = guardrail.stream_processing_mode
+    return config
 
 
 def bedrock_error(

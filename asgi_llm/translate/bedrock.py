@@ -12,6 +12,7 @@ import binascii
 from typing import Any
 
 from asgi_llm.errors import InvalidRequest
+from asgi_llm.translate.bedrock_cache import NONE, CachePoints, append_point
 from asgi_llm.translate.bedrock_json import json_tool_config
 from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
 
@@ -71,10 +72,11 @@ def unsupported(param: str, detail: str = "") -> InvalidRequest:
     )
 
 
-def chat_to_converse(payload: dict[str, Any]) -> dict[str, Any]:
-    """The Converse (or ConverseStream) body for a validated chat request."""
+def chat_to_converse(payload: dict[str, Any], points: CachePoints = NONE) -> dict[str, Any]:
+    """The Converse (or ConverseStream) body for a validated chat request; `cache_control`
+    marks become cache points where `points` says the model takes them (bedrock_cache.py)."""
     check_fields(payload, _CARRIED, _DROPPED, _NEUTRAL, unsupported)
-    system, turns = _turns(payload["messages"])
+    system, turns = _turns(payload["messages"], points.messages)
     out: dict[str, Any] = {"messages": turns}
     if system:
         out["system"] = system
@@ -98,30 +100,36 @@ def chat_to_converse(payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("top_k") is not None:  # not in inferenceConfig: the model's own field
         out["additionalModelRequestFields"] = {"top_k": payload["top_k"]}
     tool_config = json_tool_config(payload, unsupported) or _tool_config(
-        payload.get("tools"), payload.get("tool_choice"), turns
+        payload.get("tools"), payload.get("tool_choice"), turns, points.tools
     )
     if tool_config is not None:
         out["toolConfig"] = tool_config
     return out
 
 
-def _turns(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _turns(messages: list[Any], cached: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         role, content = message["role"], message.get("content")
         if role in ("system", "developer"):
-            system.extend(_text_blocks(content, f"{where}.content"))
+            blocks = _text_blocks(content, f"{where}.content", cached)
+            append_point(blocks, message, where, cached)
+            system.extend(blocks)
             continue
         if role == "user":
-            blocks = _user_blocks(content, f"{where}.content")
+            blocks = _user_blocks(content, f"{where}.content", cached)
         elif role == "assistant":
-            blocks = _assistant_blocks(message, where)
+            blocks = _assistant_blocks(message, where, cached)
         elif role == "tool":
             blocks = [_tool_result(message, where)]
+            # A toolResult's content takes no cache point: a marked part's goes after it.
+            for j, part in enumerate(content if isinstance(content, list) else ()):
+                append_point(blocks, part, f"{where}.content[{j}]", cached)
         else:
             raise invalid(f"{where}.role", "must be system, developer, user, assistant or tool")
+        append_point(blocks, message, where, cached)
         side = "assistant" if role == "assistant" else "user"
         if turns and turns[-1]["role"] == side:
             turns[-1]["content"].extend(blocks)
@@ -130,7 +138,7 @@ def _turns(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, An
     return system, turns
 
 
-def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+def _text_blocks(content: Any, where: str, cached: bool) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     if not isinstance(content, list):
@@ -140,15 +148,20 @@ def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
             raise invalid(f"{where}[{j}]", "must be a text part here", "invalid_type")
         blocks.append({"text": part["text"]})
+        append_point(blocks, part, f"{where}[{j}]", cached)
     return blocks
 
 
-def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+def _user_blocks(content: Any, where: str, cached: bool) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     if not isinstance(content, list):
         raise invalid(where, "must be a string or an array of content parts", "invalid_type")
-    return [_part(part, f"{where}[{j}]") for j, part in enumerate(content)]
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        blocks.append(_part(part, f"{where}[{j}]"))
+        append_point(blocks, part, f"{where}[{j}]", cached)
+    return blocks
 
 
 def _part(part: Any, where: str) -> dict[str, Any]:
@@ -188,7 +201,7 @@ def _image(image: Any, where: str) -> dict[str, Any]:
     raise invalid(f"{where}.url", "must be a base64 data: URL or an s3:// URL (Bedrock fetches no http URL)")
 
 
-def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _assistant_blocks(message: dict[str, Any], where: str, cached: bool) -> list[dict[str, Any]]:
     for legacy in ("function_call", "audio"):
         if message.get(legacy) is not None:
             raise unsupported(f"{where}.{legacy}")
@@ -205,6 +218,7 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
                 raise invalid(f"{where}.content[{j}]", "must be a text part", "invalid_type")
             if text:
                 blocks.append({"text": text})
+                append_point(blocks, part, f"{where}.content[{j}]", cached)
     elif content is not None:
         raise invalid(f"{where}.content", "must be a string, an array or null", "invalid_type")
     if calls is not None:
@@ -235,14 +249,17 @@ def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
     return {"toolResult": {"toolUseId": ident, "content": blocks}}
 
 
-def _tool_config(tools: Any, choice: Any, turns: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _tool_config(tools: Any, choice: Any, turns: list[dict[str, Any]], cached: bool) -> dict[str, Any] | None:
     if not tools:
         if choice not in (None, "none", "auto"):
             raise invalid("tool_choice", "needs tools", "invalid_value")
         return None
     if not isinstance(tools, list):
         raise invalid("tools", "must be an array", "invalid_type")
-    specs = [{"toolSpec": _tool(tool, f"tools[{i}]")} for i, tool in enumerate(tools)]
+    specs: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        specs.append({"toolSpec": _tool(tool, f"tools[{i}]")})
+        append_point(specs, tool, f"tools[{i}]", cached)
     config: dict[str, Any] = {"tools": specs}
     if choice is None or choice == "auto":
         pass

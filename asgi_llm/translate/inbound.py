@@ -65,13 +65,27 @@ def chat_form(
         return _Reader(lenient=True).request(payload, count_only), exc
 
 
+def chat_form_with_cache_marks(payload: dict[str, Any]) -> dict[str, Any]:
+    """The lenient chat form with the blocks' `cache_control` marks kept: on text and image
+    parts and tools as they were, and a tool_use's or tool_result's on its chat message. For
+    a provider that takes them (Bedrock's cache points); never sent to an OpenAI upstream."""
+    return _Reader(lenient=True, marks=True).request(payload, False)
+
+
 class _Reader:
-    """One translation; `lenient` leaves out what `unsupported` would refuse."""
+    """One translation; `lenient` leaves out what `unsupported` would refuse, `marks` keeps
+    the `cache_control` marks."""
 
-    __slots__ = ("lenient",)
+    __slots__ = ("lenient", "marks")
 
-    def __init__(self, *, lenient: bool) -> None:
+    def __init__(self, *, lenient: bool, marks: bool = False) -> None:
         self.lenient = lenient
+        self.marks = marks
+
+    def mark(self, block: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
+        if self.marks and block.get("cache_control") is not None:
+            into["cache_control"] = block["cache_control"]
+        return into
 
     def refuse(self, param: str, detail: str = "") -> None:
         if not self.lenient:
@@ -155,7 +169,7 @@ class _Reader:
                 continue
             if kind != "text" or not isinstance(block.get("text"), str):
                 raise invalid(f"{where}[{j}]", "must be a text block", "invalid_type")
-            parts.append({"type": "text", "text": block["text"]})
+            parts.append(self.mark(block, {"type": "text", "text": block["text"]}))
         return parts
 
     def chat_messages(self, turn: Any, where: str) -> list[dict[str, Any]]:
@@ -170,19 +184,21 @@ class _Reader:
         parts: list[dict[str, Any]] = []
         calls: list[dict[str, Any]] = []
         results: list[dict[str, Any]] = []
+        marked: dict[str, Any] = {}  # a marked tool_use's mark, for the assistant message
         for j, block in enumerate(content):
             at = f"{where}.content[{j}]"
             kind = block.get("type") if isinstance(block, dict) else None
             if kind == "text" and isinstance(block.get("text"), str):
-                parts.append({"type": "text", "text": block["text"]})
+                parts.append(self.mark(block, {"type": "text", "text": block["text"]}))
             elif kind == "image" and role == "user":
                 image = self.image_part(block.get("source"), f"{at}.source")
                 if image is not None:
-                    parts.append(image)
+                    parts.append(self.mark(block, image))
             elif kind == "tool_use" and role == "assistant":
                 calls.append(_call(block, at))
+                self.mark(block, marked)
             elif kind == "tool_result" and role == "user":
-                results.append(self.tool_message(block, at))
+                results.append(self.mark(block, self.tool_message(block, at)))
             elif kind in ("thinking", "redacted_thinking") and role == "assistant":
                 # Claude's own reasoning, signed for Anthropic: a chat model never wrote it and
                 # chat has no field to give it back, as it never gives earlier reasoning back.
@@ -195,6 +211,8 @@ class _Reader:
             message: dict[str, Any] = {"role": "assistant", "content": parts or None}
             if calls:
                 message["tool_calls"] = calls
+            if marked:
+                message.update(marked)
             return [message]
         # Tool results answer the previous assistant turn, so they come first (OpenAI's order).
         return results + ([{"role": "user", "content": parts}] if parts or not results else [])
@@ -237,7 +255,7 @@ class _Reader:
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
         function["parameters"] = tool["input_schema"]
-        return {"type": "function", "function": function}
+        return self.mark(tool, {"type": "function", "function": function})
 
 
 def _call(block: dict[str, Any], where: str) -> dict[str, Any]:

@@ -61,3 +61,48 @@ def test_bad_bedrock_fields_are_named(fields, where, why):
     message = str(caught.value)
     assert f"models[0].deployments[0].{where}" in message and why in message
     assert "bedrock-fake-secret" not in message
+
+
+def test_a_guardrail_loads_with_a_numeric_version_as_text():
+    loaded = Config.from_dict(
+        config(provider="bedrock", guardrail={"id": "gr1abc", "version": 3, "trace": "enabled"})
+    )
+    guardrail = loaded.models[0].deployments[0].guardrail
+    assert guardrail is not None and (guardrail.id, guardrail.version, guardrail.trace) == (
+        "gr1abc",
+        "3",
+        "enabled",
+    )
+    arn = "arn:aws:bedrock:us-east-1:123456789012:guardrail/gr1abc"
+    assert Config.from_dict(config(provider="bedrock", guardrail={"id": arn, "version": "DRAFT"}))
+
+
+@pytest.mark.parametrize(
+    "guardrail,where,why",
+    [
+        ({"id": "gr1abc"}, "guardrail.version", "required"),
+        ({"version": "1"}, "guardrail.id", "required"),
+        ({"id": "Not An Id", "version": "1"}, "guardrail.id", "pattern"),
+        ({"id": "gr1abc", "version": "0"}, "guardrail.version", "pattern"),
+        ({"id": "gr1abc", "version": "1", "trace": "loud"}, "guardrail.trace", "enabled"),
+        (
+            {"id": "gr1abc", "version": "1", "stream_processing_mode": "later"},
+            "guardrail.stream_processing_mode",
+            "sync",
+        ),
+        ({"id": "gr1abc", "version": "1", "blocking": True}, "guardrail.blocking", "xtra"),
+    ],
+)
+def test_bad_guardrails_are_named(guardrail, where, why):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict(config(provider="bedrock", guardrail=guardrail))
+    message = str(caught.value)
+    assert f"models[0].deployments[0].{where}" in message and why in message
+
+
+def test_a_guardrail_applies_only_to_bedrock():
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict(config(provider="openai", guardrail={"id": "gr1abc", "version": "1"}))
+    assert "models[0].deployments[0].guardrail" in str(caught.value) and "only to provider 'bedrock'" in str(
+        caught.value
+    )

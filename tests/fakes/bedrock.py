@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from tests.fakes.bedrock_checks import cache_point_problem, guardrail_problem, guardrail_trace
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, Send, _dumps, _encode, _pause
 
 ACCESS_KEY_ID = "AKIAFAKEBEDROCK00001"
@@ -164,7 +165,10 @@ def converse_events(
                 )
         events.append(("contentBlockStop", {"contentBlockIndex": index}))
     events.append(("messageStop", {"stopReason": answer["stopReason"]}))
-    events.append(("metadata", {"usage": answer["usage"], "metrics": {"latencyMs": 42}}))
+    metadata = {"usage": answer["usage"], "metrics": {"latencyMs": 42}}
+    if "trace" in answer:
+        metadata["trace"] = answer["trace"]
+    events.append(("metadata", metadata))
     return events
 
 
@@ -398,7 +402,10 @@ class FakeBedrock(FakeUpstream):
             return await self._reply(rec, send, 200, turn.body, {"content-type": "application/json"})
         if operation == "invoke":
             return await self._invoke(rec, send, model)
-        problem = converse_problem(rec.json)
+        problem = converse_problem(rec.json) or cache_point_problem(rec.json, model)
+        problem = problem or guardrail_problem(
+            rec.json.get("guardrailConfig"), stream=operation != "converse"
+        )
         if problem is not None:
             return await self._aws_error(rec, send, 400, "ValidationException", problem)
         answer = self._answer(turn, n, rec.json)
@@ -426,12 +433,16 @@ class FakeBedrock(FakeUpstream):
         if turn.cache_read or turn.cache_write:
             usage["cacheReadInputTokens"] = turn.cache_read
             usage["cacheWriteInputTokens"] = turn.cache_write
-        return {
+        answer = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": turn.stop_reason or ("tool_use" if tool_uses else "end_turn"),
             "usage": usage,
             "metrics": {"latencyMs": 42},
         }
+        trace = guardrail_trace(payload.get("guardrailConfig"))
+        if trace is not None:
+            answer["trace"] = trace
+        return answer
 
     async def _stream(
         self, rec: RecordedRequest, send: Send, abort: asyncio.Event, turn: Turn, answer: dict[str, Any]

@@ -95,7 +95,27 @@ class MockOptions(Section):
     chunks: int = Field(8, ge=1, le=10_000)
 
 
-_AWS_FIELDS = ("region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+_AWS_FIELDS = ("region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "guardrail")
+
+
+class BedrockGuardrail(Section):
+    """A Bedrock guardrail applied to every Converse call of a deployment (guardrailConfig)."""
+
+    # A guardrail's id, or its ARN (the shapes Bedrock's own API accepts).
+    id: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^([a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+)$",
+    )
+    version: str = Field(pattern=r"^([1-9][0-9]{0,7}|DRAFT)$")  # a number, or DRAFT
+    trace: Literal["enabled", "disabled", "enabled_full"] | None = None
+    stream_processing_mode: Literal["sync", "async"] | None = None  # ConverseStream only
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # `version: 1` in YAML is a number: the guardrail's version 1 all the same.
+        return str(value) if type(value) is int else value
 
 
 class Deployment(Section):
@@ -124,6 +144,7 @@ class Deployment(Section):
     aws_access_key_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^\S+$")
     aws_secret_access_key: str | None = Field(None, min_length=1, max_length=256)
     aws_session_token: str | None = Field(None, min_length=1, max_length=8192)
+    guardrail: BedrockGuardrail | None = None
 
     @field_validator("credentials")
     @classmethod
