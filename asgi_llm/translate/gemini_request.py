@@ -14,6 +14,7 @@ from typing import Any
 from asgi_llm.errors import InvalidRequest
 from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
 from asgi_llm.translate.gemini_ids import signature_of
+from asgi_llm.translate.gemini_logprobs import logprobs_config
 from asgi_llm.translate.gemini_schema import to_gemini_schema
 
 _CARRIED = frozenset(
@@ -35,6 +36,8 @@ _CARRIED = frozenset(
         "reasoning_effort",
         "stream",
         "n",
+        "logprobs",
+        "top_logprobs",
     }
 )
 _DROPPED = frozenset(
@@ -115,6 +118,7 @@ def _generation_config(payload: dict[str, Any]) -> dict[str, Any]:
     elif stop is not None:
         raise invalid("stop", "must be a string or an array of strings", "invalid_type")
     config.update(_response_format(payload.get("response_format")))
+    config.update(logprobs_config(payload))
     effort = payload.get("reasoning_effort")
     if effort is not None:
         if effort not in THINKING_BUDGETS:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from asgi_llm.translate.gemini_ids import call_id
+from asgi_llm.translate.gemini_logprobs import openai_logprobs
 
 # Gemini's finishReason -> OpenAI's finish_reason. Every block for safety, recitation or
 # prohibited content is a content filter; what is not listed is a plain stop.
@@ -102,11 +103,13 @@ def read_parts(parts: Any, response_id: str | None, first_call: int = 0) -> tupl
     return "".join(texts), calls
 
 
-def _choice(index: int, text: str, calls: list[dict[str, Any]], finish: str) -> dict[str, Any]:
+def _choice(
+    index: int, text: str, calls: list[dict[str, Any]], finish: str, logprobs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
     if calls:
         message["tool_calls"] = calls
-    return {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
 
 
 def completion_id(response: dict[str, Any]) -> str:
@@ -134,7 +137,8 @@ def gemini_to_completion(response: dict[str, Any], *, model: str, created: int) 
             calls_so_far += len(calls)
             index = candidate.get("index", position)
             finish = finish_reason(candidate.get("finishReason"), called=bool(calls))
-            choices.append(_choice(index if type(index) is int else position, text, calls, finish))
+            logprobs = openai_logprobs(candidate.get("logprobsResult"))
+            choices.append(_choice(index if type(index) is int else position, text, calls, finish, logprobs))
         choices.sort(key=lambda choice: choice["index"])
     elif isinstance(response.get("promptFeedback"), dict) and response["promptFeedback"].get("blockReason"):
         choices.append(_choice(0, "", [], "content_filter"))

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from asgi_llm.sse import DONE, SSEDecoder, SSEError, encode_event, event_data
+from asgi_llm.translate.gemini_logprobs import openai_logprobs
 from asgi_llm.translate.gemini_response import (
     completion_id,
     finish_reason,
@@ -120,7 +121,8 @@ class GeminiToChatStream:
                 (candidate.get("content") or {}).get("parts"), self._response_id, self._calls
             )
             if text:
-                self._emit(out, {"content": text}, index=index)
+                logprobs = openai_logprobs(candidate.get("logprobsResult"))
+                self._emit(out, {"content": text}, index=index, logprobs=logprobs)
             if calls:
                 first = self._candidate_calls.get(index, 0)
                 deltas = [{"index": first + i, **call} for i, call in enumerate(calls)]
@@ -139,12 +141,18 @@ class GeminiToChatStream:
                 self._finish(out, "content_filter", index)
 
     def _emit(
-        self, out: list[bytes], delta: dict[str, Any], finish: str | None = None, *, index: int
+        self,
+        out: list[bytes],
+        delta: dict[str, Any],
+        finish: str | None = None,
+        *,
+        index: int,
+        logprobs: dict[str, Any] | None = None,
     ) -> None:
         if index not in self._role_sent:
             self._role_sent.add(index)
             delta = {"role": "assistant", **delta}
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         out.append(encode_event(orjson.dumps({**self._head, "choices": [choice]})))
         self.chunks += 1
 

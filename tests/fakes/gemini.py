@@ -38,6 +38,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from tests.fakes.gemini_logprobs import LogprobsInvalid, check_logprobs, logprobs_result, text_of
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, Send, _dumps, _encode, _pause
 
 STATUSES = {
@@ -348,6 +349,10 @@ class FakeGemini(FakeUpstream):
                 raise Invalid(
                     f"Invalid JSON payload received. Unknown name \"{name}\" at 'generation_config'."
                 )
+        try:
+            check_logprobs(generation)
+        except LogprobsInvalid as exc:
+            raise Invalid(str(exc)) from None
         if "responseSchema" in generation:
             if generation.get("responseMimeType") != "application/json":
                 raise Invalid("response_schema needs response_mime_type application/json")
@@ -465,6 +470,11 @@ class FakeGemini(FakeUpstream):
                 )
             usage["candidatesTokenCount"] = reply.candidates_tokens * count
             usage["totalTokenCount"] = prompt + reply.candidates_tokens * count + reply.thoughts_tokens
+        if generation.get("responseLogprobs"):
+            for each in response["candidates"]:
+                each["logprobsResult"] = logprobs_result(
+                    text_of(each["content"]["parts"]), generation.get("logprobs", 0)
+                )
         return response
 
     def _embeddings(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -539,11 +549,16 @@ def _candidate_events(candidate: dict[str, Any], chunks: int) -> list[dict[str, 
     if calls:
         groups.append(calls)
     events = []
+    logprobs = candidate.get("logprobsResult")
+    steps = (logprobs or {}).get("topCandidates")
+    top = len(steps[0]["candidates"]) if steps else 0  # the alternatives asked for
     for i, group in enumerate(groups or [[{"text": ""}]]):
         out: dict[str, Any] = {
             "content": {"role": "model", "parts": group},
             "index": candidate.get("index", 0),
         }
+        if logprobs is not None and text_of(group):  # each piece with its own tokens
+            out["logprobsResult"] = logprobs_result(text_of(group), top)
         if i == len(groups or [0]) - 1:
             out["finishReason"] = candidate["finishReason"]
         events.append(out)

@@ -89,6 +89,12 @@ def test_a_good_request_is_answered(gemini):
             {"contents": [USER], "generationConfig": {"responseSchema": {"type": "STRING"}}},
             "needs response_mime_type",
         ),
+        ({"contents": [USER], "generationConfig": {"logprobs": 3}}, "only valid if response_logprobs"),
+        (
+            {"contents": [USER], "generationConfig": {"responseLogprobs": True, "logprobs": 21}},
+            "generation_config.logprobs",
+        ),
+        ({"contents": [USER], "generationConfig": {"responseLogprobs": "yes"}}, "response_logprobs"),
     ],
 )
 def test_what_google_refuses_is_refused(gemini, body, says):

@@ -349,12 +349,30 @@ def test_a_schema_gemini_cannot_carry_is_refused_naming_where(sdk, fakes):
     assert fakes[0].requests == []
 
 
-@pytest.mark.parametrize("field, value", [("logprobs", True), ("parallel_tool_calls", False)])
+@pytest.mark.parametrize("field, value", [("logit_bias", {"50256": -100}), ("parallel_tool_calls", False)])
 def test_a_field_gemini_lacks_is_refused_before_the_call(sdk, fakes, field, value):
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="gemini", messages=USER, tools=[WEATHER], extra_body={field: value})
     assert (caught.value.body["param"], caught.value.body["code"]) == (field, "unsupported_parameter")
     assert fakes[0].requests == []
+
+
+def test_logprobs_come_back_in_openai_shape_streamed_or_not(sdk, fakes):
+    fakes[0].default = Reply(text="Hello there, café")
+    answer = sdk.chat.completions.create(model="gemini", messages=USER, logprobs=True, top_logprobs=2)
+    assert fakes[0].requests[-1].json["generationConfig"] == {"responseLogprobs": True, "logprobs": 2}
+    content = answer.choices[0].logprobs.content
+    assert "".join(t.token for t in content) == "Hello there, café"
+    assert content[2].token == " café" and content[2].bytes == list(" café".encode())
+    assert [t.token for t in content[0].top_logprobs] == ["Hello", "Hello~1"]
+    assert all(t.logprob < 0 for t in content)
+    stream = sdk.chat.completions.create(model="gemini", messages=USER, logprobs=True, stream=True)
+    pieces = [c.choices[0] for c in stream if c.choices and c.choices[0].delta.content]
+    assert fakes[0].requests[-1].json["generationConfig"] == {"responseLogprobs": True}
+    for piece in pieces:  # each delta with its own tokens, no alternatives asked
+        assert "".join(t.token for t in piece.logprobs.content) == piece.delta.content
+        assert all(t.top_logprobs == [] for t in piece.logprobs.content)
+    assert "".join(p.delta.content for p in pieces) == "Hello there, café"
 
 
 def test_n_choices_are_gemini_candidates_streamed_or_not(sdk, fakes):

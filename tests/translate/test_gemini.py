@@ -114,8 +114,6 @@ def chat(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"logprobs": True}, "logprobs"),
-        ({"top_logprobs": 2}, "top_logprobs"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
         ({"parallel_tool_calls": False}, "parallel_tool_calls"),
         ({"modalities": ["text", "audio"]}, "modalities"),
@@ -363,3 +361,32 @@ def test_an_empty_assistant_turn_is_left_out_and_its_neighbours_merge():
     assert chat_to_gemini({"model": "m", "messages": messages}) == {
         "contents": [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}]
     }
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"top_logprobs": 2}, "top_logprobs"),  # without logprobs: true, as OpenAI refuses it
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": "2"}, "top_logprobs"),
+        ({"logprobs": "yes"}, "logprobs"),
+    ],
+)
+def test_bad_logprobs_are_refused_by_name(fields, param):
+    with pytest.raises(InvalidRequest) as caught:
+        chat_to_gemini(chat(**fields))
+    assert caught.value.param == param
+
+
+def test_logprobs_without_alternatives_and_their_neutral_values():
+    assert chat_to_gemini(chat(logprobs=True, top_logprobs=0))["generationConfig"] == {
+        "responseLogprobs": True
+    }
+    assert "generationConfig" not in chat_to_gemini(chat(logprobs=False, top_logprobs=0))
+
+
+def test_a_malformed_logprobs_result_is_a_bad_answer():
+    answer = load("answer_logprobs")["input"]
+    answer["candidates"][0]["logprobsResult"]["chosenCandidates"][0]["logProbability"] = "low"
+    with pytest.raises(ValueError):
+        gemini_to_completion(answer, model="gemini-fixture", created=CREATED)
