@@ -621,6 +621,16 @@ def test_responses_to_gemini(sdk, fakes):
     assert final.output_text == "Hello from the fake Gemini." and final.status == "completed"
 
 
+def test_responses_logprobs_from_gemini(sdk, fakes):
+    response = sdk.responses.create(
+        model="gemini", input="Say hello", top_logprobs=1, include=["message.output_text.logprobs"]
+    )
+    assert fakes[0].requests[-1].json["generationConfig"] == {"responseLogprobs": True, "logprobs": 1}
+    logprobs = response.output[0].content[0].logprobs
+    assert "".join(t.token for t in logprobs) == "Hello from the fake Gemini."
+    assert [[top.token for top in t.top_logprobs] for t in logprobs[:1]] == [["Hello"]]
+
+
 def test_responses_with_a_function_call_to_gemini(sdk, fakes):
     fakes[0].script(Reply(text="", calls=[("get_weather", {"city": "Bern"})]))
     tool = {"type": "function", **WEATHER["function"]}
