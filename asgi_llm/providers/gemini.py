@@ -45,6 +45,15 @@ _ERROR_TYPES = {
 }
 
 
+# A deployment's `builtin_tools` as Gemini's tools (answered in text; their grounding and
+# URL metadata have no place in a chat answer and are not passed on).
+_BUILTIN_TOOLS = {"google_search": "googleSearch", "url_context": "urlContext"}
+
+
+def builtin_tools(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{_BUILTIN_TOOLS[name]: {}} for name in names]
+
+
 class GeminiStream:
     """Gemini events in, OpenAI chunks out; keeps ctx's usage and finish reason current."""
 
@@ -102,6 +111,8 @@ class GeminiProvider:
     def build(self, ctx: LLMContext, deployment: Deployment) -> UpstreamRequest:
         if ctx.endpoint == "chat":
             body = chat_to_gemini(ctx.payload)
+            if deployment.builtin_tools:
+                body["tools"] = [*body.get("tools", ()), *builtin_tools(deployment.builtin_tools)]
             method = "streamGenerateContent?alt=sse" if ctx.stream else "generateContent"
         elif ctx.endpoint == "embeddings":
             method, body = self.embeddings(ctx, deployment)

@@ -75,6 +75,7 @@ _CONFIG_FIELDS = {
     "responseLogprobs",
     "logprobs",
 }
+_BUILTIN_TOOLS = {"googleSearch", "urlContext"}
 _PART_KINDS = {"text", "inlineData", "functionCall", "functionResponse", "fileData"}
 _SCHEMA_FIELDS = {
     "type",
@@ -327,8 +328,12 @@ class FakeGemini(FakeUpstream):
             if set(system) != {"parts"} or not parts or not all(set(p) == {"text"} for p in parts):
                 raise Invalid("systemInstruction: must be {parts: [{text}]}")
         for i, tool in enumerate(payload.get("tools") or ()):
+            if len(tool) == 1 and set(tool) <= _BUILTIN_TOOLS:  # Google's own: an options object
+                if not isinstance(next(iter(tool.values())), dict):
+                    raise Invalid(f"tools[{i}]: {next(iter(tool))} takes an object")
+                continue
             if set(tool) != {"functionDeclarations"}:
-                raise Invalid(f"tools[{i}]: only functionDeclarations here")
+                raise Invalid(f"tools[{i}]: one of functionDeclarations, googleSearch, urlContext")
             for j, declaration in enumerate(tool["functionDeclarations"]):
                 if not set(declaration) <= {"name", "description", "parameters"} or "name" not in declaration:
                     raise Invalid(f"tools[{i}].function_declarations[{j}]: unknown field or no name")
@@ -460,6 +465,11 @@ class FakeGemini(FakeUpstream):
             parts.append(part)
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         candidate["finishReason"] = reply.finish_reason
+        if any("googleSearch" in tool for tool in payload.get("tools") or ()):  # what it searched
+            candidate["groundingMetadata"] = {
+                "webSearchQueries": ["fake query"],
+                "groundingChunks": [{"web": {"uri": "https://example.com/fake", "title": "example.com"}}],
+            }
         response["candidates"] = [candidate]
         count = generation.get("candidateCount", 1)
         if count > 1:  # each further candidate says which it is; Google counts all their tokens

@@ -90,6 +90,11 @@ def test_a_good_request_is_answered(gemini):
             "needs response_mime_type",
         ),
         ({"contents": [USER], "generationConfig": {"logprobs": 3}}, "only valid if response_logprobs"),
+        ({"contents": [USER], "tools": [{"googleSearch": True}]}, "googleSearch takes an object"),
+        (
+            {"contents": [USER], "tools": [{"googleSearch": {}, "urlContext": {}}]},
+            "one of functionDeclarations",
+        ),
         (
             {"contents": [USER], "generationConfig": {"responseLogprobs": True, "logprobs": 21}},
             "generation_config.logprobs",

@@ -76,6 +76,12 @@ def proxy_config(one: FakeGemini, two: FakeGemini, gpt: FakeUpstream) -> dict[st
                 "deployments": [gemini_deployment("pair-a", one), gemini_deployment("pair-b", two)],
             },
             {"name": "embed", "deployments": [gemini_deployment("embed-a", one, "gemini-embedding-fake")]},
+            {
+                "name": "gemini-search",
+                "deployments": [
+                    {**gemini_deployment("search-a", one), "builtin_tools": ["google_search", "url_context"]}
+                ],
+            },
             mixed,
         ],
         "routing": {"retries": 1},
@@ -373,6 +379,20 @@ def test_logprobs_come_back_in_openai_shape_streamed_or_not(sdk, fakes):
         assert "".join(t.token for t in piece.logprobs.content) == piece.delta.content
         assert all(t.top_logprobs == [] for t in piece.logprobs.content)
     assert "".join(p.delta.content for p in pieces) == "Hello there, café"
+
+
+def test_builtin_tools_of_the_deployment_go_with_every_call(sdk, fakes):
+    answer = sdk.chat.completions.create(model="gemini-search", messages=USER)
+    assert fakes[0].requests[-1].json["tools"] == [{"googleSearch": {}}, {"urlContext": {}}]
+    assert answer.choices[0].message.content == "Hello from the fake Gemini."  # grounding not shown
+    stream = sdk.chat.completions.create(model="gemini-search", messages=USER, tools=[WEATHER], stream=True)
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        == "Hello from the fake Gemini."
+    )
+    tools = fakes[0].requests[-1].json["tools"]
+    assert tools[0]["functionDeclarations"][0]["name"] == "get_weather"
+    assert tools[1:] == [{"googleSearch": {}}, {"urlContext": {}}]
 
 
 def test_n_choices_are_gemini_candidates_streamed_or_not(sdk, fakes):

@@ -145,6 +145,8 @@ class Deployment(Section):
     aws_secret_access_key: str | None = Field(None, min_length=1, max_length=256)
     aws_session_token: str | None = Field(None, min_length=1, max_length=8192)
     guardrail: BedrockGuardrail | None = None
+    # gemini, vertex (Gemini models): Google's own tools, added to every chat call.
+    builtin_tools: tuple[Literal["google_search", "url_context"], ...] = ()
 
     @field_validator("credentials")
     @classmethod
@@ -192,6 +194,12 @@ class Deployment(Section):
             )
         self._check_vertex_fields()
         self._check_aws_fields()
+        if self.builtin_tools and (
+            self.provider not in ("gemini", "vertex") or self.model.startswith("claude-")
+        ):
+            raise FieldError(
+                ("builtin_tools",), "applies only to Gemini models (provider 'gemini' or 'vertex')"
+            )
         return self
 
     def _check_aws_fields(self) -> None:
