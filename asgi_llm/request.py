@@ -109,8 +109,6 @@ def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
         if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] != "/":
             return None
         path = path[len(prefix) :]
-    if path.startswith(_LEDGER_REQUEST_PATH) and len(path) > len(_LEDGER_REQUEST_PATH):
-        return Route("admin.requests.get", "GET", path[len(_LEDGER_REQUEST_PATH) :])
     route = _ROUTES.get(path)
     if route is not None:
         if route.method == scope["method"] or not path.startswith("/admin/"):
@@ -118,6 +116,8 @@ def match_endpoint(scope: Scope, prefix: str = "") -> Route | None:
         return _admin_route(path, scope["method"]) or route
     if not path.startswith("/v1/"):
         if path.startswith("/admin"):
+            if path.startswith(_LEDGER_REQUEST_PATH) and len(path) > len(_LEDGER_REQUEST_PATH):
+                return Route("admin.requests.get", "GET", path[len(_LEDGER_REQUEST_PATH) :])
             return _admin_route(path, scope["method"])
         path = "/v1" + path
         route = _ROUTES.get(path)

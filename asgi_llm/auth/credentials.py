@@ -23,11 +23,11 @@ _FILTER_QUERY_NAMES = _QUERY_NAMES - {"key"}
 
 def extract_credential(scope: Scope) -> str:
     query = scope.get("query_string", b"")
-    refused = _FILTER_QUERY_NAMES if scope.get("path", "").endswith(_KEY_FILTER_PATHS) else _QUERY_NAMES
-    if query and any(
-        name.lower() in refused for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    ):
-        raise AuthenticationFailed("Credentials in the URL are not accepted; send them in a header.")
+    if query:
+        refused = _FILTER_QUERY_NAMES if scope.get("path", "").endswith(_KEY_FILTER_PATHS) else _QUERY_NAMES
+        names = (name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        if any(name.lower() in refused for name in names):
+            raise AuthenticationFailed("Credentials in the URL are not accepted; send them in a header.")
     found: dict[bytes, list[bytes]] = {}
     for name, value in scope["headers"]:
         if name in _HEADERS:

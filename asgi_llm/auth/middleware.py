@@ -100,9 +100,10 @@ class AuthMiddleware(LLMLayer):
         audit = self.audit_log(ctx.config)
         try:
             principal = await self._identify(ctx, scope)
-            store = self.key_store(ctx.config)
-            if store is not None and principal.tenant is not None:
-                principal = await with_team(principal, store.teams)
+            if principal.tenant is not None:
+                store = self.key_store(ctx.config)
+                if store is not None:
+                    principal = await with_team(principal, store.teams)
             ctx.principal = principal
             self._authorize(ctx, principal)
         except ProxyError as exc:

@@ -69,6 +69,13 @@ class DashboardMiddleware(LLMLayer):
         # Used when `admin.ui_secret` is not set: sessions of this process only.
         self._process_signer = SessionSigner(os.urandom(32))
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state")
+        if state and state.get("llm") is not None:  # an LLM request on its way in: not ours
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.configs.current
         settings = config.admin

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from asgi_llm.config.loader import Config
@@ -34,6 +35,8 @@ from asgi_llm.routing.health import CooldownTracker
 from asgi_llm.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("asgi_llm.metrics")
+
+Observe = Callable[[LLMContext, Send], Send]
 
 STATE_EVERY_S = 1.0  # gauges (degraded backends, cooling deployments) sampled this often
 _ERROR_LOG_EVERY_S = 60.0
@@ -77,25 +80,39 @@ class MetricsMiddleware(LLMLayer):
         self._task: asyncio.Task[None] | None = None
         self.configs.reload_observers.append(self._on_reload)
 
-    # -- exporters per snapshot -------------------------------------------------------
+    # -- exporters and listeners per snapshot -----------------------------------------
     def exporters(self, config: Config) -> tuple[Exporter, ...]:
-        try:
-            return config.derive(self._key, self._build_exporters)
-        except Exception:  # fail open: a sink that cannot be built is no reason to fail
-            self._failed("setup", None)
-            return self.custom
+        return self._sinks(config).exporters
 
     def finished_listeners(self, config: Config) -> tuple[FinishedListener, ...]:
         """The listeners that want this snapshot's requests (asked once per snapshot)."""
-        if not self.listeners:
-            return ()
+        return self._sinks(config).listeners
+
+    def _sinks(self, config: Config) -> _Sinks:
+        """Everything a request under this snapshot is handed to: one lookup per request."""
         try:
-            return config.derive(
-                self._key + ".listeners", lambda c: tuple(x for x in self.listeners if x.enabled(c))
-            )
-        except Exception:  # fail open, as for exporters
+            return config.derive(self._key, self._build_sinks)
+        except Exception:  # fail open, each part on its own (and asked again next time)
+            return self._sinks_of_parts(config)
+
+    def _build_sinks(self, config: Config) -> _Sinks:
+        return _Sinks.of(self._build_exporters(config), self._wanting(config), self._builder(config.metrics))
+
+    def _sinks_of_parts(self, config: Config) -> _Sinks:
+        try:
+            exporters = self._build_exporters(config)
+        except Exception:  # a sink that cannot be built is no reason to fail
             self._failed("setup", None)
-            return ()
+            exporters = self.custom
+        try:
+            listeners = self._wanting(config)
+        except Exception:
+            self._failed("setup", None)
+            listeners = ()
+        return _Sinks.of(exporters, listeners, self._builder(config.metrics))
+
+    def _wanting(self, config: Config) -> tuple[FinishedListener, ...]:
+        return tuple(x for x in self.listeners if x.enabled(config))
 
     def _build_exporters(self, config: Config) -> tuple[Exporter, ...]:
         settings = config.metrics
@@ -152,11 +169,9 @@ class MetricsMiddleware(LLMLayer):
             config = self.configs.current
             endpoint = match_endpoint(scope, config.server.path_prefix)
             if endpoint is not None:
-                exporters = self.exporters(config)
-                listeners = self.finished_listeners(config)
-                active = bool(exporters or listeners)
-                if active:  # we run the exchange: record after it, status and error final
-                    self._started(exporters)
+                sinks = self._sinks(config)
+                if sinks.active:  # we run the exchange: record after it, status and error final
+                    self._started(sinks.exporters)
                 try:
                     await run_exchange(
                         config,
@@ -164,47 +179,47 @@ class MetricsMiddleware(LLMLayer):
                         scope,
                         receive,
                         send,
-                        self._inward,
+                        self._inward_observed if sinks.observers else self._inward,
                         self.request_ids.for_scope(scope),
                     )
                 finally:
-                    ctx = get_context(scope) if active else None
+                    ctx = get_context(scope) if sinks.active else None
                     if ctx is not None:
-                        self._finished(exporters, listeners, scope, ctx, None)
+                        self._finished(sinks, scope, ctx, None)
                 return
         await super().__call__(scope, receive, send)
 
     async def _inward(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, self._observed(ctx, send))
+        await self.app(scope, receive, send)
 
-    def _observed(self, ctx: LLMContext, send: Send) -> Send:
+    async def _inward_observed(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, self._observed(self._sinks(ctx.config), ctx, send))
+
+    def _observed(self, sinks: _Sinks, ctx: LLMContext, send: Send) -> Send:
         """`send` as the listeners that watch answers go by wrap it (metrics/finished.py)."""
-        for listener in self.finished_listeners(ctx.config):
-            observe = getattr(listener, "observe", None)
-            if observe is not None:
-                try:
-                    send = observe(ctx, send)
-                except Exception:
-                    self._failed("observe", listener)
+        for listener, observe in sinks.observers:
+            try:
+                send = observe(ctx, send)
+            except Exception:
+                self._failed("observe", listener)
         return send
 
     async def handle(self, ctx: LLMContext, scope: Scope, receive: Receive, send: Send) -> None:
         # Another layer runs the exchange (we are mounted further in): it renders the error
         # only after we return, so catch it here on its way out.
-        exporters = self.exporters(ctx.config)
-        listeners = self.finished_listeners(ctx.config)
-        if not exporters and not listeners:
+        sinks = self._sinks(ctx.config)
+        if not sinks.active:
             await self.app(scope, receive, send)
             return
-        self._started(exporters)
+        self._started(sinks.exporters)
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, self._observed(ctx, send))
+            await self.app(scope, receive, self._observed(sinks, ctx, send) if sinks.observers else send)
         except Exception as exc:
             error = exc
             raise
         finally:
-            self._finished(exporters, listeners, scope, ctx, error)
+            self._finished(sinks, scope, ctx, error)
 
     def _started(self, exporters: tuple[Exporter, ...]) -> None:
         self.in_flight += 1
@@ -216,17 +231,11 @@ class MetricsMiddleware(LLMLayer):
                 except Exception:
                     self._failed("request_started", exporter)
 
-    def _finished(
-        self,
-        exporters: tuple[Exporter, ...],
-        listeners: tuple[FinishedListener, ...],
-        scope: Scope,
-        ctx: LLMContext,
-        error: BaseException | None,
-    ) -> None:
+    def _finished(self, sinks: _Sinks, scope: Scope, ctx: LLMContext, error: BaseException | None) -> None:
         self.in_flight -= 1
+        exporters = sinks.exporters
         try:
-            record = self._builder(ctx.config.metrics).build(ctx, error, time.perf_counter())
+            record = sinks.builder.build(ctx, error, time.perf_counter())
         except Exception:
             self._failed("build", None)
             for exporter in exporters:  # keep in-flight gauges true even without a record
@@ -240,7 +249,7 @@ class MetricsMiddleware(LLMLayer):
                 exporter.record(record)
             except Exception:
                 self._failed("record", exporter)
-        for listener in listeners:
+        for listener in sinks.listeners:
             try:
                 listener.finished(scope, ctx, record)
             except Exception:
@@ -362,6 +371,28 @@ class MetricsMiddleware(LLMLayer):
                     await close()
                 except Exception:
                     self._failed("aclose", exporter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sinks:
+    """What the requests of one config snapshot are handed to (built once per snapshot)."""
+
+    exporters: tuple[Exporter, ...]
+    listeners: tuple[FinishedListener, ...]
+    observers: tuple[tuple[FinishedListener, Observe], ...]  # the listeners' `observe`
+    builder: RecordBuilder
+    active: bool  # anything to record: the exchange is timed and its record built
+
+    @classmethod
+    def of(
+        cls, exporters: tuple[Exporter, ...], listeners: tuple[FinishedListener, ...], builder: RecordBuilder
+    ) -> _Sinks:
+        observers = tuple(
+            (listener, observe)
+            for listener in listeners
+            if (observe := getattr(listener, "observe", None)) is not None
+        )
+        return cls(exporters, listeners, observers, builder, bool(exporters or listeners))
 
 
 __all__ = ["MetricsMiddleware"]
