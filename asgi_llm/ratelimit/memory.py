@@ -103,8 +103,10 @@ class MemoryStore:
         failing = [
             i for i, (w, u) in enumerate(zip(admission.windows, used, strict=True)) if u + w.cost > w.limit
         ]
-        slot_fail = next(
-            (i for i, s in enumerate(admission.slots) if len(self._leases(s.key, now)) >= s.limit), -1
+        slot_fail = (
+            next((i for i, s in enumerate(admission.slots) if len(self._leases(s.key, now)) >= s.limit), -1)
+            if admission.slots
+            else -1
         )
         if failing or slot_fail >= 0:
             states = [
@@ -155,24 +157,26 @@ class MemoryStore:
             found[1] = now + ttl_ms
 
     def _used(self, w: Window, strategy: Strategy, now: int) -> int:
+        if strategy == "moving-window":  # the default: first
+            moving = self._moving.get(w.key)
+            if moving is None:
+                return 0
+            moving.expiry_ms = w.expiry_ms
+            moving.prune(now)
+            return moving.total
         idx, exp = now // w.expiry_ms, w.expiry_ms
         if strategy == "fixed-window":
             return self._count(f"{w.key}:{idx}", now)
-        if strategy == "sliding-window-counter":
-            elapsed = now - idx * exp
-            previous = self._count(f"{w.key}:{idx - 1}", now)
-            return previous * (exp - elapsed) // exp + self._count(f"{w.key}:{idx}", now)
-        moving = self._moving.get(w.key)
-        if moving is None:
-            return 0
-        moving.expiry_ms = w.expiry_ms
-        moving.prune(now)
-        return moving.total
+        elapsed = now - idx * exp  # sliding-window-counter
+        previous = self._count(f"{w.key}:{idx - 1}", now)
+        return previous * (exp - elapsed) // exp + self._count(f"{w.key}:{idx}", now)
 
     def _take(self, w: Window, rid: str, strategy: Strategy, now: int) -> None:
         exp = w.expiry_ms
         if strategy == "moving-window":
-            moving = self._moving.setdefault(w.key, _Moving(expiry_ms=exp))
+            moving = self._moving.get(w.key)
+            if moving is None:  # not setdefault: that would build one per request
+                moving = self._moving[w.key] = _Moving(expiry_ms=exp)
             moving.add(rid, now, w.cost)
             return
         idx = now // exp
