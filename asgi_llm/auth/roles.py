@@ -7,10 +7,17 @@ from collections.abc import Iterable
 from asgi_llm.config.schema import Role
 from asgi_llm.context import Principal
 
+GRANTS_MAX = 1024  # role combinations remembered per book; past it the memo restarts
+
 
 class RoleBook:
     def __init__(self, roles: dict[str, Role]) -> None:
         self._roles = roles
+        # Role names as given -> (the known ones, admin, models, endpoints): the union is the
+        # same for every request of a key (a book lives as long as its config snapshot).
+        self._grants: dict[
+            tuple[str, ...], tuple[tuple[str, ...], bool, tuple[str, ...], tuple[str, ...]]
+        ] = {}
 
     def known(self, names: Iterable[str]) -> tuple[str, ...]:
         """Only roles the config defines: a token can't invent one."""
@@ -19,6 +26,19 @@ class RoleBook:
     def principal(
         self, principal_id: str, *, tenant: str | None, roles: Iterable[str], kind: str
     ) -> Principal:
+        given = roles if isinstance(roles, tuple) else tuple(roles)
+        grants = self._grants.get(given)
+        if grants is None:
+            if len(self._grants) >= GRANTS_MAX:
+                self._grants.clear()
+            grants = self._grants[given] = self._union(given)
+        held, admin, models, endpoints = grants
+        # No role, no grant: an identity with no mapping is refused, never allowed by default.
+        return Principal(principal_id, tenant, held, kind, admin, models, endpoints)
+
+    def _union(
+        self, roles: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], bool, tuple[str, ...], tuple[str, ...]]:
         held = self.known(roles)
         models: dict[str, None] = {}
         endpoints: dict[str, None] = {}
@@ -28,16 +48,7 @@ class RoleBook:
             models.update(dict.fromkeys(role.models))
             endpoints.update(dict.fromkeys(role.endpoints))
             admin = admin or role.admin
-        # No role, no grant: an identity with no mapping is refused, never allowed by default.
-        return Principal(
-            id=principal_id,
-            tenant=tenant,
-            roles=held,
-            kind=kind,
-            admin=admin,
-            models=tuple(models),
-            endpoints=tuple(endpoints),
-        )
+        return held, admin, tuple(models), tuple(endpoints)
 
 
 def roles_from_claim(value: object) -> list[str]:
