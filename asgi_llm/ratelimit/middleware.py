@@ -212,19 +212,19 @@ class RateLimitMiddleware(LLMLayer):
                     await asyncio.shield(limiter.settle(outcome, settlement, plan))
 
     def _queue_headers(self, ctx: LLMContext, outcome: Outcome) -> None:
-        decision = outcome.decision
-        for kind in ("requests", "tokens"):
-            pick: tuple[int, int, int] | None = None  # (remaining, limit, reset)
-            for window, state in zip(outcome.admission.windows, decision.states, strict=True):
-                if window.kind == kind and (pick is None or state.remaining < pick[0]):
-                    pick = (state.remaining, window.limit, state.reset_ms)
-            if pick is None:
-                continue
-            remaining, limit, reset = pick
-            names = _HEADER_NAMES[kind]
-            ctx.add_header(names[0], str(limit).encode())
-            ctx.add_header(names[1], str(remaining).encode())
-            ctx.add_header(names[2], format_reset(reset).encode())
+        # Per kind, the window with the least room left: (remaining, limit, reset).
+        picks: dict[str, tuple[int, int, int]] = {}
+        for window, state in zip(outcome.admission.windows, outcome.decision.states, strict=True):
+            pick = picks.get(window.kind)
+            if pick is None or state.remaining < pick[0]:
+                picks[window.kind] = (state.remaining, window.limit, state.reset_ms)
+        for kind, names in _HEADER_NAMES.items():  # requests, then tokens
+            pick = picks.get(kind)
+            if pick is not None:
+                remaining, limit, reset = pick
+                ctx.add_header(names[0], b"%d" % limit)
+                ctx.add_header(names[1], b"%d" % remaining)
+                ctx.add_header(names[2], format_reset(reset).encode())
 
     def _rejection(self, outcome: Outcome, checks: Checks) -> RateLimited:
         decision: Decision = outcome.decision
