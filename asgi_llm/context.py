@@ -232,6 +232,9 @@ class LLMContext:
     # saying it, what was delivered (accounting.delivered_usage); None if it never said.
     usage: Usage | None = None
     stream_start_usage: Usage | None = None  # the input side a stream told at its start
+    # A whole (not streamed) answer's body bytes and their parse, set by a provider that sends
+    # the very bytes it parsed: the cache's recorder takes the parse instead of a second one.
+    parsed_answer: tuple[bytes, dict[str, Any]] | None = None
     streamed_chunks: int = 0  # content events relayed to the client (to charge cut streams)
     finish_reason: str | None = None
     cost_usd: float | None = None

@@ -102,7 +102,10 @@ class Recorder:
         return response if has_content(ctx.endpoint, response) else None
 
     def _body_result(self) -> dict[str, Any] | None:
-        data = orjson.loads(b"".join(self.chunks))
+        chunks, parsed = self.chunks, self.ctx.parsed_answer
+        if parsed is not None and len(chunks) == 1 and chunks[0] is parsed[0]:
+            return parsed[1]  # the provider parsed these very bytes
+        data = orjson.loads(b"".join(chunks))
         return data if isinstance(data, dict) else None
 
     def _stream_result(self) -> dict[str, Any] | None:

@@ -206,7 +206,7 @@ class ProviderApp(LLMLayer):
     ) -> None:
         provider = provider_for(deployment.provider)
         # Per attempt: what the last one learnt never reaches this one's client.
-        ctx.usage = ctx.stream_start_usage = None
+        ctx.usage = ctx.stream_start_usage = ctx.parsed_answer = None
         ctx.streamed_chunks = 0
         if ctx.responses is not None:
             ctx.responses.native = False  # per attempt: the provider says if it speaks it natively

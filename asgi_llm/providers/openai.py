@@ -130,6 +130,7 @@ class OpenAIProvider:
         choices = payload.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
+        ctx.parsed_answer = (body, payload)  # sent as is: the cache need not parse it again
         return body
 
     def stream(self, ctx: LLMContext, deployment: Deployment) -> OpenAIStream | NativeResponsesStream:
