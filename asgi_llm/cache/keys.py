@@ -7,6 +7,7 @@ keyed on the last message only; LiteLLM left the team out of the key).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ class CacheKey:
         return f"{prefix}:e:{short_digest(self.namespace)}:{short_digest(self.model)}:{self.digest}"
 
 
+@functools.lru_cache(maxsize=4096)  # namespaces and models: the same few on every request
 def short_digest(value: str) -> str:
     """A fixed-alphabet stand-in for a namespace or model in storage keys and purge patterns,
     so no client-chosen text ever reaches a Redis key or a SCAN pattern (THREATS K5)."""
