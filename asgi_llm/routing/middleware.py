@@ -180,7 +180,8 @@ class RouterMiddleware(LLMLayer):
         fallback model the caller may use, then the model's candidates again; 1 + retries long."""
         catalog = ctx.config.catalog
         routing = ctx.config.routing
-        chain = [entry, *(catalog.resolve(name) for name in catalog.fallbacks.get(entry.name, ()))]
+        fallbacks = catalog.fallbacks.get(entry.name)
+        chain = [entry, *map(catalog.resolve, fallbacks)] if fallbacks else (entry,)
         groups: list[tuple[ModelEntry, list[Deployment]]] = []
         refusal: str | None = None
         for position, model in enumerate(chain):
@@ -197,8 +198,10 @@ class RouterMiddleware(LLMLayer):
         if plan:
             model, ordered = groups[0]
             budget = 1 + routing.retries
-            plan += [(model, ordered[i % len(ordered)]) for i in range(max(0, budget - len(plan)))]
-            plan = plan[:budget]
+            if len(plan) < budget:
+                plan += [(model, ordered[i % len(ordered)]) for i in range(budget - len(plan))]
+            elif len(plan) > budget:
+                plan = plan[:budget]
             ctx.candidates = [d for _, d in plan]
         return plan, refusal
 
