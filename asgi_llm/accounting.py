@@ -58,7 +58,11 @@ def charged_usage(ctx: LLMContext) -> Usage | None:
         return None
     if ctx.usage is not None:
         return ctx.usage
-    if ctx.response_started or ctx.disconnected or ctx.streamed_chunks:
+    # An answer began: a 2xx went out (an error status is the proxy's own refusal or failure,
+    # sent after every attempt failed: no answer), content was relayed, or the client left
+    # while the upstream worked on it.
+    began = ctx.response_started and ctx.status is not None and ctx.status < 400
+    if began or ctx.disconnected or ctx.streamed_chunks:
         return delivered_usage(ctx)
     return None
 

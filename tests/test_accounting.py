@@ -147,3 +147,17 @@ def test_what_is_charged(config):
     assert request_cost(context(config, deployment=deployment, usage=said)) == pytest.approx(20 / 1e6)
     assert request_cost(context(config, deployment=deployment, usage=said, cost_usd=1.5)) == 1.5
     assert request_cost(context(config, deployment=deployment, usage=said, cache_status="hit")) == 0.0
+
+
+def test_an_error_the_proxy_answered_is_charged_nothing(config):
+    # Every attempt failed before an answer began: the 502 the proxy sent is no answer, so the
+    # ledger (which reads the context after that error went out) charges what the limiter did.
+    deployment = config.catalog.deployments["m-d"]
+    failed = context(
+        config, deployment=deployment, response_started=True, status=502, prompt_tokens_estimate=12
+    )
+    assert charged_usage(failed) is None
+    assert request_cost(failed) == 0.0
+    # A stream whose 200 went out and was cut before any content: its input stands.
+    cut = context(config, deployment=deployment, response_started=True, status=200, prompt_tokens_estimate=12)
+    assert charged_usage(cut) == Usage(12, 0)
