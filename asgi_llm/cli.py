@@ -72,6 +72,12 @@ def summary(config: Config) -> str:
         "limits: " + ("on" if config.limits else "off"),
         "cache: " + ("on" if config.cache else "off"),
     ]
+    if config.ledger is not None:  # the backend's name only: a URL may hold a password
+        parts.append("ledger: " + config.ledger.url.split(":", 1)[0])
+    if config.tracing is not None:
+        parts.append("tracing: on")
+    if config.admin is not None and config.admin.ui:
+        parts.append(f"dashboard: {config.admin.ui_path}")
     return ", ".join(parts)
 
 

@@ -21,6 +21,19 @@ def test_check_config_ok_and_summary(tmp_path, capsys):
     assert "1 model(s) (m)" in capsys.readouterr().out
 
 
+def test_check_config_summary_names_the_ledger_backend_never_its_url(tmp_path, capsys):
+    path = tmp_path / "proxy.yaml"
+    path.write_text(
+        "models:\n  - name: m\n    deployments:\n      - {id: d, provider: mock, model: m}\n"
+        "ledger: {url: 'postgresql://asgi:hunter2@db.internal:5432/asgi'}\n"
+        "admin: {ui: true}\n"
+    )
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "ledger: postgresql" in out and "dashboard: /admin/ui" in out
+    assert "hunter2" not in out and "db.internal" not in out
+
+
 def test_check_config_error_names_file_and_field(tmp_path, capsys):
     path = tmp_path / "proxy.yaml"
     path.write_text(
