@@ -162,7 +162,7 @@ class RedisKeyStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = connect(self.settings.url)
+            self._client = connect(self.settings.url, timeout=self.settings.timeout_s)
         return self._client
 
     async def aclose(self) -> None:

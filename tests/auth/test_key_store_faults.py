@@ -117,3 +117,31 @@ async def test_an_outage_is_logged_once_shown_by_readyz_and_keeps_known_revocati
         assert (await client.get("/readyz")).json() == {"status": "ready"}
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "asgi_llm.auth"]
     assert [level for level, _ in lines] == ["WARNING", "INFO"], lines  # once down, once back
+
+
+async def test_the_key_stores_timeout_is_its_own_setting(asgi_client, prefix):
+    # A store 0.6 s away per round trip: past the default timeout (0.5 s) its keys are refused
+    # 503; with `timeout_s: 5` they are answered, slowly, by the store (a new connection's
+    # handshake takes round trips of its own).
+    with FaultProxy((REDIS_HOST, REDIS_PORT)) as fp:
+        minted = {}
+        for timeout_s, expected in ((None, 503), (5.0, 200)):
+            store = {"url": f"redis://127.0.0.1:{fp.port}/3", "prefix": prefix, "cache_ttl_s": 0}
+            if timeout_s is not None:
+                store["timeout_s"] = timeout_s
+            client = asgi_client(auth_config(key_store=store))
+            if not minted:  # a key only the store knows, minted while Redis is quick
+                made = await client.post(
+                    "/admin/keys", headers=bearer(KEYS["root"]), json={"id": f"k-{prefix}", "roles": ["user"]}
+                )
+                assert made.status_code == 201, made.text
+                minted["key"] = made.json()["key"]
+            fp.set(latency_ms=300)  # each way: 0.6 s a round trip
+            elapsed, answer = await timed(client, minted["key"])
+            fp.clear()
+            if expected == 503:
+                assert_error_shape(answer, 503, "dependency_unavailable")
+                assert elapsed <= DEFAULT_TIMEOUT_S + MARGIN_S, elapsed
+            else:
+                assert answer.status_code == 200, (elapsed, answer.text)
+                assert 0.6 <= elapsed < 5.0, elapsed

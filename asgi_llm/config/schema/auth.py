@@ -57,6 +57,7 @@ class KeyStore(Section):
     cache_ttl_s: float = Field(5.0, ge=0, le=300)  # bound on revocation latency per replica
     # Redis down: config keys are served (open) or refused with 503 (closed); docs/auth.md.
     on_unavailable: Literal["open", "closed"] = "open"
+    timeout_s: float = Field(0.5, gt=0, le=10)  # per Redis command; then on_unavailable's answer
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: check_redis_url(v)))
 
