@@ -165,7 +165,7 @@ _TEAM_ACTIONS = {"GET": "admin.teams.get", "PATCH": "admin.teams.update", "DELET
 
 def _admin_route(path: str, method: str) -> Route | None:
     """`/admin/teams` (GET, POST), `/admin/teams/{id}` (GET, PATCH, DELETE), `GET /admin/keys`,
-    `DELETE /admin/keys/{id}`, `POST /admin/keys/{id}/rotate`. A team id never holds a slash;
+    `PATCH`/`DELETE /admin/keys/{id}`, `POST /admin/keys/{id}/rotate`. A team id never holds a slash;
     a key id may (the rotate route is matched by its end)."""
     name = ADMIN_METHODS.get((path, method))
     if name is not None:
@@ -181,6 +181,8 @@ def _admin_route(path: str, method: str) -> Route | None:
         key = path[len(_KEY_PATH) :]
         if key.endswith("/rotate") and len(key) > len("/rotate"):
             return Route("admin.keys.rotate", "POST", key.removesuffix("/rotate"))
+        if method == "PATCH":
+            return Route("admin.keys.update", "PATCH", key)
         return Route("admin.keys.delete", "DELETE", key)
     if path == "/admin/teams":
         return Route("admin.teams.list", "GET")  # any other method: 405, allow GET

@@ -1,4 +1,4 @@
-"""The admin API's keys: mint, list, rotate, revoke (docs/teams.md).
+"""The admin API's keys: mint, list, update, rotate, revoke (docs/teams.md).
 
 An admin with a tenant sees and changes only its tenant's keys; nobody mints, rotates or
 revokes a key whose roles grant more than their own. Each action runs inside
@@ -13,8 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
+from asgi_llm.admin.paging import flag, listing_query, paged
 from asgi_llm.auth.key_registry import UNKNOWN_HISTORY, KeyBusy, KeyExists, KeyRegistry, public
 from asgi_llm.auth.keys import KeyRecord, RedisKeyStore
 from asgi_llm.auth.quotas import SETTING_FIELDS, Settings, parse_settings
@@ -28,6 +28,7 @@ Action = Callable[[LLMContext, Scope, Principal], Awaitable[tuple[int, Any]]]
 StoreFor = Callable[[LLMContext], RedisKeyStore]
 
 MINT_FIELDS = frozenset({"id", "roles", "tenant", "expires_at", "ttl_s", *SETTING_FIELDS})
+UPDATE_FIELDS = frozenset({"expires_at", "ttl_s", *SETTING_FIELDS})
 MAX_TTL_S = 10 * 366 * 86400
 MAX_GRACE_S = 7 * 86400
 DEFAULT_GRACE_S = 3600
@@ -134,6 +135,7 @@ class KeyActions:
         return {
             "admin.keys": self.mint,
             "admin.keys.list": self.listing,
+            "admin.keys.update": self.update,
             "admin.keys.rotate": self.rotate,
             "admin.keys.revoke": self.revoke,
             "admin.keys.delete": self.delete,
@@ -175,9 +177,12 @@ class KeyActions:
         return 201, {**public(record), "key": key}
 
     async def listing(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        """Paged by id (admin/paging.py); `tenant=` and `revoked=true|false` filter it
+        (without `revoked`, revoked keys are listed too, `revoked: true`)."""
         registry = self.registry(ctx)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        wanted = (query.get("tenant") or [None])[0]
+        query = listing_query(scope, frozenset({"tenant", "revoked"}))
+        wanted = query.get("tenant") or None
+        revoked_wanted = flag(query, "revoked")
         if principal.tenant is not None:
             wanted = principal.tenant  # a tenant's admin sees its own tenant's keys only
         with store_errors():
@@ -190,7 +195,43 @@ class KeyActions:
                 rows.append({**row, **_CONFIG_KEY, "revoked": key.id in revoked})
         if wanted is not None:
             rows = [row for row in rows if row.get("tenant") == wanted]
-        return 200, {"data": sorted(rows, key=lambda row: row["id"])}
+        if revoked_wanted is not None:
+            rows = [row for row in rows if row["revoked"] is revoked_wanted]
+        return 200, paged(rows, query)
+
+    async def update(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        """`PATCH /admin/keys/{id}`: the settings minting takes (absent: kept, `null`:
+        cleared; `expires_at`/`ttl_s` set the expiry, `expires_at: null` ends it). Only the
+        key is changed, never its secret; the answer never shows either."""
+        registry = self.registry(ctx)
+        key_id = _key_id(ctx.model)
+        payload = ctx.payload
+        check_fields(payload, UPDATE_FIELDS)
+        changes = parse_settings(payload, partial=True)
+        expiry_given = "expires_at" in payload or "ttl_s" in payload
+        expires_at = parse_expiry(payload, time.time()) if expiry_given else None
+        if config_record(ctx.config, key_id) is not None:
+            raise InvalidRequest(
+                "A config key's settings are changed in the config file, not here.",
+                status=409,
+                code="config_key",
+            )
+        if principal.tenant is not None and principal.id == key_id and (changes or expiry_given):
+            raise PermissionDenied(  # as with its team: it could raise its own budget
+                "A tenant's admin cannot change the key it is using.", code="grant_not_allowed"
+            )
+        needs_limits(ctx.config, Settings().updated(changes))  # only what this change sets
+        with store_errors():
+            target = await registry.record_for(key_id)
+            if target is None:
+                raise InvalidRequest(f"No key {key_id!r}.", status=404, code="key_not_found")
+            self._may_change(ctx.config, principal, target, "change")
+            settings = (target.settings or Settings()).updated(changes)
+            kept = target.expires_at if not expiry_given else expires_at
+            updated = await registry.update(key_id, settings, kept)
+        if updated is None:
+            raise InvalidRequest(f"No key {key_id!r}.", status=404, code="key_not_found")
+        return 200, {**public(updated), "source": "store", "revoked": False}
 
     async def rotate(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         registry = self.registry(ctx)

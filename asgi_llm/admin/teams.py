@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from asgi_llm.admin.keys import Action, StoreFor, check_fields, needs_limits, store_errors
+from asgi_llm.admin.paging import listing_query, paged
 from asgi_llm.auth.key_registry import KeyRegistry
 from asgi_llm.auth.quotas import SETTING_FIELDS, Settings, parse_settings
 from asgi_llm.auth.teams import Team, TeamExists, TeamStore
@@ -94,11 +95,15 @@ class TeamActions:
         return 201, (await self._shown(ctx.config, [team]))[0]
 
     async def listing(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
+        """Paged by id (admin/paging.py): `spent_usd` is read for the page's teams only."""
+        query = listing_query(scope, frozenset())
         with store_errors():
             found = await self._teams(ctx).all()
         if principal.tenant is not None:
             found = [team for team in found if team.id == principal.tenant]
-        return 200, {"data": await self._shown(ctx.config, found)}
+        page = paged([{"id": team.id, "team": team} for team in found], query)
+        page["data"] = await self._shown(ctx.config, [row["team"] for row in page["data"]])
+        return 200, page
 
     async def get(self, ctx: LLMContext, scope: Scope, principal: Principal) -> tuple[int, Any]:
         team_id = self._visible(principal, ctx.model)

@@ -1,4 +1,4 @@
-"""The admin side of the key store: mint, list, rotate and revoke keys (docs/teams.md).
+"""The admin side of the key store: mint, list, update, rotate and revoke keys (docs/teams.md).
 
 Beside RedisKeyStore's layout (keys by digest, ids, revoked ids) it keeps two hashes:
 `<prefix>:key_meta` id -> what `GET /admin/keys` shows (never the key, never its digest),
@@ -140,6 +140,39 @@ class KeyRegistry:
         pipe.hset(self._prev, key_id, orjson.dumps(kept))
         pipe.hset(self._meta, key_id, orjson.dumps(meta))
         return key, valid_until
+
+    async def update(
+        self, key_id: str, settings: Settings | None, expires_at: float | None
+    ) -> KeyRecord | None:
+        """A key's settings and expiry replaced (`PATCH /admin/keys/{id}`), its secret kept;
+        its secrets still in a grace period take the new settings too (their grace end stays).
+        None for an unknown (or revoked) id. Watched as a rotation is."""
+        for _ in range(ROTATE_TRIES):
+            async with self.client.pipeline(transaction=True) as pipe:
+                await pipe.watch(self._ids, self._prev)
+                digest = await pipe.hget(self._ids, key_id)
+                raw = await pipe.hget(self._keys, _text(digest)) if digest else None
+                record = decode_record(raw, _text(digest)) if digest else None
+                if record is None:
+                    return None
+                updated = replace(record, settings=settings, expires_at=expires_at)
+                previous = _pairs(await pipe.hget(self._prev, key_id))
+                olds = await pipe.hmget(self._keys, [d for d, _ in previous]) if previous else []
+                meta = _object(await pipe.hget(self._meta, key_id))
+                pipe.multi()
+                pipe.hset(self._keys, record.digest, updated.to_json())
+                for (old_digest, _), old_raw in zip(previous, olds, strict=True):
+                    old = decode_record(old_raw, old_digest)
+                    if old is not None:
+                        pipe.hset(self._keys, old_digest, replace(old, settings=settings).to_json())
+                pipe.hset(self._meta, key_id, orjson.dumps({**meta, **public(updated)}))
+                try:
+                    await pipe.execute()
+                except watch_error():
+                    continue
+            self.store.forget(key_id)
+            return updated
+        raise KeyBusy(f"key {key_id!r} kept changing during its update")
 
     async def revoke(self, key_id: str) -> None:
         """The key and every secret of it still in a grace period stop working (watched as a

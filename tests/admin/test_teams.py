@@ -290,13 +290,13 @@ async def test_team_crud_and_unknown_ids(asgi_client, store_prefix):
     patched = (await client.patch("/admin/teams/team-c", headers=ROOT, json={"tpm": None, "rpm": 7})).json()
     assert (patched["tpm"], patched["rpm"], patched["models"]) == (None, 7, ["mini"])
     assert (await client.get("/admin/teams/team-c", headers=ROOT)).json() == patched
-    assert (await client.get("/admin/teams", headers=ROOT)).json() == {"data": [patched]}
+    assert (await client.get("/admin/teams", headers=ROOT)).json() == {"data": [patched], "next": None}
     assert_error_shape(await client.get("/admin/teams/nope", headers=ROOT), 404, "team_not_found")
     assert_error_shape(await client.patch("/admin/teams/nope", headers=ROOT, json={}), 404, "team_not_found")
     response = await client.put("/admin/teams/team-c", headers=ROOT, json={})
     assert_error_shape(response, 405, "method_not_allowed")
     assert (await client.delete("/admin/teams/team-c", headers=ROOT)).json() == {"deleted": "team-c"}
-    assert (await client.get("/admin/teams", headers=ROOT)).json() == {"data": []}
+    assert (await client.get("/admin/teams", headers=ROOT)).json() == {"data": [], "next": None}
 
 
 async def test_a_team_with_live_keys_is_not_deleted(asgi_client, store_prefix):
