@@ -8,7 +8,9 @@ import json
 import time
 
 import httpx2
+import pytest
 
+from asgi_llm.request import match_endpoint
 from tests.auth.conftest import KEYS, TENANT_ADMIN, bearer, teams_config
 from tests.conftest import assert_error_shape
 from tests.harness import ProxyServer
@@ -127,3 +129,18 @@ def test_patch_through_serve_is_audited_and_reaches_the_key(store_prefix, tmp_pa
         ("keys.update", "key:alice", "refused", ["rpm"]),
     ]
     assert secret not in audit.read_text()
+
+
+@pytest.mark.parametrize(("path", "target"), [("/admin/keys/k-1", "k-1"), ("/admin/keys/ns/k-1", "ns/k-1")])
+async def test_the_patch_route_needs_an_admin(asgi_client, store_prefix, path, target):
+    route = match_endpoint({"type": "http", "path": path, "method": "PATCH", "headers": []})
+    assert route is not None and (route.name, route.method, route.target) == (
+        "admin.keys.update",
+        "PATCH",
+        target,
+    )
+    client = asgi_client(teams_config(*store_prefix))
+    assert_error_shape(await client.patch(path, json={}), 401, "invalid_api_key")
+    assert_error_shape(
+        await client.patch(path, headers=bearer(KEYS["alice"]), json={}), 403, "endpoint_not_allowed"
+    )
