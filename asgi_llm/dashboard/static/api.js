@@ -44,6 +44,16 @@ export function query(params) {
 
 export const api = {
   get: (path, params) => call("GET", new URL(path + query(params), API)),
+  // Every page of a paged listing (keys, teams: `{data, next}`), followed by `next`.
+  all: async (path, params) => {
+    let rows = [], after;
+    do {
+      const page = await call("GET", new URL(path + query({ ...params, limit: 1000, after }), API));
+      rows = rows.concat(page.data);
+      after = page.next;
+    } while (after);
+    return { data: rows };
+  },
   post: (path, body) => call("POST", new URL(path, API), body ?? {}),
   patch: (path, body) => call("PATCH", new URL(path, API), body ?? {}),
   del: (path) => call("DELETE", new URL(path, API)),

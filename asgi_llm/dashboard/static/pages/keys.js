@@ -6,7 +6,7 @@ import { field, formBody } from "../forms.js";
 import { sortableTable } from "../table.js";
 
 export async function render(main, ctx) {
-  const { data } = await api.get("keys");
+  const { data } = await api.all("keys");
   const status = h("div", { "data-status": "" });
   const failed = (err) => mount(status, notice(err.message, "bad"));
   const act = async (call, after) => {

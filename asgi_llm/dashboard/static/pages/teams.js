@@ -28,7 +28,7 @@ async function spentThisPeriod(teams) {
 }
 
 export async function render(main, ctx) {
-  const { data } = await api.get("teams");
+  const { data } = await api.all("teams");
   const spent = await spentThisPeriod(data).catch(() => new Map());
   const status = h("div", { "data-status": "" });
   const done = (text) => { mount(status, notice(text)); };
