@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -24,6 +25,7 @@ MAX_PREVIOUS = 4  # secrets in grace per key; a fifth rotation ends the oldest g
 # What a key minted before the listing existed cannot tell.
 UNKNOWN_HISTORY = {"created_at": None, "rotated_at": None, "old_key_valid_until": None}
 ROTATE_TRIES = 8  # a watched change retried this often when another changes the key first
+T = TypeVar("T")
 
 
 class KeyExists(ValueError):
@@ -96,24 +98,35 @@ class KeyRegistry:
         The key's entries are WATCHed: of two rotations (or a rotation and a revocation) at
         once, one is retried on what the other left, so no secret is ever left out of the
         id's records (which a revocation would then miss)."""
+        return await self._watched(key_id, "rotation", lambda pipe: self._rotate(pipe, key_id, grace_s))
+
+    async def _watched(
+        self, key_id: str, verb: str, change: Callable[[Any], Awaitable[T | None]], *, revoked: bool = False
+    ) -> T | None:
+        """Run `change` (reads in the pipe's immediate mode, then `multi()` and the writes) with
+        the key's entries WATCHed, again on what another change left if one came first. None
+        (nothing written) when `change` finds no key."""
         for _ in range(ROTATE_TRIES):
             async with self.client.pipeline(transaction=True) as pipe:
                 await pipe.watch(self._ids, self._prev)
-                rotated = await self._rotate(pipe, key_id, grace_s)
-                if rotated is None:
+                done = await change(pipe)
+                if done is None:
                     return None
                 try:
                     await pipe.execute()
                 except watch_error():
                     continue
-            self.store.forget(key_id)
-            return rotated
-        raise KeyBusy(f"key {key_id!r} kept changing during its rotation")
+            self.store.forget(key_id, revoked=revoked)
+            return done
+        raise KeyBusy(f"key {key_id!r} kept changing during its {verb}")
+
+    async def _watched_record(self, pipe: Any, key_id: str) -> KeyRecord | None:
+        digest = await pipe.hget(self._ids, key_id)
+        return decode_record(await pipe.hget(self._keys, _text(digest)), _text(digest)) if digest else None
 
     async def _rotate(self, pipe: Any, key_id: str, grace_s: float) -> tuple[str, float] | None:
         """Read the key (the pipe is in immediate mode while watching), then queue the writes."""
-        digest = await pipe.hget(self._ids, key_id)
-        record = decode_record(await pipe.hget(self._keys, _text(digest)), _text(digest)) if digest else None
+        record = await self._watched_record(pipe, key_id)
         if record is None:
             return None
         now = time.time()
@@ -147,56 +160,44 @@ class KeyRegistry:
         """A key's settings and expiry replaced (`PATCH /admin/keys/{id}`), its secret kept;
         its secrets still in a grace period take the new settings too (their grace end stays).
         None for an unknown (or revoked) id. Watched as a rotation is."""
-        for _ in range(ROTATE_TRIES):
-            async with self.client.pipeline(transaction=True) as pipe:
-                await pipe.watch(self._ids, self._prev)
-                digest = await pipe.hget(self._ids, key_id)
-                raw = await pipe.hget(self._keys, _text(digest)) if digest else None
-                record = decode_record(raw, _text(digest)) if digest else None
-                if record is None:
-                    return None
-                updated = replace(record, settings=settings, expires_at=expires_at)
-                previous = _pairs(await pipe.hget(self._prev, key_id))
-                olds = await pipe.hmget(self._keys, [d for d, _ in previous]) if previous else []
-                meta = _object(await pipe.hget(self._meta, key_id))
-                pipe.multi()
-                pipe.hset(self._keys, record.digest, updated.to_json())
-                for (old_digest, _), old_raw in zip(previous, olds, strict=True):
-                    old = decode_record(old_raw, old_digest)
-                    if old is not None:
-                        pipe.hset(self._keys, old_digest, replace(old, settings=settings).to_json())
-                pipe.hset(self._meta, key_id, orjson.dumps({**meta, **public(updated)}))
-                try:
-                    await pipe.execute()
-                except watch_error():
-                    continue
-            self.store.forget(key_id)
+
+        async def change(pipe: Any) -> KeyRecord | None:
+            record = await self._watched_record(pipe, key_id)
+            if record is None:
+                return None
+            updated = replace(record, settings=settings, expires_at=expires_at)
+            previous = _pairs(await pipe.hget(self._prev, key_id))
+            olds = await pipe.hmget(self._keys, [d for d, _ in previous]) if previous else []
+            meta = _object(await pipe.hget(self._meta, key_id))
+            pipe.multi()
+            pipe.hset(self._keys, record.digest, updated.to_json())
+            for (old_digest, _), old_raw in zip(previous, olds, strict=True):
+                old = decode_record(old_raw, old_digest)
+                if old is not None:
+                    pipe.hset(self._keys, old_digest, replace(old, settings=settings).to_json())
+            pipe.hset(self._meta, key_id, orjson.dumps({**meta, **public(updated)}))
             return updated
-        raise KeyBusy(f"key {key_id!r} kept changing during its update")
+
+        return await self._watched(key_id, "update", change)
 
     async def revoke(self, key_id: str) -> None:
         """The key and every secret of it still in a grace period stop working (watched as a
         rotation is, so a rotation at the same moment cannot leave a secret behind)."""
-        for _ in range(ROTATE_TRIES):
-            async with self.client.pipeline(transaction=True) as pipe:
-                await pipe.watch(self._ids, self._prev)
-                digest = await pipe.hget(self._ids, key_id)
-                previous = _pairs(await pipe.hget(self._prev, key_id))
-                pipe.multi()
-                pipe.sadd(self._revoked, key_id)
-                if digest is not None:
-                    pipe.hdel(self._keys, _text(digest))
-                    pipe.hdel(self._ids, key_id)
-                for old, _ in previous:
-                    pipe.hdel(self._keys, old)
-                pipe.hdel(self._prev, key_id)
-                try:
-                    await pipe.execute()
-                except watch_error():
-                    continue
-            self.store.forget(key_id, revoked=True)
-            return
-        raise KeyBusy(f"key {key_id!r} kept changing during its revocation")
+
+        async def change(pipe: Any) -> bool:
+            digest = await pipe.hget(self._ids, key_id)
+            previous = _pairs(await pipe.hget(self._prev, key_id))
+            pipe.multi()
+            pipe.sadd(self._revoked, key_id)
+            if digest is not None:
+                pipe.hdel(self._keys, _text(digest))
+                pipe.hdel(self._ids, key_id)
+            for old, _ in previous:
+                pipe.hdel(self._keys, old)
+            pipe.hdel(self._prev, key_id)
+            return True
+
+        await self._watched(key_id, "revocation", change, revoked=True)
 
     async def listing(self) -> tuple[list[dict[str, Any]], set[str]]:
         """Every key the store has minted, revoked ones included (`revoked: true`), and the

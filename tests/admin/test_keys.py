@@ -144,3 +144,23 @@ async def test_the_patch_route_needs_an_admin(asgi_client, store_prefix, path, t
     assert_error_shape(
         await client.patch(path, headers=bearer(KEYS["alice"]), json={}), 403, "endpoint_not_allowed"
     )
+
+
+async def test_a_secret_in_its_grace_period_takes_the_new_settings(asgi_client, store_prefix):
+    client = asgi_client(teams_config(*store_prefix))
+    minted = await client.post(
+        "/admin/keys", headers=ROOT, json={"id": "p-6", "roles": ["user"], "models": ["claude-*"]}
+    )
+    old = bearer(minted.json()["key"])
+    new = bearer(
+        (await client.post("/admin/keys/p-6/rotate", headers=ROOT, json={"grace_s": 60})).json()["key"]
+    )
+    assert (await client.patch("/admin/keys/p-6", headers=ROOT, json={"models": ["mini"]})).status_code == 200
+    for secret in (old, new):
+        assert (await client.post("/v1/chat/completions", headers=secret, json=CHAT)).status_code == 200
+        body = {"model": "claude-haiku", "messages": USER}
+        assert_error_shape(
+            await client.post("/v1/chat/completions", headers=secret, json=body), 403, "model_not_allowed"
+        )
+    listed = {r["id"]: r for r in (await client.get("/admin/keys", headers=ROOT)).json()["data"]}
+    assert listed["p-6"]["rotated_at"] is not None and listed["p-6"]["old_key_valid_until"] is not None
