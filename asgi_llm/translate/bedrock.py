@@ -14,7 +14,7 @@ from typing import Any
 from asgi_llm.errors import InvalidRequest
 from asgi_llm.translate.bedrock_cache import NONE, CachePoints, append_point
 from asgi_llm.translate.bedrock_json import json_tool_config
-from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
+from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid, stop_sequences
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 _IMAGE_FORMATS = {
@@ -87,14 +87,9 @@ def chat_to_converse(payload: dict[str, Any], points: CachePoints = NONE) -> dic
     for name, key in (("temperature", "temperature"), ("top_p", "topP")):
         if payload.get(name) is not None:
             config[key] = payload[name]
-    stop = payload.get("stop")
-    if isinstance(stop, str):
-        config["stopSequences"] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        if stop:
-            config["stopSequences"] = stop
-    elif stop is not None:
-        raise invalid("stop", "must be a string or an array of strings", "invalid_type")
+    stop = stop_sequences(payload)
+    if stop is not None:
+        config["stopSequences"] = stop
     if config:
         out["inferenceConfig"] = config
     if payload.get("top_k") is not None:  # not in inferenceConfig: the model's own field

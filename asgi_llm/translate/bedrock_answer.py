@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.translate.fields import chat_tool_call
+
 FINISH_FOR_STOP: dict[str, str] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -79,16 +81,7 @@ def converse_to_completion(
             if json_tool is not None and use["name"] == json_tool:
                 texts.append(orjson.dumps(use.get("input", {})).decode())
                 continue
-            calls.append(
-                {
-                    "id": use["toolUseId"],
-                    "type": "function",
-                    "function": {
-                        "name": use["name"],
-                        "arguments": orjson.dumps(use.get("input", {})).decode(),
-                    },
-                }
-            )
+            calls.append(chat_tool_call(use["toolUseId"], use["name"], use.get("input", {})))
         # reasoningContent, citations, images: nothing a chat completion shows.
     reply: dict[str, Any] = {
         "role": "assistant",

@@ -92,3 +92,26 @@ def function_call(call: Any, where: str, provider: str) -> tuple[str, str, dict[
             code="invalid_tool_arguments",
         )
     return call["id"], function["name"], arguments
+
+
+def stop_sequences(payload: dict[str, Any]) -> list[str] | None:
+    """A chat request's `stop` as the list every provider takes (None: none given or empty);
+    400 naming the field when it is neither a string nor an array of strings."""
+    stop = payload.get("stop")
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        return stop or None
+    if stop is not None:
+        raise invalid("stop", "must be a string or an array of strings", "invalid_type")
+    return None
+
+
+def chat_tool_call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+    """An OpenAI chat tool call from a provider's call id, name and arguments object (the
+    inverse of `function_call`)."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": orjson.dumps(arguments).decode()},
+    }

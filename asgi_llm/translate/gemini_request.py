@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgi_llm.errors import InvalidRequest
-from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid
+from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid, stop_sequences
 from asgi_llm.translate.gemini_ids import signature_of
 from asgi_llm.translate.gemini_logprobs import logprobs_config
 from asgi_llm.translate.gemini_schema import to_gemini_schema
@@ -109,14 +109,9 @@ def _generation_config(payload: dict[str, Any]) -> dict[str, Any]:
     ):
         if payload.get(name) is not None:
             config[gemini] = payload[name]
-    stop = payload.get("stop")
-    if isinstance(stop, str):
-        config["stopSequences"] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        if stop:
-            config["stopSequences"] = stop
-    elif stop is not None:
-        raise invalid("stop", "must be a string or an array of strings", "invalid_type")
+    stop = stop_sequences(payload)
+    if stop is not None:
+        config["stopSequences"] = stop
     config.update(_response_format(payload.get("response_format")))
     config.update(logprobs_config(payload))
     effort = payload.get("reasoning_effort")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from asgi_llm.translate.fields import chat_tool_call
 from asgi_llm.translate.gemini_ids import call_id
 from asgi_llm.translate.gemini_logprobs import openai_logprobs
 
@@ -86,20 +85,10 @@ def read_parts(parts: Any, response_id: str | None, first_call: int = 0) -> tupl
             if not isinstance(call.get("name"), str):
                 raise ValueError("a functionCall without a name")
             signature = part.get("thoughtSignature")
-            calls.append(
-                {
-                    "id": call_id(
-                        response_id,
-                        first_call + len(calls),
-                        signature if isinstance(signature, str) else None,
-                    ),
-                    "type": "function",
-                    "function": {
-                        "name": call["name"],
-                        "arguments": orjson.dumps(call.get("args") or {}).decode(),
-                    },
-                }
+            tool_id = call_id(
+                response_id, first_call + len(calls), signature if isinstance(signature, str) else None
             )
+            calls.append(chat_tool_call(tool_id, call["name"], call.get("args") or {}))
     return "".join(texts), calls
 
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from asgi_llm.errors import InvalidRequest
-from asgi_llm.translate.fields import check_fields, invalid, unsupported
+from asgi_llm.translate.fields import chat_tool_call, check_fields, invalid, unsupported
 
 # Anthropic request fields accepted on /v1/messages.
 _MESSAGES_CARRIED = frozenset(
@@ -265,11 +263,7 @@ def _call(block: dict[str, Any], where: str) -> dict[str, Any]:
         or not isinstance(block.get("input", {}), dict)
     ):
         raise invalid(where, "must have an id, a name and an object input", "invalid_type")
-    return {
-        "id": block["id"],
-        "type": "function",
-        "function": {"name": block["name"], "arguments": orjson.dumps(block.get("input", {})).decode()},
-    }
+    return chat_tool_call(block["id"], block["name"], block.get("input", {}))
 
 
 def _chat_tool_choice(choice: Any) -> dict[str, Any]:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgi_llm.translate.fields import CHAT_NEUTRAL, check_fields, function_call, invalid, unsupported
+from asgi_llm.translate.fields import (
+    CHAT_NEUTRAL,
+    check_fields,
+    function_call,
+    invalid,
+    stop_sequences,
+    unsupported,
+)
 from asgi_llm.translate.response import thinking_entry
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
@@ -65,14 +72,9 @@ def chat_to_messages(payload: dict[str, Any], *, model: str) -> dict[str, Any]:
     for name in ("temperature", "top_p", "top_k"):
         if payload.get(name) is not None:
             out[name] = payload[name]
-    stop = payload.get("stop")
-    if isinstance(stop, str):
-        out["stop_sequences"] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        if stop:
-            out["stop_sequences"] = stop
-    elif stop is not None:
-        raise invalid("stop", "must be a string or an array of strings", "invalid_type")
+    stop = stop_sequences(payload)
+    if stop is not None:
+        out["stop_sequences"] = stop
     tools = payload.get("tools")
     if tools:
         if not isinstance(tools, list):

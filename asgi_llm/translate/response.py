@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from asgi_llm.translate.fields import chat_tool_call
+
 FINISH_FOR_STOP: dict[str, str] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -140,16 +142,7 @@ def message_to_completion(message: dict[str, Any], *, created: int) -> dict[str,
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 raise ValueError("a tool_use block without id or name")
-            calls.append(
-                {
-                    "id": block["id"],
-                    "type": "function",
-                    "function": {
-                        "name": block["name"],
-                        "arguments": orjson.dumps(block.get("input", {})).decode(),
-                    },
-                }
-            )
+            calls.append(chat_tool_call(block["id"], block["name"], block.get("input", {})))
         # server-tool blocks have no place in a chat completion: not shown.
     reply: dict[str, Any] = {
         "role": "assistant",
